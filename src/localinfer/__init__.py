@@ -1,0 +1,3 @@
+"""localinfer: local-first AI inference."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,101 @@
+"""One small error hierarchy. Each error knows its CLI exit code and HTTP status,
+so the CLI and the gateway turn it into one actionable line or one JSON error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LocalInferError(Exception):
+    exit_code = 1
+    http_status = 500
+    error_type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(LocalInferError):
+    """The caller asked for something malformed."""
+
+    exit_code = 2
+    http_status = 400
+    error_type = "invalid_request_error"
+
+
+class NoBackend(LocalInferError):
+    exit_code = 3
+    http_status = 503
+    error_type = "service_unavailable"
+    code = "no_backend"
+
+
+class ModelNotFound(LocalInferError):
+    exit_code = 4
+    http_status = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+    def __init__(self, model: str, available: Sequence[str]) -> None:
+        shown = ", ".join(available[:20]) or "none"
+        more = f" (+{len(available) - 20} more)" if len(available) > 20 else ""
+        super().__init__(f"model '{model}' not found; available: {shown}{more}")
+        self.model = model
+        self.available = list(available)
+
+
+class BadModelFile(LocalInferError):
+    exit_code = 5
+    http_status = 422
+    error_type = "invalid_request_error"
+    code = "bad_model_file"
+
+
+class ConsentRequired(LocalInferError):
+    exit_code = 6
+    http_status = 403
+    error_type = "permission_error"
+    code = "consent_required"
+
+
+class SensitiveDataBlocked(LocalInferError):
+    exit_code = 7
+    http_status = 403
+    error_type = "permission_error"
+    code = "sensitive_local_only"
+
+
+class EgressBlocked(LocalInferError):
+    exit_code = 8
+    http_status = 403
+    error_type = "permission_error"
+    code = "egress_blocked"
+
+
+class BackendError(LocalInferError):
+    """A backend failed. ``before_first_token`` tells the router it may fail over."""
+
+    exit_code = 9
+    http_status = 502
+    error_type = "server_error"
+    code = "backend_error"
+
+    def __init__(self, message: str, *, backend: str = "", before_first_token: bool = True,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.backend = backend
+        self.before_first_token = before_first_token
+        self.status = status
+
+
+class BackendTimeout(BackendError):
+    http_status = 504
+    code = "backend_timeout"
+
+
+class Cancelled(LocalInferError):
+    exit_code = 130
+    http_status = 499
+    code = "cancelled"

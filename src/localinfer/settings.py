@@ -1,0 +1,125 @@
+"""The one settings model.
+
+Precedence, highest first: keyword arguments, ``LOCALINFER_*`` environment variables,
+``$LOCALINFER_HOME/config.toml``, defaults. Every field is documented; the README's
+settings table is checked against this model by a test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "LOCALINFER_"
+
+
+def default_home() -> Path:
+    env = os.environ.get(ENV_PREFIX + "HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("localinfer"))
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Directory holding all state: config.toml, consent grants, ledger, "
+        "model cache, indexes. Default: the platform's user data dir.",
+    )
+    servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra server base URLs to probe, comma-separated "
+        "(e.g. http://192.168.1.20:11434).",
+    )
+    scan_default_ports: bool = Field(
+        default=True,
+        description="Probe the default loopback ports of known servers. Off: only `servers`.",
+    )
+    embedded: bool = Field(
+        default=True, description="Enable the embedded llama.cpp tier (`off` disables it)."
+    )
+    embedded_model: Path | None = Field(
+        default=None,
+        description="GGUF file for the embedded tier. Default: the bundled SmolLM2-135M-Instruct.",
+    )
+    embedded_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for the embedded engine. Default: all cores."
+    )
+    embedded_context: int = Field(
+        default=2048, ge=128, description="Context length (tokens) of the embedded engine."
+    )
+    embedded_stall_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds without a token before the embedded engine is declared hung "
+        "and restarted.",
+    )
+    discovery_timeout: float = Field(
+        default=0.5, gt=0, description="Seconds an HTTP probe of one server may take."
+    )
+    discovery_ttl: float = Field(
+        default=5.0, ge=0, description="Seconds a discovery sweep stays cached."
+    )
+    connect_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds to open a connection to a backend."
+    )
+    request_timeout: float = Field(
+        default=600.0, gt=0, description="Seconds a whole non-streamed backend request may take."
+    )
+    first_token_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds to wait for a backend's first byte before failing over.",
+    )
+    offline: bool = Field(
+        default=False,
+        description="Refuse every non-loopback destination before connecting.",
+    )
+
+    @field_validator("servers", mode="before")
+    @classmethod
+    def _servers_csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.toml"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The config file lives inside home, so home is resolved first (env or default).
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_home() / "config.toml")
+        return (init_settings, env_settings, toml)
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home

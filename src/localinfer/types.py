@@ -1,0 +1,186 @@
+"""OpenAI-shaped request and response models, plus what discovery reports.
+
+Requests keep unknown fields (``extra="allow"``) so options a backend understands
+but we do not model are passed through untouched. Responses carry ``backend`` and
+``tier`` as excluded fields: visible to the library caller, never serialized onto
+the wire (the gateway sends them as headers instead).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Tier = Literal["local", "embedded", "remote"]
+Role = Literal["system", "user", "assistant", "tool", "developer"]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ToolCallFunction(_Open):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCall(_Open):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
+class ChatMessage(_Open):
+    role: Role
+    # Content can be a string or a list of typed parts (OpenAI's multimodal shape).
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class ChatRequest(_Open):
+    """The body of ``POST /v1/chat/completions``."""
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    stream: bool = False
+
+    def wire(self, *, model: str, stream: bool) -> dict[str, Any]:
+        """The JSON body to send upstream: unset fields dropped, model and stream fixed."""
+        body = self.model_dump(exclude_none=True)
+        body["model"] = model
+        body["stream"] = stream
+        return body
+
+
+class Usage(_Open):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Choice(_Open):
+    index: int = 0
+    message: ChatMessage
+    finish_reason: str | None = None
+
+
+class _Served(_Open):
+    # Which backend and tier answered; excluded from JSON so wire shapes stay OpenAI's.
+    backend: str | None = Field(default=None, exclude=True)
+    tier: Tier | None = Field(default=None, exclude=True)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+class ChatResponse(_Served):
+    id: str = Field(default_factory=lambda: new_id("chatcmpl"))
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[Choice]
+    usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        content = self.choices[0].message.content if self.choices else None
+        return content if isinstance(content, str) else ""
+
+
+class Delta(_Open):
+    role: Role | None = None
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class ChunkChoice(_Open):
+    index: int = 0
+    delta: Delta = Field(default_factory=Delta)
+    finish_reason: str | None = None
+
+
+class ChatChunk(_Served):
+    id: str = Field(default_factory=lambda: new_id("chatcmpl"))
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[ChunkChoice] = Field(default_factory=list)
+    usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(c.delta.content or "" for c in self.choices)
+
+
+class EmbeddingRequest(_Open):
+    model: str | None = None
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class Embedding(_Open):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float]
+
+
+class EmbeddingResponse(_Served):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage | None = None
+
+    @property
+    def vectors(self) -> list[list[float]]:
+        return [d.embedding for d in sorted(self.data, key=lambda d: d.index)]
+
+
+Capability = Literal["chat", "embeddings"]
+
+
+class ModelInfo(BaseModel):
+    """One model a backend can serve."""
+
+    id: str
+    backend: str
+    tier: Tier
+    capabilities: list[Capability] = Field(default_factory=lambda: ["chat"])
+    loaded: bool | None = None
+    aliases: list[str] = Field(default_factory=list)
+
+    def answers_to(self, name: str) -> bool:
+        return name == self.id or name in self.aliases
+
+
+class ServerInfo(BaseModel):
+    """A local (or configured) inference server that discovery found."""
+
+    kind: str
+    base_url: str
+    api_base: str = Field(description="Root of the server's OpenAI-compatible API, e.g. .../v1")
+    version: str | None = None
+    models: list[ModelInfo] = Field(default_factory=list)
+    latency_ms: float = 0.0
+
+    @property
+    def name(self) -> str:
+        host = self.base_url.split("://", 1)[-1].rstrip("/")
+        return f"{self.kind}@{host}"
