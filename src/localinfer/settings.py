@@ -92,6 +92,28 @@ class Settings(BaseSettings):
         default=False,
         description="Refuse every non-loopback destination before connecting.",
     )
+    models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Extra model catalog entries, by name (`[models.NAME]` tables in "
+        "config.toml): sources, size, sha256, license, ram, context, purpose. "
+        "They override built-in entries of the same name.",
+    )
+    download_confirm_bytes: int = Field(
+        default=1_000_000_000,
+        ge=0,
+        description="`pull` asks before downloading more than this many bytes "
+        "(`--yes` skips the question).",
+    )
+    download_bandwidth: float | None = Field(
+        default=None,
+        gt=0,
+        description="Bytes per second used to estimate download times. "
+        "Default: measured on earlier downloads.",
+    )
+    ollama_url: str = Field(
+        default="http://127.0.0.1:11434",
+        description="Ollama server that `pull ollama:NAME` asks to fetch a model.",
+    )
 
     @field_validator("servers", mode="before")
     @classmethod
