@@ -55,6 +55,10 @@ class OpenAIHTTPBackend(Backend):
             read_timeout=first_token_timeout, headers=headers, transport=transport,
         )
 
+    def set_known_models(self, models: Sequence[ModelInfo]) -> None:
+        """Discovery already listed this server's models; reuse them instead of asking."""
+        self._known = list(models)
+
     async def models(self) -> list[ModelInfo]:
         if self._known:
             return list(self._known)

@@ -1,0 +1,116 @@
+"""`localinfer chat`: one prompt (or piped stdin), or an interactive chat on a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from ..client import Client
+from ..errors import UsageError
+from ..types import ChatChunk, ChatMessage, ChatResponse
+from .common import model_arg, note, open_client, print_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("chat", help="chat with the best local model",
+                       description="Answer PROMPT with the best local tier, streaming to "
+                       "stdout. Piped stdin is appended to the prompt. With no prompt on a "
+                       "terminal: an interactive chat with history.")
+    p.add_argument("prompt", nargs="*", help="the prompt (words are joined)")
+    p.add_argument("-m", "--model", help="model id, or a path to a .gguf file for the "
+                   "embedded engine (default: the best local model)")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    p.add_argument("--temperature", type=float, help="sampling temperature (0-2)")
+    p.add_argument("--sensitive", action="store_true",
+                   help="never send this request off the machine, whatever consent exists")
+    p.add_argument("--json", action="store_true", help="print the whole response as JSON")
+    p.set_defaults(func=run)
+
+
+def served_line(backend: str | None, tier: str | None, model: str) -> str:
+    return f"[localinfer] {backend} · tier {tier} · model {model}"
+
+
+def run(args: argparse.Namespace) -> int:
+    prompt = " ".join(args.prompt).strip()
+    piped = not sys.stdin.isatty()
+    if piped:
+        stdin_text = sys.stdin.read()
+        prompt = f"{prompt}\n\n{stdin_text}".strip() if prompt else stdin_text.strip()
+    options: dict[str, Any] = {}
+    if args.max_tokens is not None:
+        options["max_tokens"] = args.max_tokens
+    if args.temperature is not None:
+        options["temperature"] = args.temperature
+    with open_client(args) as client:
+        if not prompt:
+            if piped or not sys.stdout.isatty():
+                raise UsageError("nothing to answer: give a PROMPT or pipe text on stdin")
+            return interactive(client, args, options)
+        messages = [ChatMessage(role="user", content=prompt)]
+        if args.json:
+            reply = client.chat(messages=messages, model=model_arg(args), system=args.system,
+                                sensitive=args.sensitive, **options)
+            assert isinstance(reply, ChatResponse)
+            note(served_line(reply.backend, reply.tier, reply.model))
+            print_json({**reply.model_dump(exclude_none=True),
+                        "localinfer": {"backend": reply.backend, "tier": reply.tier}})
+            return 0
+        stream_answer(client, messages, args, options)
+    return 0
+
+
+def stream_answer(client: Client, messages: list[ChatMessage], args: argparse.Namespace,
+                  options: dict[str, Any]) -> str:
+    """Print chunks as they come; return the whole answer. Ctrl-C stops generation."""
+    stream = client.chat(messages=messages, model=model_arg(args), system=args.system,
+                         stream=True, sensitive=args.sensitive, **options)
+    assert isinstance(stream, Iterator)
+    parts: list[str] = []
+    announced = False
+    try:
+        for chunk in stream:
+            assert isinstance(chunk, ChatChunk)
+            if not announced:
+                note(served_line(chunk.backend, chunk.tier, chunk.model))
+                announced = True
+            if chunk.text:
+                parts.append(chunk.text)
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+    finally:
+        stream.close()  # type: ignore[attr-defined]
+        if parts:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+    return "".join(parts)
+
+
+def interactive(client: Client, args: argparse.Namespace, options: dict[str, Any]) -> int:
+    try:
+        import readline  # noqa: F401 - line editing and history for input()
+    except ImportError:
+        pass
+    note("localinfer chat: type a message; Ctrl-C stops an answer, Ctrl-D or /exit quits.")
+    history: list[ChatMessage] = []
+    while True:
+        try:
+            line = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not line:
+            continue
+        if line in {"/exit", "/quit"}:
+            return 0
+        history.append(ChatMessage(role="user", content=line))
+        try:
+            answer = stream_answer(client, history, args, options)
+        except KeyboardInterrupt:
+            note("[stopped]")
+            history.pop()
+            continue
+        history.append(ChatMessage(role="assistant", content=answer))

@@ -1,0 +1,43 @@
+"""What every command needs: settings from flags, a client, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..client import Client, is_model_file
+from ..settings import Settings
+
+
+def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
+    if getattr(args, "offline", False):
+        overrides["offline"] = True
+    model = getattr(args, "model", None)
+    if is_model_file(model):
+        # `-m FILE.gguf`: that file becomes the embedded engine's model.
+        overrides.update(embedded=True, embedded_model=Path(model).expanduser().resolve())
+    return Settings(**overrides)
+
+
+def open_client(args: argparse.Namespace, **overrides: Any) -> Client:
+    return Client(settings_from_args(args, **overrides))
+
+
+def model_arg(args: argparse.Namespace) -> str | None:
+    model: str | None = getattr(args, "model", None)
+    if is_model_file(model):
+        return Path(str(model)).expanduser().resolve().name
+    return model
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def note(message: str) -> None:
+    """One short status line on stderr, kept out of stdout so pipes stay clean."""
+    print(message, file=sys.stderr, flush=True)

