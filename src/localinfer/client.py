@@ -7,7 +7,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import Any, Literal, TypeVar, overload
 
 import httpx
@@ -161,7 +161,8 @@ class AsyncClient:
                         "id": m.id, "capabilities": list(m.capabilities), "backend": backend.name,
                         "path": str(getattr(backend, "model_path", "") or "") or None,
                     })
-        remote = [m.model_dump(include={"id", "backend"}) for m in await self.router.remote.models()]
+        remote = [m.model_dump(include={"id", "backend"})
+                  for m in await self.router.remote.models()]
         return {"servers": status_json_servers(servers), "embedded": embedded, "remote": remote}
 
     async def aclose(self) -> None:
@@ -232,7 +233,7 @@ class Client:
                     close = getattr(stream, "aclose", None)
                     if close is not None:
                         await close()
-            except Exception as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            except Exception as exc:
                 items.put(("error", exc))
                 return
             items.put(("end", None))
@@ -250,10 +251,8 @@ class Client:
         finally:
             if not future.done():
                 future.cancel()
-                try:
+                with suppress(BaseException):
                     future.exception(timeout=10)
-                except BaseException:  # noqa: BLE001 - cancelled is the expected outcome
-                    pass
 
     def close(self) -> None:
         with self._lock:

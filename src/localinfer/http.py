@@ -8,6 +8,7 @@ It records scheme, host, port and path only: never query strings, headers or bod
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import time
@@ -78,10 +79,8 @@ class EgressPolicy:
 
     def record(self, rec: EgressRecord) -> None:
         for recorder in self.recorders:
-            try:
+            with contextlib.suppress(Exception):
                 recorder(rec)
-            except Exception:  # noqa: BLE001 - a broken recorder must not break a request
-                pass
 
 
 def _port(url: httpx.URL) -> int:

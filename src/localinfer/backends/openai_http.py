@@ -9,7 +9,6 @@ import httpx
 
 from ..errors import BackendError
 from ..http import EgressPolicy, backend_error, iter_sse, make_client, raise_for_status
-from .base import Backend
 from ..types import (
     ChatChunk,
     ChatRequest,
@@ -19,6 +18,7 @@ from ..types import (
     ModelInfo,
     Tier,
 )
+from .base import Backend
 
 
 class OpenAIHTTPBackend(Backend):
@@ -66,7 +66,7 @@ class OpenAIHTTPBackend(Backend):
             response = await self._http.get("/models")
             await raise_for_status(response)
             data = response.json().get("data", [])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise backend_error(exc, self.name, self.api_base) from exc
         return [ModelInfo(id=str(m["id"]), backend=self.name, tier=self.tier)
                 for m in data if isinstance(m, dict) and "id" in m]
@@ -79,7 +79,7 @@ class OpenAIHTTPBackend(Backend):
             )
             await raise_for_status(response)
             return ChatResponse.model_validate(response.json())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise backend_error(exc, self.name, self.api_base) from exc
 
     async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
@@ -99,7 +99,7 @@ class OpenAIHTTPBackend(Backend):
                     yield chunk
         except BackendError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             err = backend_error(exc, self.name, self.api_base)
             err.before_first_token = not started
             raise err from exc
@@ -111,7 +111,7 @@ class OpenAIHTTPBackend(Backend):
             response = await self._http.post("/embeddings", json=body)
             await raise_for_status(response)
             return EmbeddingResponse.model_validate(response.json())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise backend_error(exc, self.name, self.api_base) from exc
 
     async def aclose(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -90,10 +91,8 @@ def stream_answer(client: Client, messages: list[ChatMessage], args: argparse.Na
 
 
 def interactive(client: Client, args: argparse.Namespace, options: dict[str, Any]) -> int:
-    try:
+    with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
-    except ImportError:
-        pass
     note("localinfer chat: type a message; Ctrl-C stops an answer, Ctrl-D or /exit quits.")
     history: list[ChatMessage] = []
     while True:
