@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -114,8 +114,39 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:11434",
         description="Ollama server that `pull ollama:NAME` asks to fetch a model.",
     )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address `localinfer serve` binds. A non-loopback address requires `token`.",
+    )
+    port: int = Field(default=8642, ge=0, le=65535,
+                      description="Port `localinfer serve` listens on (0: any free port).")
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the gateway requires (`Authorization: Bearer TOKEN`). "
+        "Optional on loopback, required when binding any other address.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra Host header names the gateway accepts, comma-separated, besides "
+        "localhost, 127.0.0.1 and [::1] (any port). Others get 403 (DNS-rebinding guard).",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Web origins allowed to call the gateway from a browser, comma-separated "
+        "(e.g. http://localhost:3000; `http://localhost:*` for any port). The gateway's own "
+        "origin is always allowed; no wildcard `*`.",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024,
+        description="Largest request body the gateway reads; larger ones get 413.",
+    )
+    gateway_timeout: float = Field(
+        default=300.0, gt=0,
+        description="Seconds the gateway waits for a non-streamed answer, a stream's first "
+        "chunk, or the next chunk, before answering 504 or ending the stream with an error.",
+    )
 
-    @field_validator("servers", mode="before")
+    @field_validator("servers", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _servers_csv(cls, value: Any) -> Any:
         return _split_csv(value)
