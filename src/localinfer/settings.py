@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         description="Seconds without a token before the embedded engine is declared hung "
         "and restarted.",
     )
+    debug: bool = Field(
+        default=False,
+        description="Show diagnostic output, including llama.cpp's own logs from the "
+        "embedded engine (quiet otherwise).",
+    )
     discovery_timeout: float = Field(
         default=0.5, gt=0, description="Seconds an HTTP probe of one server may take."
     )
