@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         default=False,
         description="Refuse every non-loopback destination before connecting.",
     )
+    remotes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Remote providers (`[remotes.NAME]` tables in config.toml: base_url, "
+        "key_env, models). Used only with consent; `localinfer remote add` keeps its own "
+        "list in remotes.json.",
+    )
+    ledger_retention_days: float = Field(
+        default=30.0, gt=0,
+        description="Days the egress ledger keeps a record of each outbound request.",
+    )
+    ledger_max_rows: int = Field(
+        default=100_000, ge=100,
+        description="Most records the egress ledger keeps; the oldest go first.",
+    )
     models: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Extra model catalog entries, by name (`[models.NAME]` tables in "
