@@ -10,9 +10,9 @@ import pytest
 from localinfer import AsyncClient, Client, Settings
 from localinfer.backends.base import Backend
 from localinfer.errors import ModelNotFound, NoBackend
-from localinfer.types import ChatResponse
+from localinfer.types import ChatResponse, ModelInfo
 
-from .fake_backend import FakeBackend, Script
+from fake_backend import FakeBackend, Script
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -42,7 +42,10 @@ async def test_async_stream(tmp_path: Path) -> None:
 
 
 def test_sync_chat_stream_embed_models(tmp_path: Path) -> None:
-    fake = FakeBackend("embedded", tier="embedded").enqueue().enqueue(Script(chunks=["x", "y"]))
+    model = ModelInfo(id="fake-model", backend="embedded", tier="embedded",
+                      capabilities=["chat", "embeddings"])
+    fake = FakeBackend("embedded", tier="embedded", models=[model])
+    fake.enqueue().enqueue(Script(chunks=["x", "y"]))
     with Client(settings(tmp_path), embedded=[factory(fake)]) as client:
         reply = client.chat(messages=[{"role": "user", "content": "hi"}])
         assert isinstance(reply, ChatResponse) and reply.text == "hello world"

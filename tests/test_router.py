@@ -13,7 +13,7 @@ from localinfer.router import Candidate, RemoteTier, Router
 from localinfer.settings import Settings
 from localinfer.types import ChatRequest, EmbeddingRequest, ModelInfo
 
-from .fake_backend import FakeBackend, Script, StaticDiscovery
+from fake_backend import FakeBackend, Script, StaticDiscovery
 
 
 class StubRouter(Router):

@@ -7,7 +7,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from typing import Any, Literal, TypeVar, overload
 
 import httpx
@@ -16,6 +16,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from .backends.base import Backend
 from .discovery import Discovery, status_json_servers
 from .http import EgressPolicy
+from .ledger import EgressLedger
+from .remote import ConsentedRemoteTier, OnConsent
 from .router import BackendFactory, RemoteTier, Router
 from .settings import Settings
 from .types import (
@@ -55,7 +57,8 @@ def embedded_factories(settings: Settings) -> list[BackendFactory]:
             from .backends.local_embed import LocalEmbeddingBackend
         except ImportError:  # the `rag` extra is not installed
             return None
-        return LocalEmbeddingBackend(settings)
+        backend: Backend = LocalEmbeddingBackend(settings)
+        return backend
 
     return [chat_engine, embedder]
 
@@ -86,11 +89,19 @@ class AsyncClient:
         embedded: Sequence[BackendFactory] | None = None,
         remote: RemoteTier | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_consent: OnConsent | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.policy = EgressPolicy(offline=self.settings.offline)
+        # Every outbound request is recorded in the egress ledger (`localinfer privacy`).
+        self.ledger = EgressLedger.for_home(
+            self.settings.home, retention_seconds=self.settings.ledger_retention_days * 86400,
+            max_rows=self.settings.ledger_max_rows)
+        self.policy = EgressPolicy(offline=self.settings.offline, recorders=[self.ledger])
         self.discovery = Discovery(self.settings, self.policy, transport=transport)
         factories = embedded_factories(self.settings) if embedded is None else embedded
+        if remote is None:
+            # Consent-gated: no connection to a provider without a grant or on_consent's yes.
+            remote = ConsentedRemoteTier(self.settings, self.policy, on_consent=on_consent)
         self.router = Router(self.settings, self.policy, self.discovery,
                              embedded=factories, remote=remote)
 
@@ -166,7 +177,13 @@ class AsyncClient:
         return {"servers": status_json_servers(servers), "embedded": embedded, "remote": remote}
 
     async def aclose(self) -> None:
-        await self.router.aclose()
+        try:
+            await self.router.aclose()
+            close_remote = getattr(self.router.remote, "aclose", None)
+            if close_remote is not None:
+                await close_remote()
+        finally:
+            self.ledger.close()
 
 
 class Client:
@@ -222,6 +239,7 @@ class Client:
         """Drive an async stream in one task on the loop thread and hand items over a
         queue, so cancellation scopes stay in one task; closing the iterator cancels it."""
         items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        finished = threading.Event()
 
         async def pump() -> None:
             try:
@@ -233,10 +251,11 @@ class Client:
                     close = getattr(stream, "aclose", None)
                     if close is not None:
                         await close()
-            except Exception as exc:
+                items.put(("end", None))
+            except Exception as exc:  # noqa: BLE001 - re-raised on the caller's thread
                 items.put(("error", exc))
-                return
-            items.put(("end", None))
+            finally:
+                finished.set()
 
         future: Future[None] = self._portal.start_task_soon(pump)
         try:
@@ -251,8 +270,9 @@ class Client:
         finally:
             if not future.done():
                 future.cancel()
-                with suppress(BaseException):
-                    future.exception(timeout=10)
+            # Wait for the task's own clean-up (closing the backend stream) to finish, so
+            # that when close() returns, generation has stopped.
+            finished.wait(timeout=30)
 
     def close(self) -> None:
         with self._lock:

@@ -162,7 +162,7 @@ class ModelInfo(BaseModel):
     id: str
     backend: str
     tier: Tier
-    capabilities: list[Capability] = Field(default_factory=lambda: ["chat"])
+    capabilities: list[Capability] = Field(default_factory=lambda: list[Capability](["chat"]))
     loaded: bool | None = None
     aliases: list[str] = Field(default_factory=list)
 

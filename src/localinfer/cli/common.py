@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from ..settings import Settings
 def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
     if getattr(args, "offline", False):
         overrides["offline"] = True
-    model = getattr(args, "model", None)
-    if is_model_file(model):
+    model: str | None = getattr(args, "model", None)
+    if model is not None and is_model_file(model):
         # `-m FILE.gguf`: that file becomes the embedded engine's model.
         overrides.update(embedded=True, embedded_model=Path(model).expanduser().resolve())
     return Settings(**overrides)
@@ -41,3 +42,19 @@ def print_json(value: Any) -> None:
 def note(message: str) -> None:
     """One short status line on stderr, kept out of stdout so pipes stay clean."""
     print(message, file=sys.stderr, flush=True)
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Left-aligned columns; the first row is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"

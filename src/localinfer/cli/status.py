@@ -25,7 +25,7 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(status)
         return 0
-    rows = [("KIND", "BASE URL", "VERSION", "MODELS", "LATENCY")]
+    rows: list[tuple[str, ...]] = [("KIND", "BASE URL", "VERSION", "MODELS", "LATENCY")]
     for s in status["servers"]:
         models = ", ".join(m["id"] if isinstance(m, dict) else str(m) for m in s["models"])
         rows.append((s["kind"], s["base_url"], s["version"] or "-", models or "-",
@@ -52,7 +52,7 @@ def run_models(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"models": [m.model_dump() for m in models]})
         return 0
-    rows = [("MODEL", "TIER", "BACKEND", "CAN")]
+    rows: list[tuple[str, ...]] = [("MODEL", "TIER", "BACKEND", "CAN")]
     rows += [(m.id, m.tier, m.backend, ",".join(m.capabilities)) for m in models]
     _table(rows)
     return 0
