@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..client import Client
-from ..errors import UsageError
+from ..errors import ConsentRequired, UsageError
+from ..remote import ConsentQuestion, OnConsent
 from ..types import ChatChunk, ChatMessage, ChatResponse
-from .common import model_arg, note, open_client, print_json
+from .common import model_arg, note, print_json, settings_from_args
 
 
 def register(sub: Any) -> None:
@@ -46,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
         options["max_tokens"] = args.max_tokens
     if args.temperature is not None:
         options["temperature"] = args.temperature
-    with open_client(args) as client:
+    # Only the interactive chat asks before a request goes remote; a one-shot run fails
+    # with ConsentRequired (exit 6), naming the command that grants consent.
+    ask = terminal_consent() if not prompt and not piped and sys.stdout.isatty() else None
+    with Client(settings_from_args(args), on_consent=ask) as client:
         if not prompt:
             if piped or not sys.stdout.isatty():
                 raise UsageError("nothing to answer: give a PROMPT or pipe text on stdin")
@@ -90,6 +94,30 @@ def stream_answer(client: Client, messages: list[ChatMessage], args: argparse.Na
     return "".join(parts)
 
 
+def terminal_consent() -> OnConsent:
+    """Ask on the terminal before a request goes remote; a yes holds for this chat
+    session only (nothing is persisted: `localinfer consent grant` does that)."""
+    allowed: set[tuple[str, str]] = set()
+
+    def ask(question: ConsentQuestion) -> bool:
+        key = (question.provider, question.base_url)
+        if key in allowed:
+            return True
+        note(f"No local tier can serve this. Send it to remote provider "
+             f"'{question.provider}'?\n  {question.summary}\n"
+             f"  (to allow it for good: `localinfer consent grant {question.provider}`)")
+        try:
+            answer = input("Allow for this chat session? [y/N] ")
+        except EOFError:
+            return False
+        if answer.strip().lower() in {"y", "yes"}:
+            allowed.add(key)
+            return True
+        return False
+
+    return ask
+
+
 def interactive(client: Client, args: argparse.Namespace, options: dict[str, Any]) -> int:
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
@@ -110,6 +138,10 @@ def interactive(client: Client, args: argparse.Namespace, options: dict[str, Any
             answer = stream_answer(client, history, args, options)
         except KeyboardInterrupt:
             note("[stopped]")
+            history.pop()
+            continue
+        except ConsentRequired as exc:
+            note(f"localinfer: {exc.message}")
             history.pop()
             continue
         history.append(ChatMessage(role="assistant", content=answer))

@@ -18,6 +18,9 @@ from ..errors import LocalInferError
 COMMAND_MODULES = [
     "chat",
     "status",
+    "remote",
+    "consent",
+    "privacy",
 ]
 
 

@@ -1,0 +1,235 @@
+"""The egress ledger: where every outbound request went, and the privacy report.
+
+The ledger is an ``EgressPolicy`` recorder. Recording appends to an in-memory buffer
+(a discovery sweep records several probes and must stay in the millisecond range);
+a background timer flushes the buffer to SQLite in one transaction, and so do
+``flush()``, ``close()`` and interpreter exit, so nothing recorded is lost.
+
+Stored per request: time, method, scheme, host, port, path, bytes sent and received,
+status, network class, tier, purpose, error name. Never a query string, header, body,
+prompt or key: ``EgressRecord`` does not carry them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sqlite3
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .http import EgressRecord
+
+LEDGER_FILE = "egress.sqlite3"
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS egress (
+    time REAL NOT NULL, method TEXT NOT NULL, scheme TEXT NOT NULL, host TEXT NOT NULL,
+    port INTEGER NOT NULL, path TEXT NOT NULL, bytes_sent INTEGER NOT NULL,
+    bytes_received INTEGER NOT NULL, status INTEGER, network TEXT NOT NULL,
+    tier TEXT NOT NULL, purpose TEXT NOT NULL, error TEXT
+);
+CREATE INDEX IF NOT EXISTS egress_time ON egress(time);
+"""
+_COLUMNS = ("time", "method", "scheme", "host", "port", "path", "bytes_sent",
+            "bytes_received", "status", "network", "tier", "purpose", "error")
+_INSERT = f"INSERT INTO egress ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+# What "left the machine": any destination that is not loopback, and anything the
+# remote tier did (a remote provider configured on a loopback tunnel still counts).
+_OFF_MACHINE = "(network != 'loopback' OR tier = 'remote')"
+
+
+@dataclass(frozen=True)
+class Destination:
+    scheme: str
+    host: str
+    port: int
+    tier: str
+    network: str
+    purposes: list[str]
+    requests: int
+    failed: int
+    bytes_sent: int
+    bytes_received: int
+    last: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "tier": self.tier,
+                "requests": self.requests, "bytes_sent": self.bytes_sent,
+                "bytes_received": self.bytes_received, "scheme": self.scheme,
+                "network": self.network, "purposes": self.purposes, "failed": self.failed,
+                "last": _iso(self.last)}
+
+
+@dataclass(frozen=True)
+class PrivacyReport:
+    since: float | None
+    requests: int
+    destinations: list[Destination]
+
+    @property
+    def left_machine(self) -> int:
+        return sum(d.requests for d in self.destinations)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"since": _iso(self.since) if self.since else None, "requests": self.requests,
+                "stayed_local": self.requests - self.left_machine,
+                "left_machine": self.left_machine,
+                "destinations": [d.to_json() for d in self.destinations]}
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+class EgressLedger:
+    """Buffered SQLite recorder. Call it with an ``EgressRecord``; read it with ``report``."""
+
+    def __init__(self, path: Path, *, retention_seconds: float = 30 * 86400,
+                 max_rows: int = 100_000, flush_interval: float = 1.0,
+                 batch_size: int = 512) -> None:
+        self.path = path
+        self.retention_seconds = retention_seconds
+        self.max_rows = max_rows
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self._buffer: list[EgressRecord] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        # A weak reference, so the exit hook neither keeps a dropped ledger alive nor
+        # fails on one that is gone.
+        ref = weakref.ref(self)
+        self._exit_hook = lambda: _flush_ref(ref)
+        atexit.register(self._exit_hook)
+
+    @classmethod
+    def for_home(cls, home: Path, **kwargs: Any) -> EgressLedger:
+        return cls(home / LEDGER_FILE, **kwargs)
+
+    # -- recording: cheap ------------------------------------------------------------
+
+    def __call__(self, rec: EgressRecord) -> None:
+        with self._lock:
+            self._buffer.append(rec)
+            full = len(self._buffer) >= self.batch_size
+            start_timer = not full and self._timer is None and not self._closed
+            if start_timer:
+                self._timer = threading.Timer(self.flush_interval, self._timer_flush)
+                self._timer.daemon = True
+        if full:
+            self.flush()
+        elif start_timer and self._timer is not None:
+            self._timer.start()
+
+    def _timer_flush(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.flush()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._buffer)
+
+    # -- writing: batched ------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")  # readers (privacy) never block writers
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def flush(self) -> int:
+        """Write the buffer in one transaction and apply retention. Returns rows written."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if not batch:
+            return 0
+        rows = [tuple(getattr(r, c) for c in _COLUMNS) for r in batch]
+        with self._write_lock:
+            try:
+                conn = self._connect()
+                try:
+                    with conn:
+                        conn.execute("BEGIN IMMEDIATE")
+                        conn.executemany(_INSERT, rows)
+                        self._prune(conn)
+                finally:
+                    conn.close()
+            except (sqlite3.Error, OSError) as exc:
+                # Losing a record must not break inference; say so where logs go.
+                log.warning("egress ledger %s: %d record(s) not written: %s",
+                            self.path, len(rows), exc)
+                return 0
+        return len(rows)
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM egress WHERE time < ?",
+                     (time.time() - self.retention_seconds,))
+        conn.execute("DELETE FROM egress WHERE rowid <= (SELECT max(rowid) FROM egress) - ?",
+                     (self.max_rows,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self.flush()
+        atexit.unregister(self._exit_hook)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def report(self, since: float | None = None) -> PrivacyReport:
+        """Every off-machine destination since ``since`` (epoch seconds; None: all kept)."""
+        self.flush()
+        if not self.path.exists():
+            return PrivacyReport(since=since, requests=0, destinations=[])
+        start = since if since is not None else 0.0
+        conn = self._connect()
+        try:
+            total = conn.execute("SELECT count(*) FROM egress WHERE time >= ?",
+                                 (start,)).fetchone()[0]
+            rows = conn.execute(
+                "SELECT scheme, host, port, tier, network, group_concat(DISTINCT purpose), "
+                "count(*), sum(error IS NOT NULL), sum(bytes_sent), sum(bytes_received), "
+                f"max(time) FROM egress WHERE time >= ? AND {_OFF_MACHINE} "
+                "GROUP BY scheme, host, port, tier, network ORDER BY count(*) DESC, host",
+                (start,)).fetchall()
+        finally:
+            conn.close()
+        destinations = [
+            Destination(scheme=r[0], host=r[1], port=r[2], tier=r[3], network=r[4],
+                        purposes=sorted(str(r[5]).split(",")), requests=r[6], failed=r[7],
+                        bytes_sent=r[8], bytes_received=r[9], last=r[10])
+            for r in rows
+        ]
+        return PrivacyReport(since=since, requests=total, destinations=destinations)
+
+    def records(self, since: float | None = None) -> list[EgressRecord]:
+        """Raw records, oldest first (tests and debugging)."""
+        self.flush()
+        if not self.path.exists():
+            return []
+        conn = self._connect()
+        try:
+            rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM egress WHERE time >= ? "
+                                "ORDER BY time, rowid", (since or 0.0,)).fetchall()
+        finally:
+            conn.close()
+        return [EgressRecord(**dict(zip(_COLUMNS, r, strict=True))) for r in rows]
+
+
+def _flush_ref(ref: weakref.ReferenceType[EgressLedger]) -> None:
+    ledger = ref()
+    if ledger is not None:
+        ledger.flush()

@@ -1,0 +1,351 @@
+"""Remote providers, and the consent-gated remote tier the router tries last.
+
+A provider is any hosted OpenAI-compatible API. It comes from ``[remotes.NAME]`` tables
+in config.toml or from ``localinfer remote add`` (kept in ``$LOCALINFER_HOME/remotes.json``).
+Its API key is named by an environment variable and read at request time only.
+
+The gate: the router gets a remote candidate whose backend checks consent at the moment
+it is actually asked to serve (after every local tier failed or could not serve), so a
+request that a local tier answers never asks anything. Without a valid grant, and
+without an ``on_consent`` callback saying yes, it raises ``ConsentRequired`` having
+opened no connection, sent no model listing or health check, and resolved no name:
+the model list comes from configuration, never from the provider.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, Field, ValidationError
+
+from .backends.base import Backend
+from .backends.openai_http import OpenAIHTTPBackend
+from .consent import ConsentStore, write_json_atomic
+from .errors import BackendError, ConsentRequired, UsageError
+from .http import EgressPolicy, network_class
+from .router import Candidate, RemoteTier
+from .settings import Settings
+from .types import (
+    Capability,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelInfo,
+)
+
+REMOTES_FILE = "remotes.json"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RemoteProvider(BaseModel):
+    name: str = Field(description="Short name used in commands and answers, e.g. `openai`.")
+    base_url: str = Field(description="Root of the provider's OpenAI API, e.g. "
+                          "https://api.openai.com/v1.")
+    key_env: str = Field(description="Environment variable holding the API key.")
+    models: list[str] = Field(default_factory=list,
+                              description="Model ids this provider serves (configured, "
+                              "never listed from the provider).")
+    source: Literal["remotes.json", "config.toml"] = "remotes.json"
+
+    @classmethod
+    def checked(cls, name: str, base_url: str, key_env: str, models: Sequence[str] = (),
+                source: Literal["remotes.json", "config.toml"] = "remotes.json"
+                ) -> RemoteProvider:
+        """Validate user input into a provider, with one clear line per mistake."""
+        if not _NAME.match(name):
+            raise UsageError(f"bad provider name '{name}': use letters, digits, '.', '_', '-'")
+        if not _ENV_VAR.match(key_env):
+            raise UsageError(f"bad --key-env '{key_env}': give the NAME of an environment "
+                             "variable (e.g. OPENAI_API_KEY), not the key itself")
+        try:
+            url = httpx.URL(base_url.strip())
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise UsageError(f"bad base URL '{base_url}': {exc}") from exc
+        if url.scheme not in {"http", "https"} or not url.host:
+            raise UsageError(f"bad base URL '{base_url}': use http(s)://HOST[:PORT]/PATH")
+        if url.query or url.fragment or url.userinfo:
+            raise UsageError(f"bad base URL '{base_url}': no query, fragment or credentials "
+                             "(the key comes from --key-env)")
+        clean = [m.strip() for m in models if m.strip()]
+        return cls(name=name, base_url=str(url).rstrip("/"), key_env=key_env,
+                   models=list(dict.fromkeys(clean)), source=source)
+
+    @property
+    def plaintext_public(self) -> bool:
+        """Plain http to a non-loopback host: prompts would cross the network unencrypted."""
+        url = httpx.URL(self.base_url)
+        return url.scheme == "http" and network_class(url.host) != "loopback"
+
+
+class ProviderStore:
+    """Providers from config.toml (read-only here) and remotes.json (managed by the CLI)."""
+
+    def __init__(self, home: Path, configured: dict[str, dict[str, Any]] | None = None) -> None:
+        self.path = home / REMOTES_FILE
+        self._configured = configured or {}
+
+    def _file(self) -> dict[str, RemoteProvider]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read remote providers in {self.path}: {exc}") from exc
+        found: dict[str, RemoteProvider] = {}
+        for name, entry in (raw.get("remotes") or {}).items():
+            try:
+                found[name] = RemoteProvider.model_validate({**entry, "name": name})
+            except ValidationError as exc:
+                raise UsageError(f"{self.path}: remote '{name}': {_first_error(exc)}") from exc
+        return found
+
+    def _from_config(self) -> dict[str, RemoteProvider]:
+        found: dict[str, RemoteProvider] = {}
+        for name, entry in self._configured.items():
+            try:
+                found[name] = RemoteProvider.checked(
+                    name, str(entry["base_url"]), str(entry["key_env"]),
+                    [str(m) for m in entry.get("models", [])], source="config.toml")
+            except KeyError as exc:
+                raise UsageError(f"config.toml [remotes.{name}]: missing {exc}") from exc
+        return found
+
+    def all(self) -> list[RemoteProvider]:
+        # config.toml wins over remotes.json for the same name: it is what the user wrote.
+        merged = {**self._file(), **self._from_config()}
+        return [merged[n] for n in sorted(merged)]
+
+    def get(self, name: str) -> RemoteProvider | None:
+        return next((p for p in self.all() if p.name == name), None)
+
+    def require(self, name: str) -> RemoteProvider:
+        provider = self.get(name)
+        if provider is None:
+            known = ", ".join(p.name for p in self.all()) or "none"
+            raise UsageError(f"no remote provider named '{name}' (configured: {known}); "
+                             "add one with `localinfer remote add NAME BASE_URL --key-env VAR`")
+        return provider
+
+    def add(self, provider: RemoteProvider) -> None:
+        if provider.name in self._configured:
+            raise UsageError(f"remote '{provider.name}' is defined in config.toml; "
+                             "edit its [remotes] table there")
+        entries = self._file()
+        entries[provider.name] = provider
+        self._save(entries)
+
+    def remove(self, name: str) -> bool:
+        if name in self._configured:
+            raise UsageError(f"remote '{name}' is defined in config.toml; remove its "
+                             f"[remotes.{name}] table there")
+        entries = self._file()
+        if entries.pop(name, None) is None:
+            return False
+        self._save(entries)
+        return True
+
+    def _save(self, entries: dict[str, RemoteProvider]) -> None:
+        write_json_atomic(self.path, {"remotes": {
+            n: p.model_dump(include={"base_url", "key_env", "models"})
+            for n, p in sorted(entries.items())}})
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+
+
+@dataclass(frozen=True)
+class ConsentQuestion:
+    """What an ``on_consent`` callback is asked: who would receive what."""
+
+    provider: str
+    base_url: str
+    model: str
+    purpose: Capability
+    items: int
+    characters: int
+
+    @property
+    def summary(self) -> str:
+        what = "chat messages" if self.purpose == "chat" else "texts to embed"
+        return (f"{self.items} {what} ({self.characters:,} characters) and the request "
+                f"options, for model '{self.model}', to {self.provider} at {self.base_url}")
+
+
+OnConsent = Callable[[ConsentQuestion], bool | Awaitable[bool]]
+
+
+def _characters(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_characters(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_characters(v) for v in value.values())
+    return 0
+
+
+class GatedRemoteBackend(Backend):
+    """A remote provider behind the consent gate. Consent is checked on every request,
+    so a revocation or an expiry takes effect at once, even in a long-running process."""
+
+    kind = "remote"
+    tier = "remote"
+    supports_embeddings = True
+
+    def __init__(self, provider: RemoteProvider, *, settings: Settings, policy: EgressPolicy,
+                 consent: ConsentStore, on_consent: OnConsent | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.name = provider.name
+        self.provider = provider
+        self._settings = settings
+        self._policy = policy
+        self._consent = consent
+        self._on_consent = on_consent
+        self._transport = transport
+        self._inner: OpenAIHTTPBackend | None = None
+        self._inner_key: str | None = None
+
+    async def models(self) -> list[ModelInfo]:
+        return [ModelInfo(id=m, backend=self.name, tier="remote") for m in self.provider.models]
+
+    def consent_required(self, reason: str) -> ConsentRequired:
+        return ConsentRequired(
+            f"{reason}; no local tier could serve this request. Allow remote provider "
+            f"'{self.name}' ({self.provider.base_url}) with `localinfer consent grant "
+            f"{self.name}` (add --for 1h to make it expire), or start a local server")
+
+    async def _authorize(self, question: ConsentQuestion) -> None:
+        # Offline mode refuses before anyone is asked: the answer could not be used.
+        self._policy.check(httpx.URL(self.provider.base_url))
+        if self._consent.valid(self.name, self.provider.base_url):
+            return
+        if self._on_consent is not None:
+            answer = self._on_consent(question)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            if answer:
+                return
+            raise self.consent_required(f"consent to use '{self.name}' was declined")
+        grant = self._consent.get(self.name)
+        if grant is None:
+            reason = f"remote provider '{self.name}' has no consent grant"
+        elif grant.base_url != self.provider.base_url:
+            reason = (f"the consent grant for '{self.name}' was for {grant.base_url}, "
+                      "and the provider now points elsewhere")
+        else:
+            reason = f"the consent grant for '{self.name}' has expired"
+        raise self.consent_required(reason)
+
+    def _backend(self) -> OpenAIHTTPBackend:
+        # The key is read now, at request time, and lives only in this process's memory.
+        key = os.environ.get(self.provider.key_env, "").strip()
+        if not key:
+            raise BackendError(
+                f"remote provider '{self.name}': environment variable "
+                f"{self.provider.key_env} is not set (it must hold the API key)",
+                backend=self.name)
+        if self._inner is None or key != self._inner_key:
+            s = self._settings
+            self._inner = OpenAIHTTPBackend(
+                name=self.name, kind=self.kind, tier="remote", api_base=self.provider.base_url,
+                policy=self._policy, known_models=[], api_key=key,
+                connect_timeout=s.connect_timeout, first_token_timeout=s.first_token_timeout,
+                request_timeout=s.request_timeout, transport=self._transport)
+            self._inner_key = key
+        return self._inner
+
+    def _chat_question(self, request: ChatRequest, model: str) -> ConsentQuestion:
+        return ConsentQuestion(
+            provider=self.name, base_url=self.provider.base_url, model=model, purpose="chat",
+            items=len(request.messages),
+            characters=_characters([m.model_dump(exclude_none=True) for m in request.messages]))
+
+    async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
+        await self._authorize(self._chat_question(request, model))
+        return await self._backend().chat(request, model)
+
+    async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+        await self._authorize(self._chat_question(request, model))
+        async for chunk in self._backend().stream_chat(request, model):
+            yield chunk
+
+    async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
+        await self._authorize(ConsentQuestion(
+            provider=self.name, base_url=self.provider.base_url, model=model,
+            purpose="embeddings", items=len(request.texts),
+            characters=_characters(request.texts)))
+        return await self._backend().embed(request, model)
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+            self._inner = None
+
+
+class ConsentedRemoteTier(RemoteTier):
+    """The router's remote slot, filled from configured providers."""
+
+    def __init__(self, settings: Settings, policy: EgressPolicy, *,
+                 providers: ProviderStore | None = None, consent: ConsentStore | None = None,
+                 on_consent: OnConsent | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._settings = settings
+        self._policy = policy
+        self.providers = providers or ProviderStore(settings.home, settings.remotes)
+        self.consent = consent or ConsentStore(settings.home)
+        self.on_consent = on_consent
+        self._transport = transport
+        self._backends: dict[str, GatedRemoteBackend] = {}
+
+    def _gated(self, provider: RemoteProvider) -> GatedRemoteBackend:
+        backend = self._backends.get(provider.name)
+        if backend is None or backend.provider != provider:
+            backend = GatedRemoteBackend(
+                provider, settings=self._settings, policy=self._policy, consent=self.consent,
+                on_consent=self.on_consent, transport=self._transport)
+            self._backends[provider.name] = backend
+        return backend
+
+    async def models(self) -> list[ModelInfo]:
+        return [ModelInfo(id=m, backend=p.name, tier="remote")
+                for p in self.providers.all() for m in p.models]
+
+    async def candidates(self, model: str | None, capability: Capability) -> list[Candidate]:
+        granted: list[Candidate] = []
+        others: list[Candidate] = []
+        for provider in self.providers.all():
+            if model is None:
+                # Unnamed requests only ever chat remotely; default embeddings stay local
+                # so an index never mixes vector spaces.
+                if capability != "chat" or not provider.models:
+                    continue
+                pick = provider.models[0]
+            elif model in provider.models:
+                pick = model
+            else:
+                continue
+            cand = Candidate(self._gated(provider), pick)
+            ok = self.consent.valid(provider.name, provider.base_url)
+            (granted if ok else others).append(cand)
+        # Granted providers first: one without consent stops the search with
+        # ConsentRequired, which must not hide a provider the user did allow.
+        return granted + others
+
+    async def aclose(self) -> None:
+        for backend in self._backends.values():
+            await backend.aclose()
+        self._backends.clear()
