@@ -1,0 +1,119 @@
+"""Model-list readers: one per list shape a server kind answers with.
+
+Capabilities come from the server where it says (LM Studio's ``type``); otherwise from
+the model's family or name, because routing a chat to an embedding model is the worse
+mistake. ``loaded`` is None where the server does not tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..types import Capability
+from .answers import Answers, Probe, Reader, answer
+
+# GGUF architectures that only embed (Ollama's details.family / families).
+EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "nomic-bert-moe", "xlm-roberta",
+                                "jina-bert-v2", "jina-bert-v3"})
+# Substrings of model names that only embed (nomic-embed-text, mxbai-embed-large,
+# text-embedding-3-small, bge-m3, all-minilm, e5-large...).
+EMBEDDING_NAME_HINTS = ("embed", "bge-", "minilm", "e5-")
+
+
+@dataclass(frozen=True)
+class SeenModel:
+    """A model as a server listed it, before it is tied to a backend name."""
+
+    id: str
+    capabilities: tuple[Capability, ...] = ("chat",)
+    loaded: bool | None = None
+    aliases: tuple[str, ...] = field(default=())
+
+
+Models = Reader[list[SeenModel]]
+
+
+def capabilities_from_name(name: str, families: Iterable[str] = ()) -> tuple[Capability, ...]:
+    lowered = name.lower()
+    if any(f in EMBEDDING_FAMILIES for f in families) or any(
+            hint in lowered for hint in EMBEDDING_NAME_HINTS):
+        return ("embeddings",)
+    return ("chat",)
+
+
+def _ids(items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(str(item["id"]), item) for item in items if isinstance(item.get("id"), str)]
+
+
+def openai_models(path: str = "/v1/models", *, loaded: bool | None = None) -> Models:
+    """An OpenAI ``{"data": [{"id": ...}]}`` list. ``loaded=True`` for servers that list
+    only what they hold in memory (vLLM, Jan, KoboldCpp)."""
+    def read(a: Answers) -> list[SeenModel]:
+        return [SeenModel(mid, capabilities_from_name(mid), loaded)
+                for mid, _ in _ids(answer(a, path).items())]
+    return Reader(frozenset({Probe(path)}), read)
+
+
+def _llamacpp(a: Answers) -> list[SeenModel]:
+    # The same answer also carries an Ollama-style "models" array; "data" is the OpenAI
+    # list and the only one read here. In router mode each entry has status.value.
+    seen = []
+    for mid, item in _ids(answer(a, "/v1/models").items()):
+        status = item.get("status")
+        loaded = status.get("value") == "loaded" if isinstance(status, dict) else True
+        aliases = tuple(x for x in item.get("aliases") or () if isinstance(x, str) and x != mid)
+        seen.append(SeenModel(mid, capabilities_from_name(mid), loaded, aliases))
+    return seen
+
+
+LLAMACPP_MODELS: Models = Reader(frozenset({Probe("/v1/models")}), _llamacpp)
+
+
+def _ollama(a: Answers) -> list[SeenModel]:
+    running = answer(a, "/api/ps")
+    in_memory = {str(m.get("name") or m.get("model")) for m in running.items("models")}
+    seen = []
+    for item in answer(a, "/api/tags").items("models"):
+        name = item.get("name") or item.get("model")
+        if not isinstance(name, str):
+            continue
+        details = item.get("details")
+        details = details if isinstance(details, dict) else {}
+        families = [details.get("family"), *(details.get("families") or ())]
+        # Ollama accepts "llama3.1" for "llama3.1:latest"; keep both names routable.
+        aliases = (name.removesuffix(":latest"),) if name.endswith(":latest") else ()
+        seen.append(SeenModel(
+            name, capabilities_from_name(name, [f for f in families if isinstance(f, str)]),
+            (name in in_memory) if running.ok else None, aliases))
+    return seen
+
+
+OLLAMA_MODELS: Models = Reader(frozenset({Probe("/api/tags"), Probe("/api/ps")}), _ollama)
+
+
+def _lmstudio(a: Answers) -> list[SeenModel]:
+    seen = []
+    for mid, item in _ids(answer(a, "/api/v0/models").items()):
+        caps: tuple[Capability, ...] = (
+            ("embeddings",) if item.get("type") == "embeddings" else ("chat",))
+        state = item.get("state")
+        seen.append(SeenModel(mid, caps, state == "loaded" if isinstance(state, str) else None))
+    return seen
+
+
+LMSTUDIO_MODELS: Models = Reader(frozenset({Probe("/api/v0/models")}), _lmstudio)
+
+
+def _textgen(a: Answers) -> list[SeenModel]:
+    current = answer(a, "/v1/internal/model/info").obj().get("model_name")
+    current = current if isinstance(current, str) and current not in ("", "None") else None
+    ids = [mid for mid, _ in _ids(answer(a, "/v1/models").items())]
+    if current and current not in ids:
+        ids.insert(0, current)
+    return [SeenModel(mid, capabilities_from_name(mid), mid == current) for mid in ids]
+
+
+TEXTGEN_MODELS: Models = Reader(
+    frozenset({Probe("/v1/models"), Probe("/v1/internal/model/info")}), _textgen)

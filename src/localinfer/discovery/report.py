@@ -1,0 +1,23 @@
+"""The stable JSON shape of discovered servers, as ``localinfer status --json`` prints it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..types import ServerInfo
+
+
+def status_json_servers(servers: list[ServerInfo]) -> list[dict[str, Any]]:
+    """``[{"kind", "base_url", "version", "models": [{"id", "capabilities", "loaded"}],
+    "latency_ms"}]``: keys documented in the README, so keep them stable."""
+    return [
+        {
+            "kind": s.kind,
+            "base_url": s.base_url,
+            "version": s.version,
+            "models": [{"id": m.id, "capabilities": list(m.capabilities), "loaded": m.loaded}
+                       for m in s.models],
+            "latency_ms": round(s.latency_ms, 1),
+        }
+        for s in servers
+    ]

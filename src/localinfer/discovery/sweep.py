@@ -1,0 +1,192 @@
+"""One discovery sweep: which servers answer, and what they are.
+
+1. Loopback candidates first get a raw TCP connect: a closed port refuses in
+   microseconds, so a machine running nothing is swept in well under a millisecond
+   and no HTTP client is ever built.
+2. Each open server gets every first-round probe at once (one round trip), is matched
+   against the fingerprint table, then gets the few extra probes its row needs for
+   the model list and version (a second round trip, often empty).
+
+Configured non-loopback URLs skip step 1 and go straight through the HTTP layer, so
+offline mode refuses them and the egress record sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import httpx
+
+from ..errors import EgressBlocked
+from ..http import EgressPolicy, make_client, network_class
+from ..settings import Settings
+from ..types import ModelInfo, ServerInfo
+from .answers import Answer, Answers, Probe
+from .fingerprints import FINGERPRINTS, Fingerprint, default_ports, first_round, identify
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    base_url: str
+    host: str
+    port: int
+    order: int
+
+    @property
+    def loopback(self) -> bool:
+        return network_class(self.host) == "loopback"
+
+
+def normalize_base_url(url: str) -> str:
+    """``localhost:11434/v1/`` → ``http://localhost:11434``: the server root."""
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    url = url.rstrip("/")
+    return url.removesuffix("/v1")
+
+
+def candidates(settings: Settings,
+               table: Iterable[Fingerprint] = FINGERPRINTS) -> list[Candidate]:
+    """Default loopback ports (if scanned) and configured servers, each once."""
+    urls: list[str] = []
+    if settings.scan_default_ports:
+        # IPv4 loopback only: the servers above bind 127.0.0.1 by default; a server on ::1
+        # alone can be listed in LOCALINFER_SERVERS as http://[::1]:PORT.
+        urls += [f"http://{LOOPBACK}:{port}" for port in default_ports(table)]
+    urls += [normalize_base_url(u) for u in settings.servers]
+    found: dict[tuple[str, int], Candidate] = {}
+    for order, base in enumerate(urls):
+        try:
+            parsed = httpx.URL(base)
+        except (httpx.InvalidURL, ValueError):
+            log.warning("discovery: ignoring malformed server URL %r", base)
+            continue
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        host = parsed.host
+        key = (LOOPBACK if host == "localhost" else host, port)
+        found.setdefault(key, Candidate(base, host, port, order))
+    return list(found.values())
+
+
+async def _port_open(host: str, port: int, timeout: float) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def _read(client: httpx.AsyncClient, url: str, probe: Probe) -> Answer:
+    async with client.stream("GET", url, headers={"accept": "application/json"}) as response:
+        body = bytearray()
+        truncated = False
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > probe.max_bytes:
+                truncated = True
+                break
+        return Answer(response.status_code,
+                      {k.lower(): v for k, v in response.headers.items()},
+                      bytes(body[:probe.max_bytes]), truncated)
+
+
+async def _fetch(client: httpx.AsyncClient, base_url: str, probes: Iterable[Probe],
+                 timeout: float) -> dict[str, Answer]:
+    """GET every probe at once; a probe that fails or times out is simply absent."""
+    probes = list(probes)
+    results = await asyncio.gather(
+        *(asyncio.wait_for(_read(client, base_url + p.path, p), timeout) for p in probes),
+        return_exceptions=True)
+    answers: dict[str, Answer] = {}
+    for probe, result in zip(probes, results, strict=True):
+        if isinstance(result, Answer):
+            answers[probe.path] = result
+        elif not isinstance(result, (httpx.HTTPError, httpx.InvalidURL, EgressBlocked,
+                                     asyncio.TimeoutError, OSError, ValueError)):
+            raise result
+    return answers
+
+
+def _server_info(row: Fingerprint, base_url: str, answers: Answers,
+                 started: float) -> ServerInfo:
+    server = ServerInfo(kind=row.kind, base_url=base_url, api_base=base_url + row.api_suffix,
+                        version=row.version(answers))
+    server.models = [ModelInfo(id=m.id, backend=server.name, tier="local",
+                               capabilities=list(m.capabilities), loaded=m.loaded,
+                               aliases=list(m.aliases))
+                     for m in row.models(answers)]
+    server.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    return server
+
+
+async def probe_server(client: httpx.AsyncClient, base_url: str, timeout: float,
+                       table: tuple[Fingerprint, ...] = FINGERPRINTS) -> ServerInfo | None:
+    """Identify the server at ``base_url``; None if nothing (or our own gateway) answers."""
+    started = time.perf_counter()
+    answers = await _fetch(client, base_url, first_round(table), timeout)
+    if not answers:
+        return None
+    row = identify(answers, table)
+    if row is None or row.skip:
+        return None
+    missing = [p for p in row.detail_probes if p.path not in answers]
+    if missing:
+        answers = {**answers, **await _fetch(client, base_url, missing, timeout)}
+    return _server_info(row, base_url, answers, started)
+
+
+def _inner_transport(targets: Iterable[Candidate]) -> httpx.AsyncBaseTransport | None:
+    # A verifying SSL context costs ~40 ms to build (it loads the CA bundle). With only
+    # http:// targets and redirects off no TLS can happen, so skip building one.
+    if all(c.base_url.startswith("http://") for c in targets):
+        return httpx.AsyncHTTPTransport(retries=0, verify=False)
+    return None
+
+
+async def discover(settings: Settings, policy: EgressPolicy, *,
+                   transport: httpx.AsyncBaseTransport | None = None) -> list[ServerInfo]:
+    """Find and identify inference servers. Loopback ones come first, then configured
+    remote ones, each group in candidate order.
+
+    With ``transport`` given every candidate is probed through it (no raw TCP check),
+    so tests can stand in for the network.
+    """
+    timeout = settings.discovery_timeout
+    targets: list[Candidate] = []
+    checks: list[Candidate] = []
+    for cand in candidates(settings):
+        if cand.loopback:
+            (checks if transport is None else targets).append(cand)
+            continue
+        try:
+            policy.check(httpx.URL(cand.base_url))
+        except EgressBlocked as exc:
+            log.info("discovery: %s", exc.message)
+            continue
+        targets.append(cand)
+    if checks:
+        opened = await asyncio.gather(*(_port_open(c.host, c.port, timeout) for c in checks))
+        targets += [c for c, is_open in zip(checks, opened, strict=True) if is_open]
+    if not targets:
+        return []
+    async with make_client(policy, tier="local", purpose="discovery",
+                           connect_timeout=timeout, read_timeout=timeout,
+                           transport=transport or _inner_transport(targets)) as client:
+        found = await asyncio.gather(*(probe_server(client, c.base_url, timeout)
+                                       for c in targets))
+    ranked = sorted(zip(targets, found, strict=True),
+                    key=lambda pair: (not pair[0].loopback, pair[0].order))
+    return [server for _, server in ranked if server is not None]

@@ -1,0 +1,53 @@
+"""Protocol fakes of inference servers that cannot be installed here, each written from
+that server's public API documentation or sources (see each module's docstring), plus a
+helper to serve them on loopback. Reused by discovery, router and gateway tests."""
+
+from __future__ import annotations
+
+from .base import FakeModel, FakeServer, Recorded, fake_vector
+from .gateway import GatewayFake
+from .gpt4all import GPT4AllFake
+from .jan import JanFake
+from .koboldcpp import KoboldCppFake
+from .llamafile import LlamafileFake
+from .lmstudio import LMStudioFake
+from .localai import LocalAIFake
+from .ollama import OllamaFake
+from .serve import AppServer, free_port, port_is_free
+from .textgen import TextgenFake
+from .vllm import VLLMFake
+
+# kind -> fake, for tests that go over every kind.
+FAKES: dict[str, type[FakeServer]] = {
+    "ollama": OllamaFake,
+    "lmstudio": LMStudioFake,
+    "llamafile": LlamafileFake,
+    "vllm": VLLMFake,
+    "localai": LocalAIFake,
+    "jan": JanFake,
+    "koboldcpp": KoboldCppFake,
+    "textgen-webui": TextgenFake,
+    "gpt4all": GPT4AllFake,
+    "openai-compatible": FakeServer,
+}
+
+__all__ = [
+    "FAKES",
+    "AppServer",
+    "FakeModel",
+    "FakeServer",
+    "GPT4AllFake",
+    "GatewayFake",
+    "JanFake",
+    "KoboldCppFake",
+    "LMStudioFake",
+    "LlamafileFake",
+    "LocalAIFake",
+    "OllamaFake",
+    "Recorded",
+    "TextgenFake",
+    "VLLMFake",
+    "fake_vector",
+    "free_port",
+    "port_is_free",
+]
