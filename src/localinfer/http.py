@@ -151,6 +151,11 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         def done(received: int, error: str | None) -> None:
             self._record(request, sent, received, status, error)
 
+        if response.is_closed:
+            # Already read in full (a Response built from bytes, e.g. by MockTransport):
+            # httpx will never iterate or close its stream, so record now.
+            done(len(response.content), None)
+            return response
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _CountingStream(response.stream, done)
         return response
