@@ -18,6 +18,7 @@ from ..errors import LocalInferError
 COMMAND_MODULES = [
     "chat",
     "status",
+    "serve",
     "remote",
     "consent",
     "privacy",

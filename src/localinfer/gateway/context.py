@@ -1,0 +1,47 @@
+"""What every route needs: settings, the client, and typed ways to call it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from starlette.requests import Request
+
+from ..client import AsyncClient
+from ..settings import Settings
+from ..types import ChatChunk, ChatRequest, ChatResponse
+from .streaming import until_disconnect
+
+T = TypeVar("T")
+
+SENSITIVE_HEADER = "x-localinfer-sensitive"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    settings: Settings
+    client: AsyncClient
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.gateway_timeout
+
+    def is_sensitive(self, request: Request) -> bool:
+        """A caller marks a request that must never leave the machine with
+        ``x-localinfer-sensitive: true`` (the library's ``sensitive=True``)."""
+        return request.headers.get(SENSITIVE_HEADER, "").strip().lower() in {"1", "true", "yes"}
+
+    async def stream(self, chat: ChatRequest, sensitive: bool) -> AsyncIterator[ChatChunk]:
+        chunks = await self.client.complete(chat, stream=True, sensitive=sensitive)
+        assert not isinstance(chunks, ChatResponse)
+        return chunks
+
+    async def answer(self, chat: ChatRequest, sensitive: bool) -> ChatResponse:
+        reply = await self.client.complete(chat, stream=False, sensitive=sensitive)
+        assert isinstance(reply, ChatResponse)
+        return reply
+
+    async def until_disconnect(self, request: Request,
+                               work: Callable[[], Awaitable[T]]) -> T | None:
+        return await until_disconnect(request.receive, work, self.timeout)

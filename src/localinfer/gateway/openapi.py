@@ -1,0 +1,153 @@
+"""The gateway's OpenAPI 3.1 document: request bodies come from the same pydantic
+models that validate them, so the schema cannot drift from what the routes accept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .. import __version__
+from ..types import ChatRequest, ChatResponse, EmbeddingRequest
+from .ollama_api import (
+    OllamaChatRequest,
+    OllamaEmbeddingsRequest,
+    OllamaEmbedRequest,
+    OllamaModelRequest,
+)
+from .wire import MAX_MODEL_NAME
+
+REF = "#/components/schemas/{model}"
+# The model-name rule of wire.check_model_name, for clients and fuzzers.
+MODEL_NAME = {"type": "string", "maxLength": MAX_MODEL_NAME,
+              "pattern": r"^(?!.*\.\.)(?!.*//)"
+                         r"[A-Za-z0-9]([A-Za-z0-9._:/@+\- ]*[A-Za-z0-9._:/@+\-])?$"}
+
+REQUEST_MODELS: list[tuple[type[BaseModel], Any]] = [
+    (ChatRequest, "validation"), (EmbeddingRequest, "validation"),
+    (OllamaChatRequest, "validation"), (OllamaEmbedRequest, "validation"),
+    (OllamaEmbeddingsRequest, "validation"), (OllamaModelRequest, "validation"),
+    (ChatResponse, "serialization"),
+]
+
+OPENAI_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["message", "type"],
+    "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                   "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}},
+}}}
+OLLAMA_ERROR = {"type": "object", "required": ["error"],
+                "properties": {"error": {"type": "string"}}}
+OPEN_OBJECT: dict[str, Any] = {"type": "object"}
+
+ERROR_STATUSES = {
+    "400": "Malformed body, wrong types or a bad model name",
+    "401": "Missing or wrong bearer token",
+    "403": "Refused: Host, Origin, cross-site request, consent or sensitivity rules",
+    "404": "Unknown model (the message lists the available ones)",
+    "413": "Body larger than max_body_bytes",
+    "502": "The backend failed",
+    "503": "No backend can serve the request",
+    "504": "The backend did not answer in time",
+}
+ERROR_GETS = {k: v for k, v in ERROR_STATUSES.items() if k in {"401", "403", "404", "503"}}
+SERVED_HEADERS = {
+    "x-localinfer-backend": {"description": "The backend that answered",
+                             "schema": {"type": "string"}},
+    "x-localinfer-tier": {"description": "Its tier: local, embedded, remote (none: the gateway)",
+                          "schema": {"type": "string"}},
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _responses(ok: dict[str, Any], error: dict[str, Any],
+               statuses: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"200": {"description": "OK", "headers": SERVED_HEADERS,
+                                   "content": ok}}
+    for status, text in statuses.items():
+        out[status] = {"description": text, "content": _json(error)}
+    return out
+
+
+def _post(summary: str, body: str, ok: dict[str, Any], error: dict[str, Any],
+          tag: str) -> dict[str, Any]:
+    return {"post": {"summary": summary, "tags": [tag],
+                     "requestBody": {"required": True, "content": _json(_ref(body))},
+                     "responses": _responses(ok, error, ERROR_STATUSES)}}
+
+
+def _get(summary: str, ok: dict[str, Any], error: dict[str, Any], tag: str,
+         **extra: Any) -> dict[str, Any]:
+    return {"get": {"summary": summary, "tags": [tag],
+                    "responses": _responses(ok, error, ERROR_GETS), **extra}}
+
+
+def _components() -> dict[str, Any]:
+    _, top = models_json_schema(REQUEST_MODELS, ref_template=REF)
+    schemas: dict[str, Any] = top.get("$defs", {})
+    for name in ("ChatRequest", "EmbeddingRequest", "OllamaChatRequest", "OllamaEmbedRequest",
+                 "OllamaEmbeddingsRequest"):
+        props = schemas[name]["properties"]
+        props["model"] = ({"anyOf": [MODEL_NAME, {"type": "null"}]}
+                          if name in ("ChatRequest", "EmbeddingRequest") else MODEL_NAME)
+    return schemas
+
+
+def build_openapi() -> dict[str, Any]:
+    model_list = {"type": "object", "required": ["object", "data"], "properties": {
+        "object": {"const": "list"}, "data": {"type": "array", "items": OPEN_OBJECT}}}
+    embeddings = {"type": "object", "required": ["object", "data", "model"], "properties": {
+        "object": {"const": "list"}, "model": {"type": "string"},
+        "data": {"type": "array", "items": {"type": "object", "properties": {
+            "index": {"type": "integer"},
+            "embedding": {"anyOf": [{"type": "array", "items": {"type": "number"}},
+                                    {"type": "string"}]}}}}}}
+    chat_ok = {**_json(_ref("ChatResponse")),
+               "text/event-stream": {"schema": {"type": "string"}}}
+    ollama_chat_ok = {**_json(OPEN_OBJECT),
+                      "application/x-ndjson": {"schema": {"type": "string"}}}
+    paths: dict[str, Any] = {
+        "/v1/chat/completions": _post("Chat completion (stream: SSE)", "ChatRequest",
+                                      chat_ok, OPENAI_ERROR, "openai"),
+        "/v1/embeddings": _post("Embeddings", "EmbeddingRequest", _json(embeddings),
+                                OPENAI_ERROR, "openai"),
+        "/v1/models": _get("Every model across tiers; owned_by names the backend",
+                           _json(model_list), OPENAI_ERROR, "openai"),
+        "/v1/models/{model}": _get(
+            "One model", _json(OPEN_OBJECT), OPENAI_ERROR, "openai",
+            parameters=[{"name": "model", "in": "path", "required": True,
+                         "schema": MODEL_NAME}]),
+        "/api/chat": _post("Ollama chat (stream: NDJSON, the default)", "OllamaChatRequest",
+                           ollama_chat_ok, OLLAMA_ERROR, "ollama"),
+        "/api/embed": _post("Ollama embeddings", "OllamaEmbedRequest", _json(OPEN_OBJECT),
+                            OLLAMA_ERROR, "ollama"),
+        "/api/embeddings": _post("Ollama embeddings (legacy)", "OllamaEmbeddingsRequest",
+                                 _json(OPEN_OBJECT), OLLAMA_ERROR, "ollama"),
+        "/api/show": _post("Ollama model details", "OllamaModelRequest", _json(OPEN_OBJECT),
+                           OLLAMA_ERROR, "ollama"),
+        "/api/tags": _get("Ollama model list", _json(OPEN_OBJECT), OLLAMA_ERROR, "ollama"),
+        "/api/ps": _get("Ollama loaded models", _json(OPEN_OBJECT), OLLAMA_ERROR, "ollama"),
+        "/api/version": _get("Ollama API level", _json(OPEN_OBJECT), OLLAMA_ERROR, "ollama"),
+        "/health": _get("Identifies localinfer's gateway (discovery skips it)",
+                        _json({"type": "object", "required": ["status", "service"],
+                               "properties": {"status": {"const": "ok"},
+                                              "service": {"const": "localinfer"}}}),
+                        OPENAI_ERROR, "gateway"),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "localinfer gateway", "version": __version__,
+                 "description": "OpenAI- and Ollama-compatible API over the best local tier."},
+        "paths": paths,
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,55 @@
+"""Build a gateway over fake backends and serve it on 127.0.0.1 for the gateway tests.
+
+The router is the real one; only the backends behind it are ``FakeBackend`` s (scripted
+answers, failures, delays), placed in the embedded tier so discovery stays out of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp
+
+from localinfer.backends.base import Backend
+from localinfer.client import AsyncClient
+from localinfer.gateway import create_app
+from localinfer.settings import Settings
+from localinfer.types import ModelInfo
+from tests.fake_backend import FakeBackend
+
+RunApp = Callable[..., str]
+
+
+def gateway_settings(home: Path, **overrides: Any) -> Settings:
+    return Settings(home=home, scan_default_ports=False, **overrides)
+
+
+def client_over(settings: Settings, backends: list[Backend]) -> AsyncClient:
+    def factory(backend: Backend) -> Callable[[], Any]:
+        async def make() -> Backend:
+            return backend
+        return make
+
+    return AsyncClient(settings, embedded=[factory(b) for b in backends])
+
+
+def gateway_app(home: Path, backends: list[Backend], **overrides: Any) -> ASGIApp:
+    settings = gateway_settings(home, **overrides)
+    return create_app(settings, client_over(settings, backends))
+
+
+def default_backends() -> list[Backend]:
+    chat = FakeBackend("fake-chat", tier="embedded", model_ids=("fake-model",))
+    embed = FakeBackend("fake-embed", tier="embedded", models=[
+        ModelInfo(id="fake-embedder", backend="fake-embed", tier="embedded",
+                  capabilities=["embeddings"])])
+    return [chat, embed]
+
+
+def serve_gateway(run_app: RunApp, home: Path, backends: list[Backend] | None = None,
+                  **overrides: Any) -> str:
+    """Start a gateway on a free loopback port; returns its base URL."""
+    return run_app(gateway_app(home, backends if backends is not None else default_backends(),
+                               **overrides))
