@@ -8,19 +8,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 
 from localinfer.discovery import KINDS, discover
 from localinfer.http import EgressPolicy
 from localinfer.settings import Settings
 from localinfer.types import ServerInfo
-
-Reply = tuple[int, Any, dict[str, str]]  # status, JSON value or text, headers
-
-
-def ok(body: Any, **headers: str) -> Reply:
-    return (200, body, headers)
+from tests.fakes.network import FakeNetwork, Reply, ok
 
 
 def openai_list(*ids: str, owned_by: str = "me", **extra: Any) -> dict[str, Any]:
@@ -185,27 +179,6 @@ CASES: dict[str, Case] = {
     "openai-compatible": Case(OPENAI_COMPATIBLE, "openai-compatible", None,
                               {"/models/smollm2.gguf": (["chat"], None, [])}),
 }
-
-
-class FakeNetwork:
-    """A MockTransport over canned answers per (host, port); a port with no answers
-    refuses the connection. Records every request it sees."""
-
-    def __init__(self, servers: dict[tuple[str, int], dict[str, Reply]]) -> None:
-        self.servers = servers
-        self.seen: list[httpx.URL] = []
-        self.transport = httpx.MockTransport(self.handle)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request.url)
-        routes = self.servers.get((request.url.host, request.url.port or 80))
-        if routes is None:
-            raise httpx.ConnectError("connection refused", request=request)
-        status, body, headers = routes.get(request.url.path, (404, {"error": "not found"}, {}))
-        if isinstance(body, str):
-            return httpx.Response(status, text=body, headers=headers)
-        return httpx.Response(status, content=json.dumps(body).encode(),
-                              headers={"content-type": "application/json", **headers})
 
 
 def settings(**kw: Any) -> Settings:

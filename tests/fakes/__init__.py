@@ -13,6 +13,7 @@ from .llamafile import LlamafileFake
 from .lmstudio import LMStudioFake
 from .localai import LocalAIFake
 from .ollama import OllamaFake
+from .openai_compatible import OpenAICompatibleFake
 from .serve import AppServer, free_port, port_is_free
 from .textgen import TextgenFake
 from .vllm import VLLMFake
@@ -28,7 +29,7 @@ FAKES: dict[str, type[FakeServer]] = {
     "koboldcpp": KoboldCppFake,
     "textgen-webui": TextgenFake,
     "gpt4all": GPT4AllFake,
-    "openai-compatible": FakeServer,
+    "openai-compatible": OpenAICompatibleFake,
 }
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "LlamafileFake",
     "LocalAIFake",
     "OllamaFake",
+    "OpenAICompatibleFake",
     "Recorded",
     "TextgenFake",
     "VLLMFake",

@@ -1,0 +1,41 @@
+"""A stand-in network for httpx.MockTransport: canned answers per (host, port).
+
+A port with no answers refuses the connection; every request is recorded, so tests can
+check what was (and was not) sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+
+Reply = tuple[int, Any, dict[str, str]]  # status, JSON value or text, headers
+Routes = dict[str, Reply]
+
+
+def ok(body: Any, **headers: str) -> Reply:
+    return (200, body, headers)
+
+
+class FakeNetwork:
+    def __init__(self, servers: dict[tuple[str, int], Routes], *, delay: float = 0.0) -> None:
+        self.servers = servers
+        self.delay = delay
+        self.seen: list[httpx.URL] = []
+        self.transport = httpx.MockTransport(self.handle)
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request.url)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        routes = self.servers.get((request.url.host, request.url.port or 80))
+        if routes is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        status, body, headers = routes.get(request.url.path, (404, {"error": "not found"}, {}))
+        if isinstance(body, str):
+            return httpx.Response(status, text=body, headers=headers)
+        return httpx.Response(status, content=json.dumps(body).encode(),
+                              headers={"content-type": "application/json", **headers})

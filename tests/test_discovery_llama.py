@@ -1,0 +1,52 @@
+"""Discovery against the real llama.cpp servers, serving the bundled SmolLM2 GGUF:
+llama.cpp's own llama-server and llama-cpp-python's ``python -m llama_cpp.server``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from localinfer.discovery import discover
+from localinfer.http import EgressPolicy
+from localinfer.settings import Settings
+from localinfer.types import ServerInfo
+
+pytestmark = pytest.mark.integration
+
+
+async def sweep(*servers: str) -> list[ServerInfo]:
+    settings = Settings(scan_default_ports=False, servers=list(servers))
+    return await asyncio.wait_for(discover(settings, EgressPolicy()), 30)
+
+
+async def test_llama_server_is_llama_cpp(llama_server: str) -> None:
+    raw = httpx.get(llama_server + "/v1/models", trust_env=False).json()
+    # The trap is real: llama-server also answers an Ollama-style "models" list.
+    assert "models" in raw and "data" in raw
+    [server] = await sweep(llama_server)
+    assert server.kind == "llama.cpp"
+    assert server.api_base == llama_server + "/v1"
+    props = httpx.get(llama_server + "/props", trust_env=False).json()
+    assert server.version == props["build_info"]
+    assert [m.id for m in server.models] == [d["id"] for d in raw["data"]]
+    [model] = server.models
+    assert (model.capabilities, model.loaded, model.backend) == (["chat"], True, server.name)
+
+
+async def test_llama_cpp_python_server_is_openai_compatible(
+        llama_cpp_python_server: str, bundled_gguf: Path) -> None:
+    # It serves the OpenAI routes only (no /props, /health or version endpoint), with
+    # owned_by "me": nothing marks it as llama-server, so it is reported as what it is.
+    [server] = await sweep(llama_cpp_python_server)
+    assert server.kind == "openai-compatible"
+    assert [m.id for m in server.models] == [str(bundled_gguf)]
+    assert server.api_base == llama_cpp_python_server + "/v1"
+
+
+async def test_both_real_servers_in_one_sweep(llama_server: str,
+                                              llama_cpp_python_server: str) -> None:
+    found = await sweep(llama_cpp_python_server, llama_server)
+    assert [s.kind for s in found] == ["openai-compatible", "llama.cpp"]
