@@ -164,6 +164,14 @@ class Settings(BaseSettings):
         description="Seconds the gateway waits for a non-streamed answer, a stream's first "
         "chunk, or the next chunk, before answering 504 or ending the stream with an error.",
     )
+    embed_threads: int | None = Field(
+        default=None, ge=1, description="CPU threads for the local embedder. Default: all cores."
+    )
+    index_path: Path | None = Field(
+        default=None,
+        description="SQLite file of the document index (`index`, `search`, `ask`). "
+        "Default: `index/index.db` under home.",
+    )
 
     @field_validator("servers", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod
