@@ -4,6 +4,7 @@ a socket: the mock transport stands in for the network, so default ports are saf
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,6 +291,13 @@ async def test_huge_root_page_is_not_read_in_full() -> None:
     network = FakeNetwork({("127.0.0.1", 7007): {**LLAMA_SERVER, "/": ok(page)}})
     [server] = await sweep(network, servers=["http://127.0.0.1:7007"])
     assert server.kind == "llama.cpp"
+
+
+async def test_one_stuck_probe_does_not_lose_the_other_answers() -> None:
+    network = FakeNetwork({("127.0.0.1", 7011): VLLM}, slow_paths={"/openapi.json": 30})
+    [server] = await asyncio.wait_for(
+        sweep(network, servers=["http://127.0.0.1:7011"], discovery_timeout=0.2), 10)
+    assert (server.kind, server.version) == ("vllm", "0.6.3.post1")
 
 
 async def test_offline_refuses_non_loopback_before_connecting() -> None:

@@ -21,16 +21,20 @@ def ok(body: Any, **headers: str) -> Reply:
 
 
 class FakeNetwork:
-    def __init__(self, servers: dict[tuple[str, int], Routes], *, delay: float = 0.0) -> None:
+    def __init__(self, servers: dict[tuple[str, int], Routes], *, delay: float = 0.0,
+                 slow_paths: dict[str, float] | None = None) -> None:
         self.servers = servers
         self.delay = delay
+        # path -> seconds before it answers (to play a server stuck on one route)
+        self.slow_paths = slow_paths or {}
         self.seen: list[httpx.URL] = []
         self.transport = httpx.MockTransport(self.handle)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request.url)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        delay = self.slow_paths.get(request.url.path, self.delay)
+        if delay:
+            await asyncio.sleep(delay)
         routes = self.servers.get((request.url.host, request.url.port or 80))
         if routes is None:
             raise httpx.ConnectError("connection refused", request=request)

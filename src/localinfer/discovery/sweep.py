@@ -32,6 +32,7 @@ from .fingerprints import FINGERPRINTS, Fingerprint, default_ports, first_round,
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
+PROBES_IN_FLIGHT = 3
 
 
 @dataclass(frozen=True)
@@ -105,18 +106,29 @@ async def _read(client: httpx.AsyncClient, url: str, probe: Probe) -> Answer:
 
 async def _fetch(client: httpx.AsyncClient, base_url: str, probes: Iterable[Probe],
                  timeout: float) -> dict[str, Answer]:
-    """GET every probe at once; a probe that fails or times out is simply absent."""
-    probes = list(probes)
-    results = await asyncio.gather(
-        *(asyncio.wait_for(_read(client, base_url + p.path, p), timeout) for p in probes),
-        return_exceptions=True)
+    """GET the probes, keeping what answered within ``timeout``; a probe that fails or
+    is still waiting then is simply absent."""
+    # A few probes at a time per server: they reuse kept-alive connections instead of
+    # each opening its own, which costs the client and the server more than waiting.
+    gate = asyncio.Semaphore(PROBES_IN_FLIGHT)
+
+    async def one(probe: Probe) -> Answer:
+        async with gate:
+            return await _read(client, base_url + probe.path, probe)
+
+    tasks = {asyncio.ensure_future(one(p)): p for p in probes}
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
     answers: dict[str, Answer] = {}
-    for probe, result in zip(probes, results, strict=True):
-        if isinstance(result, Answer):
-            answers[probe.path] = result
-        elif not isinstance(result, (httpx.HTTPError, httpx.InvalidURL, EgressBlocked,
-                                     asyncio.TimeoutError, OSError, ValueError)):
-            raise result
+    for task in done:
+        error = task.exception()
+        if error is None:
+            answers[tasks[task].path] = task.result()
+        elif not isinstance(error, (httpx.HTTPError, httpx.InvalidURL, EgressBlocked,
+                                    OSError, ValueError)):
+            raise error
     return answers
 
 

@@ -1,0 +1,150 @@
+"""Discovery sweep wall time: with nothing running, and with two servers up.
+
+    .venv/bin/python bench/bench_discovery.py [--sweeps 200] [--busy-sweeps 100]
+
+1. Nothing running: a full sweep of every default loopback port (raw TCP pre-check,
+   no HTTP client built). Goal: median <= 5 ms.
+2. Two servers up: the Ollama protocol fake (its own process) and llama.cpp's real
+   llama-server on the bundled GGUF, on their default ports 11434 and 8080 when free
+   (else on free ports listed in settings.servers), swept together with every other
+   default port.
+
+Prints a markdown table with the machine and the command. Results go to
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fakes.serve import free_port, port_is_free  # noqa: E402
+
+from localinfer.discovery import default_ports, discover  # noqa: E402
+from localinfer.http import EgressPolicy  # noqa: E402
+from localinfer.settings import Settings  # noqa: E402
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def time_sweeps(settings: Settings, n: int) -> tuple[list[float], list[str]]:
+    policy = EgressPolicy()
+    found: list[str] = []
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        servers = await discover(settings, policy)
+        samples.append((time.perf_counter() - start) * 1000)
+        found = [f"{s.kind}@{s.base_url}" for s in servers]
+    return samples, found
+
+
+def wait_up(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def running(cmd: list[str], ready_url: str) -> Iterator[None]:
+    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        wait_up(ready_url, process)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def llama_server_bin() -> Path:
+    out = subprocess.run(["bash", str(REPO / "scripts" / "build-llama-cpp.sh")],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHON": sys.executable})
+    return Path(out.stdout.strip().splitlines()[-1]) / "llama-server"
+
+
+def row(name: str, samples: list[float], found: list[str]) -> str:
+    return (f"| {name} | {len(samples)} | {statistics.median(samples):.2f} | "
+            f"{percentile(samples, 0.99):.2f} | {min(samples):.2f} | "
+            f"{', '.join(found) or 'none'} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sweeps", type=int, default=200)
+    parser.add_argument("--busy-sweeps", type=int, default=100)
+    parser.add_argument("--threads", default="2", help="llama-server threads")
+    args = parser.parse_args()
+
+    rows = []
+    notes = []
+    taken = [p for p in default_ports() if not port_is_free(p)]
+    if taken:
+        notes.append(f"default ports already in use here: {taken} (swept as found)")
+    idle = Settings(scan_default_ports=True, servers=[])
+    samples, found = asyncio.run(time_sweeps(idle, args.sweeps))
+    rows.append(row("nothing running (all default ports)", samples, found))
+
+    from localinfer.assets.bundled import bundled_model_path
+
+    on_defaults = port_is_free(11434) and port_is_free(8080)
+    ollama_port, llama_port = (11434, 8080) if on_defaults else (free_port(), free_port())
+    ollama_url = f"http://127.0.0.1:{ollama_port}"
+    llama_url = f"http://127.0.0.1:{llama_port}"
+    fake = [sys.executable, "-m", "tests.fakes", "ollama", "--port", str(ollama_port)]
+    real = [str(llama_server_bin()), "-m", str(bundled_model_path()), "--host", "127.0.0.1",
+            "--port", str(llama_port), "-c", "2048", "-t", args.threads, "--no-webui"]
+    busy = Settings(scan_default_ports=True,
+                    servers=[] if on_defaults else [ollama_url, llama_url])
+    with running(fake, ollama_url + "/api/version"), running(real, llama_url + "/health"):
+        samples, found = asyncio.run(time_sweeps(busy, args.busy_sweeps))
+    where = "default ports" if on_defaults else "free ports via settings.servers"
+    rows.append(row(f"Ollama fake + real llama-server ({where}) + all default ports",
+                    samples, found))
+
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (nproc), "
+          f"Linux {platform.release()}, Python {platform.python_version()}, "
+          f"load average during run start: {load}")
+    print(f"Command: `.venv/bin/python bench/bench_discovery.py --sweeps {args.sweeps} "
+          f"--busy-sweeps {args.busy_sweeps}`")
+    print()
+    print("| scenario | sweeps | median ms | p99 ms | min ms | servers found |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    for note in notes:
+        print(f"\nNote: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
