@@ -335,6 +335,14 @@ async def test_configured_urls_are_normalised_to_the_server_root(given: str, bas
     assert normalize_base_url(given) == base
 
 
+async def test_malformed_configured_urls_are_ignored() -> None:
+    network = FakeNetwork({("127.0.0.1", 7012): VLLM})
+    found = await sweep(network, servers=["ftp://127.0.0.1:21", "http://", "http://[::1",
+                                          "http://127.0.0.1:7012"])
+    assert [s.kind for s in found] == ["vllm"]
+    assert {url.port for url in network.seen} == {7012}
+
+
 async def test_configured_default_port_is_probed_once() -> None:
     network = FakeNetwork({("127.0.0.1", 11434): OLLAMA})
     found = await sweep(network, scan_default_ports=True,

@@ -3,9 +3,9 @@
 1. Loopback candidates first get a raw TCP connect: a closed port refuses in
    microseconds, so a machine running nothing is swept in well under a millisecond
    and no HTTP client is ever built.
-2. Each open server gets every first-round probe at once (one round trip), is matched
-   against the fingerprint table, then gets the few extra probes its row needs for
-   the model list and version (a second round trip, often empty).
+2. Each open server gets the first-round probes (a few in flight at a time, over
+   kept-alive connections), is matched against the fingerprint table, then gets the
+   few extra probes its row needs for the model list and version (often none).
 
 Configured non-loopback URLs skip step 1 and go straight through the HTTP layer, so
 offline mode refuses them and the egress record sees them.
@@ -70,7 +70,10 @@ def candidates(settings: Settings,
         try:
             parsed = httpx.URL(base)
         except (httpx.InvalidURL, ValueError):
-            log.warning("discovery: ignoring malformed server URL %r", base)
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+            log.warning("discovery: ignoring server URL %r (expected http(s)://host:port)",
+                        base)
             continue
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         host = parsed.host
