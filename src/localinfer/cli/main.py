@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "remote",
     "consent",
     "privacy",
+    "assets",
 ]
 
 

@@ -1,0 +1,292 @@
+"""One resumable, verified HTTP download into the cache's ``partial/`` directory.
+
+Resume rules (RFC 9110 range requests): a ``.part`` file plus a JSON sidecar holding
+the URL, ETag, Last-Modified and total size. The next attempt asks for the rest with
+``Range`` and ``If-Range``; a ``200`` (server ignored the range or the file changed), a
+different ETag or total, or a ``Content-Range`` not starting where we stopped, all
+mean: start over. The sha256 is computed while the bytes arrive; on a mismatch the
+file is deleted. Nothing here writes outside ``partial/``; the caller commits.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from ..errors import BadModelFile, LocalInferError
+from ..http import EgressPolicy, make_client, network_class
+from ..types import Tier
+from .progress import Meter, ProgressCallback, format_bytes
+from .system import free_bytes
+
+_MAX_REDIRECTS = 10
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# Headroom kept free on the disk so a download never fills it to the last byte.
+DISK_MARGIN = 50_000_000
+
+
+class DownloadError(LocalInferError):
+    """A model file could not be fetched (network, server, disk)."""
+
+    exit_code = 10
+    http_status = 502
+    code = "download_failed"
+
+
+class DiskFull(DownloadError):
+    exit_code = 11
+    http_status = 507
+    code = "disk_full"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    path: Path
+    sha256: str
+    size: int
+    transferred: int
+    seconds: float
+    remote: bool
+
+
+def tier_for(url: httpx.URL) -> Tier:
+    return "local" if network_class(url.host) == "loopback" else "remote"
+
+
+def _write_chunk(fh: IO[bytes], data: bytes) -> None:
+    # A seam for tests to simulate a full disk without filling one.
+    fh.write(data)
+
+
+class _Clients:
+    """One guarded client per tier, so each redirect hop is checked and recorded with the
+    tier of the host it actually goes to."""
+
+    def __init__(self, policy: EgressPolicy, connect_timeout: float, read_timeout: float,
+                 transport: httpx.AsyncBaseTransport | None) -> None:
+        self._policy = policy
+        self._connect = connect_timeout
+        self._read = read_timeout
+        self._transport = transport
+        self._clients: dict[Tier, httpx.AsyncClient] = {}
+
+    def for_url(self, url: httpx.URL) -> httpx.AsyncClient:
+        tier = tier_for(url)
+        if tier not in self._clients:
+            self._clients[tier] = make_client(self._policy, tier=tier, purpose="download",
+                                              connect_timeout=self._connect,
+                                              read_timeout=self._read,
+                                              transport=self._transport)
+        return self._clients[tier]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+    async def open(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        """Send, following redirects by hand (make_client never follows them)."""
+        target = httpx.URL(url)
+        for _ in range(_MAX_REDIRECTS + 1):
+            client = self.for_url(target)
+            request = client.build_request(method, target, headers=headers)
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                host = f"{target.scheme}://{target.host}"
+                why = "cannot connect" if isinstance(exc, httpx.ConnectError) else type(
+                    exc).__name__
+                raise DownloadError(f"{host}: {why} ({str(exc)[:120] or 'no detail'})"
+                                    ) from None
+            if response.is_redirect and "location" in response.headers:
+                await response.aclose()
+                target = target.join(response.headers["location"])
+                if target.scheme not in ("http", "https"):
+                    raise DownloadError(f"refusing redirect to {target.scheme}: URL")
+                continue
+            return response
+        raise DownloadError(f"too many redirects fetching {url}")
+
+
+async def probe_size(url: str, policy: EgressPolicy, *, connect_timeout: float = 3.0,
+                     transport: httpx.AsyncBaseTransport | None = None) -> int | None:
+    """``HEAD`` the URL (no body moves) to learn its size for a disclosure."""
+    clients = _Clients(policy, connect_timeout, connect_timeout * 3, transport)
+    try:
+        response = await clients.open("HEAD", url, {"accept-encoding": "identity"})
+        await response.aclose()
+        if response.status_code != 200:
+            return None
+        length = response.headers.get("content-length")
+        return int(length) if length and length.isdigit() else None
+    finally:
+        await clients.aclose()
+
+
+def _load_sidecar(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _validator(response: httpx.Response) -> dict[str, Any]:
+    etag = response.headers.get("etag")
+    return {"etag": etag, "last_modified": response.headers.get("last-modified")}
+
+
+def _total_from(response: httpx.Response) -> int | None:
+    if response.status_code == 206:
+        m = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+        if m and m.group(3) != "*":
+            return int(m.group(3))
+        return None
+    length = response.headers.get("content-length")
+    return int(length) if length and length.isdigit() else None
+
+
+def _discard(*paths: Path) -> None:
+    for p in paths:
+        p.unlink(missing_ok=True)
+
+
+async def download(
+    url: str,
+    part: Path,
+    *,
+    policy: EgressPolicy,
+    expected_sha256: str | None,
+    expected_size: int | None,
+    progress: ProgressCallback | None = None,
+    connect_timeout: float = 3.0,
+    read_timeout: float = 60.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+    label: str | None = None,
+) -> Fetched:
+    """Fetch ``url`` into ``part`` (resuming it if possible) and return it verified."""
+    sidecar = part.with_suffix(".json")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    clients = _Clients(policy, connect_timeout, read_timeout, transport)
+    started = time.monotonic()
+    try:
+        for _attempt in range(3):
+            state = _load_sidecar(sidecar)
+            offset = part.stat().st_size if part.exists() else 0
+            if offset and state.get("url") != url:
+                _discard(part, sidecar)
+                offset, state = 0, {}
+            headers = {"accept-encoding": "identity"}
+            if offset:
+                headers["range"] = f"bytes={offset}-"
+                etag = state.get("etag")
+                # If-Range needs a strong validator; weak ETags would always fail it.
+                if etag and not str(etag).startswith("W/"):
+                    headers["if-range"] = str(etag)
+                elif state.get("last_modified"):
+                    headers["if-range"] = str(state["last_modified"])
+            response = await clients.open("GET", url, headers)
+            total: int | None = None
+            try:
+                status = response.status_code
+                if status == 416 and offset and state.get("total") == offset:
+                    total = offset  # the part is already complete
+                elif status == 206 and offset:
+                    m = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+                    new = _validator(response)
+                    total = _total_from(response)
+                    changed = (
+                        m is None or int(m.group(1)) != offset
+                        or (state.get("etag") and new["etag"] and new["etag"] != state["etag"])
+                        or (state.get("total") and total and total != state["total"])
+                    )
+                    if changed:
+                        _discard(part, sidecar)
+                        continue
+                elif status == 200:
+                    if offset:  # Range ignored or the file changed: start over
+                        _discard(part, sidecar)
+                        offset = 0
+                    total = _total_from(response)
+                elif status == 416:
+                    _discard(part, sidecar)
+                    continue
+                else:
+                    await response.aread()
+                    reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+                    raise DownloadError(f"{url} answered HTTP {status}{reason}")
+                if expected_size is not None and total is not None and total != expected_size:
+                    raise DownloadError(f"{url} offers {total} bytes but {expected_size} were "
+                                        "expected: wrong file or it changed upstream")
+                remaining = (total - offset) if total is not None else 0
+                free = free_bytes(part.parent)
+                if remaining and remaining + DISK_MARGIN > free:
+                    raise DiskFull(f"not enough disk space for {label or url}: needs "
+                                   f"{format_bytes(remaining)}, {format_bytes(free)} free "
+                                   f"in {part.parent}")
+                if status != 416:
+                    sidecar.write_text(json.dumps({"url": url, "total": total,
+                                                   **_validator(response)}), encoding="utf-8")
+                digest = hashlib.sha256()
+                if offset:
+                    with open(part, "rb") as fh:
+                        while chunk := fh.read(1 << 20):
+                            digest.update(chunk)
+                meter = Meter("download", total, progress, start=offset, detail=label)
+                meter.emit()
+                if status != 416:
+                    await _stream_body(response, part, digest, meter, total, label or url)
+                meter.finish()
+            finally:
+                await response.aclose()
+            size = part.stat().st_size
+            if total is not None and size != total:
+                raise DownloadError(f"download of {label or url} stopped at {format_bytes(size)} "
+                                    f"of {format_bytes(total)}; run it again to resume")
+            actual = digest.hexdigest()
+            if expected_sha256 and actual != expected_sha256:
+                _discard(part, sidecar)
+                raise BadModelFile(f"sha256 mismatch for {label or url}: expected "
+                                   f"{expected_sha256}, got {actual}; the download was deleted")
+            sidecar.unlink(missing_ok=True)
+            return Fetched(part, actual, size, meter.transferred,
+                           time.monotonic() - started,
+                           remote=tier_for(httpx.URL(url)) == "remote")
+        raise DownloadError(f"{url} kept changing while downloading; try again later")
+    finally:
+        await clients.aclose()
+
+
+async def _stream_body(response: httpx.Response, part: Path, digest: Any, meter: Meter,
+                       total: int | None, label: str) -> None:
+    with open(part, "ab") as fh:
+        try:
+            async for chunk in response.aiter_raw():
+                try:
+                    _write_chunk(fh, chunk)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        fh.close()
+                        _discard(part, part.with_suffix(".json"))
+                        raise DiskFull(f"disk full while writing {label} into {part.parent}; "
+                                       "free some space and pull again") from None
+                    raise
+                digest.update(chunk)
+                meter.advance(len(chunk))
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            fh.flush()
+            os.fsync(fh.fileno())
+            done = f"{format_bytes(meter.done)} of {format_bytes(total)}"
+            raise DownloadError(f"download of {label} interrupted after {done} "
+                                f"({type(exc).__name__}); run the same command again to resume"
+                                ) from None
+        fh.flush()
+        os.fsync(fh.fileno())
