@@ -17,7 +17,7 @@ from localinfer.client import AsyncClient
 from localinfer.gateway import create_app
 from localinfer.settings import Settings
 from localinfer.types import ModelInfo
-from tests.fake_backend import FakeBackend
+from tests.fake_backend import FakeBackend, Script
 
 RunApp = Callable[..., str]
 
@@ -53,3 +53,34 @@ def serve_gateway(run_app: RunApp, home: Path, backends: list[Backend] | None = 
     """Start a gateway on a free loopback port; returns its base URL."""
     return run_app(gateway_app(home, backends if backends is not None else default_backends(),
                                **overrides))
+
+
+def main() -> None:
+    """``python -m tests.gateway_harness [--chunks N]``: a gateway over one instant
+    FakeBackend in its own process (for the load test), printing its URL."""
+    import argparse
+    import tempfile
+    import time
+
+    from tests.fakes.serve import AppServer
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chunks", type=int, default=20)
+    args = parser.parse_args()
+
+    class Endless(FakeBackend):
+        async def stream_chat(self, request: Any, model: str) -> Any:
+            self.scripts = [Script(chunks=[f"t{i} " for i in range(args.chunks)])]
+            async for chunk in super().stream_chat(request, model):
+                yield chunk
+
+    with tempfile.TemporaryDirectory() as home:
+        app = gateway_app(Path(home), [Endless("fast", tier="embedded")])
+        with AppServer(app) as server:
+            print(server.base_url, flush=True)
+            while True:
+                time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
