@@ -176,7 +176,7 @@ class _Reader:
             raise _Bad(f"{what} claims {n} items/bytes (limit {limit})")
         if n * unit > self.remaining:
             raise _Bad(f"{what} claims {n * unit} bytes at offset {self.tell}, "
-                       f"only {self.remaining} left in the file")
+                       f"only {self.remaining} left in the file (truncated?)")
         return n
 
     def skip_strings(self, count: int, what: str) -> None:

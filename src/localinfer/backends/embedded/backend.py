@@ -1,0 +1,268 @@
+"""The embedded tier: llama.cpp in a worker process, behind the Backend contract.
+
+Why a process and not a thread: a crash (or a hang) inside llama.cpp must not take the
+caller, or the gateway, down with it. The worker loads the model once and stays warm;
+if it dies or stalls, the request in flight gets a BackendError and the next request
+starts a fresh worker.
+
+One request at a time per worker: ``stream_chat`` holds an asyncio.Lock for the whole
+stream, so concurrent callers queue (llama.cpp has one context; interleaving requests
+would only make each slower). The lock belongs to the event loop that last used the
+backend; using one backend from two loops at once is not supported.
+
+Cancellation: closing the stream (``aclose()``, ``break`` out of ``async for`` followed
+by closing, or cancelling the task) tells the worker to stop between two tokens and
+waits for it to confirm; if it does not within ``CANCEL_GRACE`` seconds it is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Final
+
+from ...assets.bundled import MODEL_ID, bundled_model_path
+from ...assets.gguf import GGUFInfo, validate_gguf
+from ...errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound
+from ...settings import Settings
+from ...types import ChatChunk, ChatRequest, ChunkChoice, Delta, ModelInfo, Usage, new_id
+from ..base import Backend
+from .params import llama_chat_params
+from .process import EXITED, Event, WorkerProcess
+
+CANCEL_GRACE: Final = 2.0
+ACCEPTED_DEFAULTS: Final = frozenset({"", "default"})
+
+
+class EmbeddedBackend(Backend):
+    name = "embedded"
+    kind = "llama.cpp"
+    tier = "embedded"
+
+    def __init__(self, settings: Settings, *, model_path: Path | None = None) -> None:
+        self.settings = settings
+        self._explicit = model_path or settings.embedded_model
+        self._info: GGUFInfo | None = None
+        self._info_stamp: tuple[int, int, int] | None = None
+        self._worker: WorkerProcess | None = None
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._ids = itertools.count(1)
+        # Start-up timings of the current worker (seconds): import, load. For benchmarks.
+        self.timings: dict[str, float] = {}
+
+    # -- identity ------------------------------------------------------------------------
+
+    @property
+    def model_path(self) -> Path:
+        """The GGUF this backend serves (BadModelFile if the bundled one is missing)."""
+        if self._explicit is not None:
+            return Path(self._explicit).expanduser()
+        return bundled_model_path()
+
+    @property
+    def model_id(self) -> str:
+        return MODEL_ID if self._is_bundled() else self.model_path.stem
+
+    def _is_bundled(self) -> bool:
+        try:
+            bundled = bundled_model_path()
+        except BadModelFile:
+            return False
+        return self._explicit is None or self.model_path.resolve() == bundled.resolve()
+
+    def _aliases(self) -> list[str]:
+        path = self.model_path
+        names = [path.name, path.stem, str(path)]
+        if self._is_bundled():
+            names += ["smollm2", "SmolLM2"]
+        return list(dict.fromkeys(n for n in names if n != self.model_id))
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker's process id while one runs (tests and diagnostics)."""
+        worker = self._worker
+        return worker.pid if worker is not None and worker.alive else None
+
+    # -- the contract ----------------------------------------------------------------------
+
+    async def models(self) -> list[ModelInfo]:
+        try:
+            _ = self.model_path
+        except BadModelFile:
+            if self._explicit is None:
+                return []  # no bundled model installed: this tier has nothing to offer
+            raise
+        await self._validated()
+        return [ModelInfo(id=self.model_id, backend=self.name, tier=self.tier,
+                          capabilities=["chat"], loaded=self.worker_pid is not None,
+                          aliases=self._aliases())]
+
+    async def warm(self) -> None:
+        """Start the worker and load the model now, ahead of the first request."""
+        async with self._loop_lock():
+            await self._ready_worker()
+
+    async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+        self._check_model(model)
+        params = llama_chat_params(request)
+        async with self._loop_lock():
+            worker = await self._ready_worker()
+            async for chunk in self._generate(worker, params, model or self.model_id):
+                yield chunk
+
+    async def aclose(self) -> None:
+        self._discard(self._worker)
+
+    # -- one request -------------------------------------------------------------------------
+
+    async def _generate(self, worker: WorkerProcess, params: dict[str, Any],
+                        model: str) -> AsyncIterator[ChatChunk]:
+        rid = next(self._ids)
+        events = worker.subscribe(asyncio.get_running_loop())
+        worker.send({"op": "chat", "id": rid, "params": params})
+        chunk_id, created = new_id("chatcmpl"), int(time.time())
+        yielded = finished = False
+
+        def chunk(delta: Delta, finish: str | None = None,
+                  usage: Usage | None = None) -> ChatChunk:
+            return ChatChunk(id=chunk_id, created=created, model=model, usage=usage,
+                             choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+                             backend=self.name, tier=self.tier)
+
+        try:
+            while True:
+                event = await self._next_event(events, worker, first=not yielded)
+                if event.get("id", rid) not in (rid, None):
+                    continue  # a late event of an earlier, cancelled request
+                kind = event["ev"]
+                if kind == "delta":
+                    yielded = True
+                    yield chunk(Delta(**event["d"]))
+                elif kind == "end":
+                    finished = True
+                    usage = Usage(**event["usage"])
+                    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+                    yield chunk(Delta(), event.get("finish") or "stop", usage)
+                    return
+                elif kind == "error":
+                    finished = True
+                    raise BackendError(f"embedded engine: {event['message']}",
+                                       backend=self.name, before_first_token=not yielded)
+                elif kind == EXITED:
+                    finished = True
+                    self._discard(worker)
+                    raise BackendError(f"embedded engine {worker.exit_reason()}; "
+                                       "the next request starts a fresh one",
+                                       backend=self.name, before_first_token=not yielded)
+        finally:
+            if not finished and worker is self._worker:
+                await self._stop(worker, events, rid)
+
+    async def _next_event(self, events: asyncio.Queue[Event], worker: WorkerProcess, *,
+                          first: bool, timeout: float | None = None) -> Event:
+        timeout = timeout or self.settings.embedded_stall_timeout
+        try:
+            return await asyncio.wait_for(events.get(), timeout)
+        except asyncio.TimeoutError:
+            self._discard(worker)
+            raise BackendTimeout(
+                f"embedded engine produced nothing for {timeout:g}s and was restarted "
+                "(raise LOCALINFER_EMBEDDED_STALL_TIMEOUT for slow models)",
+                backend=self.name, before_first_token=first) from None
+
+    async def _stop(self, worker: WorkerProcess, events: asyncio.Queue[Event], rid: int) -> None:
+        """The caller stopped reading: stop generation, or the worker if it won't."""
+        worker.send({"op": "cancel", "id": rid})
+        try:
+            await asyncio.wait_for(_until_done(events, rid), CANCEL_GRACE)
+        except asyncio.TimeoutError:
+            self._discard(worker)
+        except asyncio.CancelledError:  # cancelled again while stopping: no more waiting
+            self._discard(worker)
+            raise
+        if not worker.alive:
+            self._discard(worker)
+
+    # -- the worker ------------------------------------------------------------------------
+
+    async def _ready_worker(self) -> WorkerProcess:
+        if self._worker is not None and self._worker.alive:
+            return self._worker
+        self._discard(self._worker)
+        path = self.model_path
+        # The interpreter starts and imports llama_cpp while we check the file; the
+        # path only reaches llama.cpp (the "load" command) once the check has passed.
+        worker = WorkerProcess(debug=self.settings.debug)
+        try:
+            await self._validated()
+            events = worker.subscribe(asyncio.get_running_loop())
+            threads = self.settings.embedded_threads or os.cpu_count() or 1
+            worker.send({"op": "load", "path": str(path), "n_ctx": self.settings.embedded_context,
+                         "n_threads": threads, "verbose": self.settings.debug})
+            await self._await_load(worker, events, path)
+        except BaseException:
+            worker.kill()
+            raise
+        self._worker = worker
+        return worker
+
+    async def _await_load(self, worker: WorkerProcess, events: asyncio.Queue[Event],
+                          path: Path) -> None:
+        # Loading a big model from a cold disk can take a while: allow it the longer
+        # of the stall and first-token timeouts.
+        timeout = max(self.settings.embedded_stall_timeout, self.settings.first_token_timeout)
+        while True:
+            event = await self._next_event(events, worker, first=True, timeout=timeout)
+            kind = event["ev"]
+            if kind == "started":
+                self.timings["import_s"] = float(event["import_s"])
+            elif kind == "loaded":
+                self.timings["load_s"] = float(event["load_s"])
+                return
+            elif kind == "error":
+                raise BadModelFile(f"llama.cpp could not load {path}: {event['message']}")
+            elif kind == EXITED:
+                raise BackendError(f"embedded engine {worker.exit_reason()} while loading "
+                                   f"{path.name}", backend=self.name)
+
+    def _discard(self, worker: WorkerProcess | None) -> None:
+        if worker is None:
+            return
+        worker.kill()
+        if self._worker is worker:
+            self._worker = None
+
+    async def _validated(self) -> GGUFInfo:
+        """validate_gguf, off the event loop, once per version of the file."""
+        path = self.model_path
+        try:
+            st = path.stat()
+            stamp: tuple[int, int, int] | None = (st.st_size, st.st_mtime_ns, st.st_ino)
+        except OSError:
+            stamp = None  # validate_gguf reports it
+        if self._info is None or stamp is None or stamp != self._info_stamp:
+            self._info = await asyncio.to_thread(validate_gguf, path)
+            self._info_stamp = stamp
+        return self._info
+
+    def _loop_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        return self._lock[1]
+
+    def _check_model(self, model: str) -> None:
+        if model in ACCEPTED_DEFAULTS or model == self.model_id or model in self._aliases():
+            return
+        raise ModelNotFound(model, [self.model_id])
+
+
+async def _until_done(events: asyncio.Queue[Event], rid: int) -> None:
+    while True:
+        event = await events.get()
+        if event["ev"] == EXITED or (event.get("id") == rid and event["ev"] in ("end", "error")):
+            return

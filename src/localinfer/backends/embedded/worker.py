@@ -1,0 +1,155 @@
+"""The embedded engine's worker process: llama.cpp (via llama-cpp-python), one model,
+one request at a time, commands in on stdin, events out on a private pipe.
+
+Run as a script by path (``python .../worker.py``), not as ``-m localinfer...``: that
+would import the localinfer package and its dependencies, and the worker's start-up
+time is the embedded tier's cold time to first token. So this file uses only the
+standard library and imports ``llama_cpp`` itself.
+
+Protocol, one JSON object per line:
+
+    parent -> worker (stdin)
+      {"op": "load", "path": str, "n_ctx": int, "n_threads": int, "verbose": bool}
+      {"op": "chat", "id": int, "params": {...create_chat_completion kwargs...}}
+      {"op": "cancel", "id": int}          stop that request between two tokens
+    worker -> parent (the original stdout, kept apart from fd 1)
+      {"ev": "started", "import_s": float}                    llama_cpp imported
+      {"ev": "loaded", "load_s": float, "n_ctx": int}
+      {"ev": "delta", "id": int, "d": {...}}                  one streamed delta
+      {"ev": "end", "id": int, "finish": str|null, "usage": {...}, "cancelled": bool}
+      {"ev": "error", "id": int|null, "message": str}         request or load failed
+
+stdin closing means the parent is gone: the worker exits at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+
+class Cancels:
+    """The request id the parent asked to stop; read by the generating thread between
+    tokens (a plain attribute: assignment is atomic under the GIL)."""
+
+    def __init__(self) -> None:
+        self.id: int | None = None
+
+
+def read_commands(stdin: IO[bytes], inbox: queue.SimpleQueue[dict[str, Any]],
+                  cancels: Cancels) -> None:
+    for line in stdin:
+        command = json.loads(line)
+        if command.get("op") == "cancel":
+            cancels.id = command.get("id")
+        else:
+            inbox.put(command)
+    os._exit(0)  # the parent closed our stdin: it is gone or done with us
+
+
+class Worker:
+    def __init__(self, out: IO[bytes], cancels: Cancels) -> None:
+        self.out = out
+        self.cancels = cancels
+        self.llm: Any = None
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        self.out.flush()
+
+    def load(self, command: dict[str, Any]) -> None:
+        from llama_cpp import Llama
+
+        started = time.perf_counter()
+        try:
+            self.llm = Llama(model_path=command["path"], n_ctx=command["n_ctx"],
+                             n_threads=command["n_threads"], n_threads_batch=command["n_threads"],
+                             verbose=command.get("verbose", False))
+        except Exception as exc:  # llama-cpp-python raises ValueError on a failed load
+            self.send({"ev": "error", "id": None, "message": str(exc) or type(exc).__name__})
+            return
+        self._count_tokens()
+        self.send({"ev": "loaded", "load_s": time.perf_counter() - started,
+                   "n_ctx": self.llm.n_ctx()})
+
+    def _count_tokens(self) -> None:
+        # Streamed chat chunks carry no usage; count what generate() sees instead. The
+        # instance attribute shadows the method for this one object only.
+        import llama_cpp
+
+        generate = self.llm.generate
+        vocab = self.llm._model.vocab
+
+        def counting(tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
+            self.prompt_tokens = len(tokens)
+            for token in generate(tokens, *args, **kwargs):
+                if not llama_cpp.llama_vocab_is_eog(vocab, token):
+                    self.completion_tokens += 1
+                yield token
+
+        self.llm.generate = counting
+
+    def chat(self, command: dict[str, Any]) -> None:
+        rid = command["id"]
+        if self.llm is None:
+            self.send({"ev": "error", "id": rid, "message": "no model loaded"})
+            return
+        self.prompt_tokens = self.completion_tokens = 0
+        finish: str | None = None
+        cancelled = False
+        if command["params"].get("seed") is not None:
+            # Reusing the cached prompt prefix changes the sampled text, so a caller
+            # asking for repeatable output gets a clean context.
+            self.llm.reset()
+        try:
+            stream = self.llm.create_chat_completion(stream=True, **command["params"])
+            for chunk in stream:
+                if self.cancels.id == rid:
+                    stream.close()  # stops generation between two tokens
+                    cancelled = True
+                    break
+                choice = chunk["choices"][0]
+                delta = {k: v for k, v in choice["delta"].items() if v is not None}
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+                if delta:
+                    self.send({"ev": "delta", "id": rid, "d": delta})
+        except Exception as exc:
+            self.send({"ev": "error", "id": rid, "message": str(exc) or type(exc).__name__})
+            return
+        self.send({"ev": "end", "id": rid, "finish": finish, "cancelled": cancelled,
+                   "usage": {"prompt_tokens": self.prompt_tokens,
+                             "completion_tokens": self.completion_tokens}})
+
+
+def main() -> None:
+    # Keep the protocol on a private copy of stdout, and point fd 1 at stderr so that
+    # anything llama.cpp or a library prints cannot corrupt it.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    cancels = Cancels()
+    inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    threading.Thread(target=read_commands, args=(sys.stdin.buffer, inbox, cancels),
+                     daemon=True).start()
+    worker = Worker(out, cancels)
+    started = time.perf_counter()
+    import llama_cpp  # noqa: F401  - the slow part of start-up, done once
+
+    worker.send({"ev": "started", "import_s": time.perf_counter() - started})
+    handlers = {"load": worker.load, "chat": worker.chat}
+    while True:
+        command = inbox.get()
+        handlers[command["op"]](command)
+
+
+if __name__ == "__main__":
+    main()

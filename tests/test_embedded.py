@@ -1,0 +1,305 @@
+"""The embedded engine for real: llama.cpp in a worker process serving the bundled
+SmolLM2-135M-Instruct. Faults are real too: the worker is SIGKILLed mid-stream (a crash)
+or SIGSTOPped (a hang), and the next request must get a fresh, working engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from localinfer.assets.bundled import MODEL_ID, bundled_model_path
+from localinfer.assets.gguf import validate_gguf
+from localinfer.backends.embedded import EmbeddedBackend
+from localinfer.errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound
+from localinfer.settings import Settings
+from localinfer.types import ChatChunk, ChatRequest
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")]
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    return Settings(home=tmp_path, scan_default_ports=False, **overrides)  # type: ignore[arg-type]
+
+
+def ask(content: str, **options: object) -> ChatRequest:
+    return ChatRequest(messages=[{"role": "user", "content": content}], **options)  # type: ignore[list-item]
+
+
+def endless(**options: object) -> ChatRequest:
+    """A request that cannot end by itself: end-of-generation is forbidden."""
+    eos = validate_gguf(bundled_model_path()).metadata["tokenizer.ggml.eos_token_id"]
+    settings: dict[str, object] = {"max_tokens": 4000, "logit_bias": {str(eos): -100.0}}
+    return ask("Tell me a very long story about a lighthouse.", **{**settings, **options})
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+async def take(stream: AsyncIterator[ChatChunk], n: int) -> list[ChatChunk]:
+    got: list[ChatChunk] = []
+    async for chunk in stream:
+        got.append(chunk)
+        if len([c for c in got if c.text]) >= n:
+            break
+    return got
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBackend]:
+    """One warm engine shared by the tests that do not break it."""
+    engine = EmbeddedBackend(make_settings(tmp_path_factory.mktemp("home")))
+    yield engine
+    asyncio.run(engine.aclose())
+
+
+# --- serving -------------------------------------------------------------------------------
+
+async def test_models_describe_the_bundled_file(backend: EmbeddedBackend) -> None:
+    [info] = await backend.models()
+    assert info.id == MODEL_ID == "smollm2-135m-instruct"
+    assert (info.backend, info.tier, info.capabilities) == ("embedded", "embedded", ["chat"])
+    assert info.answers_to(bundled_model_path().name)
+
+
+async def test_stream_yields_tokens_then_finish_and_usage(backend: EmbeddedBackend) -> None:
+    chunks = [c async for c in backend.stream_chat(ask("Name three colours.", max_tokens=40,
+                                                       temperature=0), MODEL_ID)]
+    texts = [c.text for c in chunks if c.text]
+    assert len(texts) > 3  # streamed token by token, not in one piece
+    final = chunks[-1]
+    assert final.choices[0].finish_reason in ("stop", "length")
+    assert final.usage is not None and final.usage.prompt_tokens > 0
+    assert 0 < final.usage.completion_tokens <= 40
+    assert final.usage.total_tokens == final.usage.prompt_tokens + final.usage.completion_tokens
+    assert {c.id for c in chunks} == {final.id} and {c.tier for c in chunks} == {"embedded"}
+
+
+async def test_max_tokens_ends_with_length(backend: EmbeddedBackend) -> None:
+    reply = await backend.chat(endless(max_tokens=7, temperature=0), MODEL_ID)
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage is not None and reply.usage.completion_tokens == 7
+    assert reply.text
+
+
+async def test_seed_makes_sampling_repeatable(backend: EmbeddedBackend) -> None:
+    request = ask("Write a short poem about rain.", max_tokens=24, temperature=1.0, seed=1234)
+    first = await backend.chat(request, MODEL_ID)
+    second = await backend.chat(request, MODEL_ID)
+    assert first.text and first.text == second.text
+
+
+async def test_stop_sequence_cuts_the_answer(backend: EmbeddedBackend) -> None:
+    request = ask("Count from one to twenty in words, separated by commas.", max_tokens=60,
+                  temperature=0)
+    full = (await backend.chat(request, MODEL_ID)).text
+    words = [w for w in full.replace(",", " ").split() if len(w) > 3]
+    assert len(words) >= 3, full
+    stop_at = words[2]
+    cut = await backend.chat(request.model_copy(update={"stop": [stop_at]}), MODEL_ID)
+    assert stop_at not in cut.text
+    assert full.startswith(cut.text.rstrip()) and len(cut.text) < len(full)
+    assert cut.choices[0].finish_reason == "stop"
+
+
+async def test_response_format_json_schema_is_enforced(backend: EmbeddedBackend) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}},
+              "required": ["answer"]}
+    reply = await backend.chat(ask("What is two plus two?", max_tokens=60, temperature=0,
+                                   response_format={"type": "json_schema",
+                                                    "json_schema": {"name": "a",
+                                                                    "schema": schema}}),
+                               MODEL_ID)
+    value = json.loads(reply.text)
+    assert isinstance(value["answer"], int)
+
+
+async def test_unknown_model_name_is_refused(backend: EmbeddedBackend) -> None:
+    with pytest.raises(ModelNotFound):
+        await anext(aiter(backend.stream_chat(ask("hi"), "no-such-model")))
+
+
+async def test_concurrent_requests_are_served_one_at_a_time(backend: EmbeddedBackend) -> None:
+    requests = [ask(f"Say the word {w}.", max_tokens=12, temperature=0.7, seed=7)
+                for w in ("apple", "river")]
+    alone = [(await backend.chat(r, MODEL_ID)).text for r in requests]
+    together = await asyncio.gather(*(backend.chat(r, MODEL_ID) for r in requests))
+    assert [r.text for r in together] == alone
+
+
+# --- cancellation ---------------------------------------------------------------------------
+
+async def test_closing_the_stream_stops_generation_and_keeps_the_engine(
+        backend: EmbeddedBackend) -> None:
+    stream = backend.stream_chat(endless(temperature=0.8), MODEL_ID)
+    assert len(await take(stream, 3)) >= 3
+    pid = backend.worker_pid
+    assert pid is not None
+    await stream.aclose()  # type: ignore[attr-defined]
+    # Generation has stopped: the worker burns (almost) no CPU any more.
+    before = cpu_seconds(pid)
+    await asyncio.sleep(0.5)
+    assert cpu_seconds(pid) - before < 0.1
+    # ...and it stayed warm: the next request is served by the same process.
+    reply = await backend.chat(ask("Say yes.", max_tokens=5), MODEL_ID)
+    assert reply.text and backend.worker_pid == pid
+
+
+async def test_cancelling_the_task_stops_generation(backend: EmbeddedBackend) -> None:
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for chunk in backend.stream_chat(endless(), MODEL_ID):
+            if chunk.text:
+                started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 60)
+    pid = backend.worker_pid
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pid is not None and not gone(pid)
+    before = cpu_seconds(pid)
+    await asyncio.sleep(0.5)
+    assert cpu_seconds(pid) - before < 0.1
+    assert (await backend.chat(ask("Say yes.", max_tokens=5), MODEL_ID)).text
+
+
+# --- faults -------------------------------------------------------------------------------
+
+async def test_crash_mid_stream_is_an_error_and_the_next_request_gets_a_fresh_engine(
+        tmp_path: Path) -> None:
+    engine = EmbeddedBackend(make_settings(tmp_path))
+    try:
+        stream = engine.stream_chat(endless(), MODEL_ID)
+        await take(stream, 2)
+        pid = engine.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BackendError) as info:
+            async for _ in stream:
+                pass
+        assert "SIGKILL" in info.value.message and not info.value.before_first_token
+        reply = await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)
+        assert reply.text and engine.worker_pid not in (None, pid)
+    finally:
+        await engine.aclose()
+
+
+async def test_dead_idle_engine_is_replaced_on_the_next_request(tmp_path: Path) -> None:
+    engine = EmbeddedBackend(make_settings(tmp_path))
+    try:
+        await engine.warm()
+        pid = engine.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        while not gone(pid):
+            await asyncio.sleep(0.01)
+        reply = await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)
+        assert reply.text and engine.worker_pid not in (None, pid)
+    finally:
+        await engine.aclose()
+
+
+async def test_hang_mid_stream_times_out_kills_and_recovers(tmp_path: Path) -> None:
+    engine = EmbeddedBackend(make_settings(tmp_path))
+    try:
+        stream = engine.stream_chat(endless(), MODEL_ID)
+        await take(stream, 2)
+        pid = engine.worker_pid
+        assert pid is not None
+        # Little patience from here on (tokens flow; a busy machine may still be slow
+        # to produce the first ones, so the short timeout starts now).
+        engine.settings = make_settings(tmp_path, embedded_stall_timeout=1.0)
+        os.kill(pid, signal.SIGSTOP)  # a real hang: the process stops producing anything
+        with pytest.raises(BackendTimeout) as info:
+            async for _ in stream:
+                pass
+        assert not info.value.before_first_token
+        deadline = time.monotonic() + 10
+        while not gone(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert gone(pid)  # the hung worker was killed, not leaked
+        engine.settings = make_settings(tmp_path)  # recover with the default patience
+        reply = await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)
+        assert reply.text and engine.worker_pid not in (None, pid)
+    finally:
+        await engine.aclose()
+
+
+async def test_hang_before_first_token_allows_failover(tmp_path: Path) -> None:
+    engine = EmbeddedBackend(make_settings(tmp_path))
+    try:
+        await engine.warm()
+        pid = engine.worker_pid
+        assert pid is not None
+        engine.settings = make_settings(tmp_path, embedded_stall_timeout=1.0)
+        os.kill(pid, signal.SIGSTOP)
+        with pytest.raises(BackendTimeout) as info:
+            await engine.chat(ask("Say hello."), MODEL_ID)
+        assert info.value.before_first_token  # the router may hand over to the next tier
+        engine.settings = make_settings(tmp_path)
+        assert (await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)).text
+    finally:
+        await engine.aclose()
+
+
+# --- model files ------------------------------------------------------------------------------
+
+async def test_invalid_gguf_is_refused_before_llama_cpp_sees_it(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(bundled_model_path().read_bytes()[:100_000])  # a truncated download
+    engine = EmbeddedBackend(make_settings(tmp_path), model_path=bad)
+    with pytest.raises(BadModelFile, match=r"broken\.gguf"):
+        await engine.models()
+    with pytest.raises(BadModelFile, match="truncated"):
+        await engine.chat(ask("hi"), "broken")
+    assert engine.worker_pid is None
+
+
+async def test_header_valid_but_unloadable_model_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    def gstr(s: str) -> bytes:
+        return struct.pack("<Q", len(s)) + s.encode()
+
+    empty = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + gstr("general.architecture") \
+        + struct.pack("<I", 8) + gstr("llama")
+    path = tmp_path / "empty.gguf"
+    path.write_bytes(empty)
+    engine = EmbeddedBackend(make_settings(tmp_path), model_path=path)
+    [info] = await engine.models()  # the header itself is fine
+    assert info.id == "empty"
+    with pytest.raises((BadModelFile, BackendError)):
+        await engine.chat(ask("hi"), "empty")
+    assert engine.worker_pid is None
+
+
+def test_cli_refuses_a_bad_gguf_with_one_line_and_its_exit_code(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 2**62, 0))
+    env = {**os.environ, "LOCALINFER_HOME": str(tmp_path), "LOCALINFER_SCAN_DEFAULT_PORTS": "0"}
+    done = subprocess.run([sys.executable, "-m", "localinfer.cli.main", "chat", "-m", str(bad),
+                           "hello"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == BadModelFile.exit_code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.gguf" in lines[0] and "Traceback" not in done.stderr
