@@ -14,7 +14,7 @@ from .cache import ModelCache
 from .catalog import PypiWheelSource, UrlSource, load_catalog
 from .download import probe_size
 from .plan import OllamaTarget, describe_source, make_plan, parse_target
-from .progress import format_bytes, format_duration
+from .progress import eta_phrase, format_bytes
 from .system import estimate_bandwidth, free_bytes, memory
 
 
@@ -67,7 +67,7 @@ class Disclosure:
         else:
             via = f" via {self.source_host}" if self.source_host else ""
             out.append(f"  fetch:   {about}{format_bytes(self.download_size)}{via}")
-            out.append(f"  time:    about {format_duration(self.eta_s)} at "
+            out.append(f"  time:    {eta_phrase(self.eta_s)} at "
                        f"{format_bytes(self.bandwidth_bps)}/s ({self.bandwidth_basis})")
             need = self.download_size or 0
             verdict = "enough" if need < self.free_disk else "NOT enough"

@@ -106,6 +106,13 @@ def format_bytes(n: float | None) -> str:
     return f"{value:.1f} TB"  # pragma: no cover - loop always returns
 
 
+def eta_phrase(seconds: float | None) -> str:
+    """'about 2 min 05 s' / 'under a second' / 'unknown time', for sentences."""
+    if seconds is None or seconds < 0.5:
+        return format_duration(seconds)
+    return "about " + format_duration(seconds)
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown time"

