@@ -88,7 +88,7 @@ class CatalogEntry(BaseModel):
     name: str
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
-    purpose: Literal["chat", "embeddings"] = "chat"
+    purpose: Literal["chat", "embeddings"] | None = None
     format: str = "gguf"
     quantization: str | None = None
     filename: str | None = None

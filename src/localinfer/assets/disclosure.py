@@ -127,7 +127,9 @@ async def adisclose(name_or_url: str, settings: Settings, *, sha256: str | None 
     if plan.local_kind in ("package", "file"):
         notes.append("used in place after a sha256 check")
     eta = dl_size / bw.bps if plan.needs_download and dl_size else None
-    ram = entry.ram if entry.ram is not None else (int(size * 1.2) if size else None)
+    # Weights are mapped whole, plus KV cache and buffers: a rough floor when unknown.
+    guess = int(size * 1.2) if size and entry.is_gguf else None
+    ram = entry.ram if entry.ram is not None else guess
     fits = None if ram is None else ram <= mem.available
     host = urlsplit(plan.download.url).hostname if isinstance(plan.download, UrlSource) else (
         "your Python package index" if plan.download is not None else None)

@@ -167,7 +167,7 @@ def _list_catalog(args: argparse.Namespace, settings: Any) -> int:
     table = [("NAME", "PURPOSE", "SIZE", "HERE", "LICENSE")]
     for r in rows:
         size = ("" if r["size_exact"] else "~") + format_bytes(r["size"])
-        table.append((r["name"], r["purpose"], size, r["local"], r["license"] or "-"))
+        table.append((r["name"], r["purpose"] or "-", size, r["local"], r["license"] or "-"))
     _table(table)
     return 0
 
