@@ -1,0 +1,107 @@
+"""Hybrid retrieval: nearest vectors and best keyword matches, fused by reciprocal rank.
+
+Reciprocal rank fusion (Cormack et al., 2009) adds ``1 / (60 + rank)`` over the lists a
+chunk appears in: it needs no score calibration between cosine and BM25, and a chunk
+found by both wins. Vector search is two-stage: Hamming distance over sign bits picks
+candidates, exact cosine over the stored float vectors orders them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .embedder import Embedder, Vectors
+from .store import ChunkRow, Store
+
+RRF_K = 60
+# Bit-vector candidates re-scored exactly per query; measured in bench/bench_index.py.
+VECTOR_CANDIDATES = 100
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Words that match nearly every chunk and only add noise to a keyword query.
+STOPWORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "did", "do",
+    "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it",
+    "its", "me", "my", "no", "not", "of", "on", "or", "our", "should", "so", "than", "that",
+    "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we",
+    "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
+    "your",
+})
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: ChunkRow
+    score: float  # fused RRF score: higher is better
+    similarity: float | None  # cosine to the query, when the vector search saw it
+
+    def as_json(self) -> dict[str, Any]:
+        c = self.chunk
+        return {
+            "path": c.path, "start_line": c.start_line, "end_line": c.end_line,
+            "page_start": c.page_start, "page_end": c.page_end,
+            "score": round(self.score, 6), "text": c.text,
+            "heading": c.heading, "collection": c.collection,
+        }
+
+    @property
+    def location(self) -> str:
+        """``path:12-20`` or ``path#page=3``: where to look."""
+        c = self.chunk
+        if c.page_start is not None:
+            pages = (f"{c.page_start}" if c.page_start == c.page_end
+                     else f"{c.page_start}-{c.page_end}")
+            return f"{c.path}#page={pages}"
+        if c.start_line is not None:
+            return f"{c.path}:{c.start_line}-{c.end_line}"
+        return c.path
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 query matching any content word of ``text``; every word quoted so user
+    input can never be read as FTS5 syntax."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    if not words:
+        words = _WORD.findall(text.lower())
+    unique = list(dict.fromkeys(words))
+    return " OR ".join(f'"{w}"' for w in unique) if unique else None
+
+
+def vector_search(store: Store, query: Vectors, k: int, collection: str | None, *,
+                  candidates: int = VECTOR_CANDIDATES) -> list[tuple[int, float]]:
+    """(chunk id, cosine) of the ``k`` nearest chunks: bit candidates, exact re-score."""
+    ids = store.vector_candidates(query, max(candidates, k), collection)
+    ids, matrix = store.embeddings(ids)
+    if not ids:
+        return []
+    sims = matrix @ query.astype(np.float32)
+    order = np.argsort(-sims)[:k]
+    return [(ids[i], float(sims[i])) for i in order]
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K
+                           ) -> dict[int, float]:
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def hybrid_search(store: Store, embedder: Embedder, query: str, *, k: int = 5,
+                  collection: str | None = None) -> list[Hit]:
+    pool = max(4 * k, 20)
+    vector = embedder.embed([query])[0]
+    nearest = vector_search(store, vector, pool, collection)
+    match = fts_query(query)
+    keywords = store.keyword_candidates(match, pool, collection) if match else []
+    fused = reciprocal_rank_fusion([[i for i, _ in nearest], keywords])
+    best = sorted(fused, key=lambda i: -fused[i])[:k]
+    rows = store.chunks(best)
+    sims = dict(nearest)
+    return [Hit(rows[i], fused[i], sims.get(i)) for i in best if i in rows]

@@ -1,0 +1,335 @@
+"""The index on disk: one SQLite file with sqlite-vec for vectors and FTS5 for keywords.
+
+Every change to a document is one ``BEGIN IMMEDIATE`` transaction (its old chunks out,
+its new chunks and its content hash in), so a process killed mid-ingest leaves the
+file consistent and a re-run picks up where it stopped. SQLite's write lock, waited on
+through ``busy_timeout``, serialises concurrent writers; WAL lets readers carry on.
+
+Vectors are stored twice: as float32 in ``chunks`` (for exact re-scoring) and as
+bits in a ``vec0`` table (one bit per dimension: 32x smaller, compared by Hamming
+distance) that finds candidates fast. Collections are a partition key of that table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, cast
+
+import numpy as np
+
+from ..errors import LocalInferError
+from .chunking import Chunk
+from .embedder import Vectors
+
+SCHEMA_VERSION = "1"
+BUSY_TIMEOUT_S = 120.0
+
+
+class IndexUnusable(LocalInferError):
+    """The index file cannot be used as asked."""
+
+    exit_code = 2
+    http_status = 409
+    code = "index_error"
+
+
+def sqlite_module() -> ModuleType:
+    """A DB-API sqlite module that can load extensions: the standard one where its build
+    allows it, else ``sqlean`` (the same API with extension loading compiled in)."""
+    if hasattr(sqlite3.Connection, "enable_load_extension"):
+        return sqlite3
+    try:
+        return importlib.import_module("sqlean")
+    except ImportError as exc:
+        raise LocalInferError(
+            "this Python's sqlite3 cannot load extensions, which the index needs for "
+            "sqlite-vec: pip install 'localinfer[rag]' (it brings sqlean-py)"
+        ) from exc
+
+
+def pack_bits(vectors: Vectors) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """Sign bits, 8 dimensions a byte. Hamming distance ignores the bit order as long as
+    stored and query vectors are packed alike, which this one function ensures."""
+    return np.packbits(vectors > 0, axis=-1, bitorder="little")
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    id: int
+    collection: str
+    path: str
+    kind: str
+    sha256: str
+    size: int
+    mtime: float
+    chunks: int
+    indexed_at: float
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    id: int
+    collection: str
+    path: str
+    heading: str
+    text: str
+    start_line: int | None
+    end_line: int | None
+    page_start: int | None
+    page_end: int | None
+
+
+_DOC_COLUMNS = "id, collection, path, kind, sha256, size, mtime, chunks, indexed_at"
+_CHUNK_COLUMNS = ("c.id, d.collection, d.path, c.heading, c.text, c.start_line, c.end_line, "
+                  "c.page_start, c.page_end")
+
+
+class Store:
+    def __init__(self, path: Path, *, embedder_id: str, dim: int,
+                 timeout: float = BUSY_TIMEOUT_S) -> None:
+        self.path = path
+        self.dim = dim
+        self.embedder_id = embedder_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        module = sqlite_module()
+        self.errors: type[Exception] = module.Error
+        try:
+            conn = module.connect(str(path), timeout=timeout, isolation_level=None,
+                                  check_same_thread=False)
+        except module.Error as exc:
+            raise IndexUnusable(f"cannot open index {path}: {exc}") from exc
+        self.db = cast(sqlite3.Connection, conn)
+        self._load_vec()
+        self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self._init_schema()
+
+    def _load_vec(self) -> None:
+        try:
+            import sqlite_vec
+        except ImportError as exc:
+            raise LocalInferError("the index needs sqlite-vec: pip install 'localinfer[rag]'"
+                                  ) from exc
+        self.db.enable_load_extension(True)
+        try:
+            sqlite_vec.load(self.db)
+        finally:
+            self.db.enable_load_extension(False)
+
+    def _init_schema(self) -> None:
+        try:
+            # WAL: readers never wait for the writer; set once, it is stored in the file.
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            with self.write():
+                for statement in _schema(self.dim):
+                    self.db.execute(statement)
+                meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+                if not meta:
+                    self.db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [
+                        ("schema", SCHEMA_VERSION), ("embedder", self.embedder_id),
+                        ("dim", str(self.dim)),
+                    ])
+                    meta = {"schema": SCHEMA_VERSION, "embedder": self.embedder_id}
+        except self.errors as exc:
+            raise IndexUnusable(f"cannot open index {self.path}: {exc}") from exc
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise IndexUnusable(f"index {self.path} has schema {meta.get('schema')}; this "
+                              f"localinfer reads schema {SCHEMA_VERSION}: delete it and re-add")
+        if meta.get("embedder") != self.embedder_id:
+            raise IndexUnusable(
+                f"index {self.path} was built with embedder {meta.get('embedder')!r}, not "
+                f"{self.embedder_id!r}: use the same embedder or start a new index file")
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; the lock is taken at BEGIN so two writers queue there
+        instead of failing half-way through."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # documents -------------------------------------------------------------------
+
+    def document(self, collection: str, path: str) -> DocumentRow | None:
+        row = self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents "
+                              "WHERE collection = ? AND path = ?", (collection, path)).fetchone()
+        return DocumentRow(*row) if row else None
+
+    def documents(self, collection: str | None = None) -> list[DocumentRow]:
+        where, args = ("WHERE collection = ?", (collection,)) if collection else ("", ())
+        rows = self.db.execute(f"SELECT {_DOC_COLUMNS} FROM documents {where} "
+                               "ORDER BY collection, path", args).fetchall()
+        return [DocumentRow(*r) for r in rows]
+
+    def replace_document(self, *, collection: str, path: str, kind: str, sha256: str,
+                         size: int, mtime: float, chunks: Sequence[Chunk],
+                         vectors: Vectors) -> bool:
+        """Store a document's chunks in place of any older version. False when another
+        writer stored this exact content first (nothing to do)."""
+        bits = pack_bits(vectors)
+        floats = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self.write() as db:
+            old = self.document(collection, path)
+            if old is not None and old.sha256 == sha256:
+                return False
+            if old is not None:
+                self._delete_chunks(old.id)
+                db.execute("UPDATE documents SET kind = ?, sha256 = ?, size = ?, mtime = ?, "
+                           "chunks = ?, indexed_at = ? WHERE id = ?",
+                           (kind, sha256, size, mtime, len(chunks), time.time(), old.id))
+                doc_id = old.id
+            else:
+                cur = db.execute(
+                    "INSERT INTO documents(collection, path, kind, sha256, size, mtime, chunks, "
+                    "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (collection, path, kind, sha256, size, mtime, len(chunks), time.time()))
+                doc_id = int(cur.lastrowid or 0)
+            for ordinal, chunk in enumerate(chunks):
+                cur = db.execute(
+                    "INSERT INTO chunks(doc_id, ord, heading, text, start_line, end_line, "
+                    "page_start, page_end, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (doc_id, ordinal, chunk.heading, chunk.text, chunk.start_line,
+                     chunk.end_line, chunk.page_start, chunk.page_end,
+                     floats[ordinal].tobytes()))
+                chunk_id = cur.lastrowid
+                db.execute("INSERT INTO chunk_fts(rowid, text, heading) VALUES (?, ?, ?)",
+                           (chunk_id, chunk.text, chunk.heading))
+                db.execute("INSERT INTO chunk_vec(rowid, collection, embedding) "
+                           "VALUES (?, ?, vec_bit(?))",
+                           (chunk_id, collection, bits[ordinal].tobytes()))
+        return True
+
+    def remove_document(self, doc_id: int) -> None:
+        with self.write() as db:
+            self._delete_chunks(doc_id)
+            db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+
+    def _delete_chunks(self, doc_id: int) -> None:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?",
+                                             (doc_id,))]
+        self.db.executemany("DELETE FROM chunk_vec WHERE rowid = ?", [(i,) for i in ids])
+        self.db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in ids])
+        self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+
+    # roots: what was added, so `sync` can find new and deleted files -----------------
+
+    def add_root(self, collection: str, path: str) -> None:
+        with self.write() as db:
+            db.execute("INSERT OR IGNORE INTO roots(collection, path, added_at) VALUES (?, ?, ?)",
+                       (collection, path, time.time()))
+
+    def roots(self, collection: str | None = None) -> list[tuple[str, str]]:
+        where, args = ("WHERE collection = ?", (collection,)) if collection else ("", ())
+        return [(r[0], r[1]) for r in self.db.execute(
+            f"SELECT collection, path FROM roots {where} ORDER BY collection, path", args)]
+
+    def remove_root(self, collection: str, path: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM roots WHERE collection = ? AND path = ?", (collection, path))
+
+    # reading ---------------------------------------------------------------------
+
+    def collections(self) -> list[str]:
+        rows = self.db.execute("SELECT collection FROM documents UNION "
+                               "SELECT collection FROM roots ORDER BY 1")
+        return [r[0] for r in rows]
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """collection -> (documents, chunks)."""
+        rows = self.db.execute("SELECT collection, COUNT(*), COALESCE(SUM(chunks), 0) "
+                               "FROM documents GROUP BY collection ORDER BY collection")
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    def vector_candidates(self, query: Vectors, k: int,
+                          collection: str | None) -> list[int]:
+        """Chunk ids nearest to ``query`` by Hamming distance of the sign bits."""
+        bits = pack_bits(query.reshape(1, -1))[0].tobytes()
+        sql = ("SELECT rowid FROM chunk_vec WHERE embedding MATCH vec_bit(?) AND k = ?"
+               + (" AND collection = ?" if collection else ""))
+        args: tuple[Any, ...] = (bits, k, collection) if collection else (bits, k)
+        return [int(r[0]) for r in self.db.execute(sql, args)]
+
+    def embeddings(self, ids: Sequence[int]) -> tuple[list[int], Vectors]:
+        if not ids:
+            return [], np.zeros((0, self.dim), dtype=np.float32)
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT id, embedding FROM chunks WHERE id IN ({marks})",
+                               list(ids)).fetchall()
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        return [int(r[0]) for r in rows], matrix.reshape(len(rows), self.dim)
+
+    def keyword_candidates(self, match: str, k: int, collection: str | None) -> list[int]:
+        """Chunk ids best matching an FTS5 query, by BM25."""
+        if collection:
+            sql = ("SELECT f.rowid FROM chunk_fts f JOIN chunks c ON c.id = f.rowid "
+                   "JOIN documents d ON d.id = c.doc_id WHERE chunk_fts MATCH ? "
+                   "AND d.collection = ? ORDER BY bm25(chunk_fts) LIMIT ?")
+            args: tuple[Any, ...] = (match, collection, k)
+        else:
+            sql = "SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?"
+            args = (match, k)
+        return [int(r[0]) for r in self.db.execute(sql, args)]
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d "
+                               f"ON d.id = c.doc_id WHERE c.id IN ({marks})", list(ids))
+        return {int(r[0]): ChunkRow(*r) for r in rows}
+
+    def check(self) -> str:
+        return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+
+
+def _schema(dim: int) -> list[str]:
+    return [
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS documents(
+            id INTEGER PRIMARY KEY,
+            collection TEXT NOT NULL,
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            chunks INTEGER NOT NULL,
+            indexed_at REAL NOT NULL,
+            UNIQUE(collection, path))""",
+        """CREATE TABLE IF NOT EXISTS chunks(
+            id INTEGER PRIMARY KEY,
+            doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            ord INTEGER NOT NULL,
+            heading TEXT NOT NULL,
+            text TEXT NOT NULL,
+            start_line INTEGER,
+            end_line INTEGER,
+            page_start INTEGER,
+            page_end INTEGER,
+            embedding BLOB NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id)",
+        """CREATE TABLE IF NOT EXISTS roots(
+            collection TEXT NOT NULL,
+            path TEXT NOT NULL,
+            added_at REAL NOT NULL,
+            PRIMARY KEY(collection, path))""",
+        "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
+        "text, heading, tokenize = 'porter unicode61 remove_diacritics 2')",
+        "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vec USING vec0("
+        f"collection TEXT PARTITION KEY, embedding bit[{dim}])",
+    ]
