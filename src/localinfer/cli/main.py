@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "consent",
     "privacy",
     "assets",
+    "rag",
 ]
 
 

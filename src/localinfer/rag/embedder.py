@@ -166,6 +166,10 @@ class LazyEmbedder:
         self._lock = threading.Lock()
         self._inner: Embedder | None = None
 
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
     def get(self) -> Embedder:
         with self._lock:
             if self._inner is None:
