@@ -21,7 +21,7 @@ from localinfer.assets import cache as cache_module
 from localinfer.assets.catalog import PackageSource, PypiWheelSource, UrlSource, builtin_entries
 from localinfer.assets.system import estimate_bandwidth, record_bandwidth
 from localinfer.cli.main import main
-from localinfer.errors import UsageError
+from localinfer.errors import BadModelFile, UsageError
 from localinfer.settings import Settings
 from tests.test_pull_server import make_home
 
@@ -191,3 +191,17 @@ def test_sync_api_works_inside_a_running_event_loop(home: Path) -> None:
         return disclose("qwen2.5-0.5b-instruct", Settings(offline=True)).cached
 
     assert asyncio.run(from_async_code()) is False
+
+
+def test_user_file_without_hash_gets_its_gguf_header_checked(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = tmp_path / "ok.gguf"
+    good.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + bytes(16))
+    bad = tmp_path / "truncated.gguf"
+    bad.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (5).to_bytes(8, "little"))
+    monkeypatch.setenv("LOCALINFER_MODELS",
+                       f'{{"ok": {{"path": "{good}"}}, "bad": {{"path": "{bad}"}}}}')
+
+    assert resolve("ok", Settings()) == good
+    with pytest.raises(BadModelFile):
+        resolve("bad", Settings())

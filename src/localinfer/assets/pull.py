@@ -158,6 +158,8 @@ async def ensure_file(entry: CatalogEntry, settings: Settings, policy: EgressPol
                 continue
             sha = await _verify_in_place(cache, path, entry, progress)
             if sha is not None:
+                if entry.sha256 is None:  # nothing vouches for it: at least check the header
+                    _check_gguf(path, entry)
                 return PullResult(entry.name, path, sha, path.stat().st_size,
                                   describe_source(src), downloaded=False,
                                   verified=entry.sha256 is not None)
