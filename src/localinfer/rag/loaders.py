@@ -155,9 +155,12 @@ def format_for(path: Path, head: bytes | None = None) -> Format | None:
 
 def load(path: Path, data: bytes) -> tuple[str, list[Block]]:
     """(kind, blocks) of one file's bytes."""
-    fmt = format_for(path, data[:8192])
+    head = data[:8192]
+    fmt = format_for(path, head)
     if fmt is None:
         raise DocumentError(f"{path}: not a supported document type")
+    if fmt is not _PDF and b"\0" in head:
+        raise DocumentError(f"{path}: binary content in a {fmt.kind} file")
     return fmt.kind, fmt.load(data)
 
 

@@ -19,6 +19,7 @@ from .embedder import Embedder, Vectors
 from .store import ChunkRow, Store
 
 RRF_K = 60
+RANK_WINDOW = 5
 # Bit-vector candidates re-scored exactly per query; measured in bench/bench_index.py.
 VECTOR_CANDIDATES = 100
 
@@ -95,7 +96,10 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K
 
 def hybrid_search(store: Store, embedder: Embedder, query: str, *, k: int = 5,
                   collection: str | None = None) -> list[Hit]:
-    pool = max(4 * k, 20)
+    # Each list contributes its top ``window`` (as Elasticsearch's rank_window_size
+    # does): deeper lists let weak matches that appear in both outrank a chunk that
+    # only one list ranks first.
+    pool = max(k, RANK_WINDOW)
     vector = embedder.embed([query])[0]
     nearest = vector_search(store, vector, pool, collection)
     match = fts_query(query)
