@@ -42,25 +42,38 @@ def test_records_are_buffered_then_flushed(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_full_batch_flushes_at_once(tmp_path: Path) -> None:
+def wait_for_rows(path: Path, n: int) -> int:
+    reader = EgressLedger(path)
+    deadline = time.monotonic() + 10
+    while len(reader.records()) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    found = len(reader.records())
+    reader.close()
+    return found
+
+
+def test_full_batch_is_written_without_waiting_for_the_interval(tmp_path: Path) -> None:
     ledger = EgressLedger(tmp_path / "l.sqlite3", flush_interval=3600, batch_size=3)
     for _ in range(3):
         ledger(rec("127.0.0.1"))
-    assert ledger.pending() == 0
-    assert len(EgressLedger(tmp_path / "l.sqlite3").records()) == 3
+    assert wait_for_rows(tmp_path / "l.sqlite3", 3) == 3
     ledger.close()
 
 
-def test_background_timer_flushes(tmp_path: Path) -> None:
+def test_background_writer_flushes_after_the_interval(tmp_path: Path) -> None:
     ledger = EgressLedger(tmp_path / "l.sqlite3", flush_interval=0.05)
     ledger(rec("127.0.0.1"))
-    reader = EgressLedger(tmp_path / "l.sqlite3")
-    deadline = time.monotonic() + 10
-    while not reader.records() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(reader.records()) == 1
+    assert wait_for_rows(tmp_path / "l.sqlite3", 1) == 1
+    ledger(rec("127.0.0.1"))  # the writer goes back to sleep and wakes again
+    assert wait_for_rows(tmp_path / "l.sqlite3", 2) == 2
     ledger.close()
-    reader.close()
+
+
+def test_records_after_close_are_written_at_once(tmp_path: Path) -> None:
+    ledger = EgressLedger(tmp_path / "l.sqlite3", flush_interval=3600)
+    ledger.close()
+    ledger(rec("127.0.0.1"))
+    assert ledger.pending() == 0 and len(ledger.records()) == 1
 
 
 def test_records_survive_process_exit_without_close(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 The ledger is an ``EgressPolicy`` recorder. Recording appends to an in-memory buffer
 (a discovery sweep records several probes and must stay in the millisecond range);
-a background timer flushes the buffer to SQLite in one transaction, and so do
-``flush()``, ``close()`` and interpreter exit, so nothing recorded is lost.
+a background thread writes the buffer to SQLite in one transaction per batch, and
+``flush()``, ``close()`` and interpreter exit write what is left, so nothing recorded
+is lost and no request waits for the disk.
 
 Stored per request: time, method, scheme, host, port, path, bytes sent and received,
 status, network class, tier, purpose, error name. Never a query string, header, body,
@@ -103,7 +104,12 @@ class EgressLedger:
         self._buffer: list[EgressRecord] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        # One background writer per ledger, started by the first record: it sleeps until
+        # there is something to write, then waits flush_interval (or less, if the batch
+        # fills) so that a burst of records is written in one transaction.
+        self._thread: threading.Thread | None = None
+        self._pending = threading.Event()
+        self._urgent = threading.Event()
         self._closed = False
         # A weak reference, so the exit hook neither keeps a dropped ledger alive nor
         # fails on one that is gone.
@@ -119,21 +125,31 @@ class EgressLedger:
 
     def __call__(self, rec: EgressRecord) -> None:
         with self._lock:
+            was_empty = not self._buffer
             self._buffer.append(rec)
-            full = len(self._buffer) >= self.batch_size
-            start_timer = not full and self._timer is None and not self._closed
-            if start_timer:
-                self._timer = threading.Timer(self.flush_interval, self._timer_flush)
-                self._timer.daemon = True
-        if full:
+            closed = self._closed
+            if not closed:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._writer, daemon=True,
+                                                    name=f"egress-ledger:{self.path.name}")
+                    self._thread.start()
+                if was_empty:
+                    self._pending.set()
+                if len(self._buffer) >= self.batch_size:
+                    self._urgent.set()
+        if closed:  # after close() there is no writer: write at once
             self.flush()
-        elif start_timer and self._timer is not None:
-            self._timer.start()
 
-    def _timer_flush(self) -> None:
-        with self._lock:
-            self._timer = None
-        self.flush()
+    def _writer(self) -> None:
+        while True:
+            self._pending.wait()
+            self._urgent.wait(self.flush_interval)
+            self._pending.clear()
+            self._urgent.clear()
+            self.flush()
+            with self._lock:
+                if self._closed:
+                    return
 
     def pending(self) -> int:
         with self._lock:
@@ -181,9 +197,11 @@ class EgressLedger:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+            thread = self._thread
+        self._pending.set()
+        self._urgent.set()
+        if thread is not None:
+            thread.join(timeout=30)
         self.flush()
         atexit.unregister(self._exit_hook)
 
