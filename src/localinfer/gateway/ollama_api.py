@@ -8,6 +8,7 @@ types; requests are translated to OpenAI's shape and served by the same router.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from .context import Gateway
 from .errors import ollama_error
 from .openai_api import listing_headers
 from .streaming import ChunkStreamResponse, peek
-from .wire import JSONBody, check_model_name, dumps, parse, read_object, served_headers
+from .wire import JSONBody, check_model_name, dumps, read_model, served_headers
 
 # The Ollama API level these routes implement (apps gate features on it: /api/embed
 # arrived in 0.3, tool calls in 0.3, structured outputs in 0.5).
@@ -88,7 +89,7 @@ class OllamaEmbedRequest(_Open):
     truncate: bool | None = None
     options: dict[str, Any] | None = None
     keep_alive: float | str | None = None
-    dimensions: int | None = None
+    dimensions: int | None = Field(default=None, ge=1, le=65536)
 
 
 class OllamaEmbeddingsRequest(_Open):
@@ -124,7 +125,7 @@ def openai_message(m: OllamaMessage, index: int) -> ChatMessage:
         message.tool_calls = [
             {"id": f"call_{index}_{i}", "type": "function",  # type: ignore[misc]
              "function": {"name": c.function.name,
-                          "arguments": orjson.dumps(c.function.arguments).decode()}}
+                          "arguments": json.dumps(c.function.arguments)}}
             for i, c in enumerate(m.tool_calls)]
     if m.role == "tool" and m.tool_name:
         message.name = m.tool_name
@@ -289,7 +290,7 @@ class OllamaRoutes:
 
     async def chat(self, request: Request) -> Response:
         gw = self.gw
-        req = parse(OllamaChatRequest, await read_object(request, gw.settings.max_body_bytes))
+        req = await read_model(request, OllamaChatRequest, gw.settings.max_body_bytes)
         check_model_name(req.model, required=True)
         chat = to_chat_request(req)
         sensitive = gw.is_sensitive(request)
@@ -309,7 +310,7 @@ class OllamaRoutes:
 
     async def embed(self, request: Request) -> Response:
         gw = self.gw
-        req = parse(OllamaEmbedRequest, await read_object(request, gw.settings.max_body_bytes))
+        req = await read_model(request, OllamaEmbedRequest, gw.settings.max_body_bytes)
         check_model_name(req.model, required=True)
         texts = [req.input] if isinstance(req.input, str) else req.input
         timing = Timing()
@@ -329,8 +330,7 @@ class OllamaRoutes:
 
     async def embeddings(self, request: Request) -> Response:
         gw = self.gw
-        req = parse(OllamaEmbeddingsRequest,
-                    await read_object(request, gw.settings.max_body_bytes))
+        req = await read_model(request, OllamaEmbeddingsRequest, gw.settings.max_body_bytes)
         check_model_name(req.model, required=True)
         reply = await gw.until_disconnect(
             request, lambda: gw.client.embed([req.prompt], model=req.model,
@@ -351,8 +351,7 @@ class OllamaRoutes:
         return JSONBody({"models": running}, headers=listing_headers(models))
 
     async def show(self, request: Request) -> Response:
-        req = parse(OllamaModelRequest,
-                    await read_object(request, self.gw.settings.max_body_bytes))
+        req = await read_model(request, OllamaModelRequest, self.gw.settings.max_body_bytes)
         name = check_model_name(req.wanted, required=True) or ""
         models = await self.gw.client.models()
         for m in models:

@@ -15,7 +15,7 @@ from ..errors import ModelNotFound
 from ..types import ChatRequest, EmbeddingRequest, EmbeddingResponse, ModelInfo, Usage
 from .context import Gateway
 from .streaming import ChunkStreamResponse, SSEEncoder, peek
-from .wire import JSONBody, check_model_name, parse, read_object, served_headers
+from .wire import JSONBody, check_model_name, read_model, served_headers
 
 
 def b64_floats(vector: Sequence[float]) -> str:
@@ -51,8 +51,7 @@ class OpenAIRoutes:
 
     async def chat(self, request: Request) -> Response:
         gw = self.gw
-        body = await read_object(request, gw.settings.max_body_bytes)
-        chat = parse(ChatRequest, body)
+        chat = await read_model(request, ChatRequest, gw.settings.max_body_bytes)
         check_model_name(chat.model)
         sensitive = gw.is_sensitive(request)
         if chat.stream:
@@ -71,8 +70,7 @@ class OpenAIRoutes:
 
     async def embeddings(self, request: Request) -> Response:
         gw = self.gw
-        body = await read_object(request, gw.settings.max_body_bytes)
-        req = parse(EmbeddingRequest, body)
+        req = await read_model(request, EmbeddingRequest, gw.settings.max_body_bytes)
         check_model_name(req.model)
         sensitive = gw.is_sensitive(request)
 

@@ -20,9 +20,16 @@ from .wire import MAX_MODEL_NAME
 
 REF = "#/components/schemas/{model}"
 # The model-name rule of wire.check_model_name, for clients and fuzzers.
-MODEL_NAME = {"type": "string", "maxLength": MAX_MODEL_NAME,
-              "pattern": r"^(?!.*\.\.)(?!.*//)"
-                         r"[A-Za-z0-9]([A-Za-z0-9._:/@+\- ]*[A-Za-z0-9._:/@+\-])?$"}
+NAME_PATTERN = (r"(?!.*\.\.)(?!.*//)"
+                r"[A-Za-z0-9]([A-Za-z0-9._:/@+\- ]*[A-Za-z0-9._:/@+\-])?")
+MODEL_NAME = {"type": "string", "maxLength": MAX_MODEL_NAME, "pattern": f"^{NAME_PATTERN}$"}
+# Where the model may be left out: null or "" picks the best local model.
+MODEL_OR_DEFAULT = {"anyOf": [{"type": "string", "maxLength": MAX_MODEL_NAME,
+                               "pattern": f"^(|{NAME_PATTERN})$"}, {"type": "null"}]}
+# One SSE event (OpenAPI 3.1: a text/event-stream schema describes each event).
+SSE_EVENT = {"type": "object", "required": ["data"],
+             "properties": {"data": {"type": "string"}, "event": {"type": "string"},
+                            "id": {"type": "string"}}}
 
 REQUEST_MODELS: list[tuple[type[BaseModel], Any]] = [
     (ChatRequest, "validation"), (EmbeddingRequest, "validation"),
@@ -51,6 +58,7 @@ ERROR_STATUSES = {
     "504": "The backend did not answer in time",
 }
 ERROR_GETS = {k: v for k, v in ERROR_STATUSES.items() if k in {"401", "403", "404", "503"}}
+ERROR_GET_MODEL = {k: v for k, v in ERROR_STATUSES.items() if k in {"400", *ERROR_GETS}}
 SERVED_HEADERS = {
     "x-localinfer-backend": {"description": "The backend that answered",
                              "schema": {"type": "string"}},
@@ -84,19 +92,26 @@ def _post(summary: str, body: str, ok: dict[str, Any], error: dict[str, Any],
 
 
 def _get(summary: str, ok: dict[str, Any], error: dict[str, Any], tag: str,
-         **extra: Any) -> dict[str, Any]:
+         statuses: dict[str, str] = ERROR_GETS, **extra: Any) -> dict[str, Any]:
     return {"get": {"summary": summary, "tags": [tag],
-                    "responses": _responses(ok, error, ERROR_GETS), **extra}}
+                    "responses": _responses(ok, error, statuses), **extra}}
 
 
 def _components() -> dict[str, Any]:
     _, top = models_json_schema(REQUEST_MODELS, ref_template=REF)
     schemas: dict[str, Any] = top.get("$defs", {})
-    for name in ("ChatRequest", "EmbeddingRequest", "OllamaChatRequest", "OllamaEmbedRequest",
-                 "OllamaEmbeddingsRequest"):
-        props = schemas[name]["properties"]
-        props["model"] = ({"anyOf": [MODEL_NAME, {"type": "null"}]}
-                          if name in ("ChatRequest", "EmbeddingRequest") else MODEL_NAME)
+    # What pydantic cannot say in JSON Schema: the model-name rule, where the model may
+    # default, and that `input` is non-empty whether a string or a list.
+    for name in ("ChatRequest", "EmbeddingRequest"):
+        schemas[name]["properties"]["model"] = MODEL_OR_DEFAULT
+    for name in ("OllamaChatRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest"):
+        schemas[name]["properties"]["model"] = MODEL_NAME
+    schemas["EmbeddingRequest"]["properties"]["input"] = {"anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+    show = schemas["OllamaModelRequest"]
+    show["properties"]["model"] = MODEL_NAME
+    show["required"] = ["model"]
     return schemas
 
 
@@ -110,7 +125,7 @@ def build_openapi() -> dict[str, Any]:
             "embedding": {"anyOf": [{"type": "array", "items": {"type": "number"}},
                                     {"type": "string"}]}}}}}}
     chat_ok = {**_json(_ref("ChatResponse")),
-               "text/event-stream": {"schema": {"type": "string"}}}
+               "text/event-stream": {"schema": SSE_EVENT}}
     ollama_chat_ok = {**_json(OPEN_OBJECT),
                       "application/x-ndjson": {"schema": {"type": "string"}}}
     paths: dict[str, Any] = {
@@ -121,7 +136,7 @@ def build_openapi() -> dict[str, Any]:
         "/v1/models": _get("Every model across tiers; owned_by names the backend",
                            _json(model_list), OPENAI_ERROR, "openai"),
         "/v1/models/{model}": _get(
-            "One model", _json(OPEN_OBJECT), OPENAI_ERROR, "openai",
+            "One model", _json(OPEN_OBJECT), OPENAI_ERROR, "openai", ERROR_GET_MODEL,
             parameters=[{"name": "model", "in": "path", "required": True,
                          "schema": MODEL_NAME}]),
         "/api/chat": _post("Ollama chat (stream: NDJSON, the default)", "OllamaChatRequest",

@@ -6,6 +6,7 @@ chat-sized bodies the benchmark sends); pydantic-core serializes our models dire
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, TypeVar
 
@@ -34,9 +35,16 @@ _HEADER_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 def dumps(value: Any) -> bytes:
     """JSON for dicts and models alike (models drop their excluded and None fields)."""
-    if isinstance(value, BaseModel):
-        return pydantic_core.to_json(value, exclude_none=True)
-    return orjson.dumps(value)
+    try:
+        if isinstance(value, BaseModel):
+            return pydantic_core.to_json(value, exclude_none=True)
+        return orjson.dumps(value)
+    except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
+        # What the fast paths refuse (integers past 64 bits, lone surrogates echoed
+        # from a request) the standard library still writes, escaped.
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="python", exclude_none=True)
+        return json.dumps(value, default=str).encode()
 
 
 class JSONBody(Response):
@@ -73,24 +81,28 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def read_object(request: Request, limit: int) -> dict[str, Any]:
+async def read_model(request: Request, model: type[M], limit: int) -> M:
+    """The body parsed straight from JSON into ``model``, strictly: JSON types must match
+    (``"stream": 0`` is not a boolean), as OpenAI's own API insists."""
     body = await read_body(request, limit)
     if not body.strip():
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"request body must be a JSON object, not {type(value).__name__}")
-    return value
-
-
-def parse(model: type[M], data: dict[str, Any]) -> M:
+        return model.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        if not all(_integral_float(e) for e in exc.errors()):
+            raise from_validation(exc) from None
+    # JSON has one number type: 5.0 is as much an integer as 5 (JSON Schema agrees).
     try:
-        return model.model_validate(data)
+        return model.model_validate_json(body)
     except ValidationError as exc:
         raise from_validation(exc) from None
+
+
+def _integral_float(error: Any) -> bool:
+    value = error.get("input")
+    return (error.get("type") == "int_type" and isinstance(value, float)
+            and value.is_integer())
 
 
 def check_model_name(name: str | None, *, required: bool = False) -> str | None:
