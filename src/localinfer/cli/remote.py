@@ -67,7 +67,7 @@ def run_add(args: argparse.Namespace) -> int:
     if grant is not None and grant.base_url != provider.base_url:
         note(f"note: the earlier consent grant was for {grant.base_url}; it no longer applies")
     if not consent.valid(provider.name, provider.base_url):
-        note(f"it is used only after `localinfer consent grant {provider.name}`")
+        note(f"it will be used only after `localinfer consent grant {provider.name}`")
     return 0
 
 
