@@ -5,7 +5,6 @@ the embedded engine is in test_rag_netns.py)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from localinfer.rag.search import fts_query, reciprocal_rank_fusion
 from localinfer.settings import Settings
 from localinfer.types import ChatMessage, ChatResponse, Choice
 from tests import test_rag_support as support
-from tests.test_rag_support import cli, cli_env
+from tests.test_rag_support import assert_consistent, cli, cli_env
 
 embedder = support.embedder
 rag_home = support.rag_home
@@ -87,7 +86,7 @@ def test_readding_never_duplicates(index: Index, corpus: Path) -> None:
     again = index.add([corpus])
     assert len(first.added) == 6 and first.chunks > 0
     assert (again.added, again.updated, again.unchanged, again.chunks) == ([], [], 6, 0)
-    _assert_consistent(index.path, first.chunks)
+    assert_consistent(index.path, first.chunks)
 
 
 def test_changed_file_is_reindexed_in_place(index: Index, corpus: Path) -> None:
@@ -98,7 +97,7 @@ def test_changed_file_is_reindexed_in_place(index: Index, corpus: Path) -> None:
     assert report.updated == [str(garden)] and report.unchanged == 5
     texts = " ".join(h.chunk.text for h in index.search("hardening off seedlings", k=3))
     assert "two weeks" in texts and "ten days" not in texts
-    _assert_consistent(index.path)
+    assert_consistent(index.path)
 
 
 def test_sync_drops_deleted_and_adds_new_files(index: Index, corpus: Path) -> None:
@@ -110,7 +109,7 @@ def test_sync_drops_deleted_and_adds_new_files(index: Index, corpus: Path) -> No
     assert report.added == [str(corpus / "new-note.md")]
     paths = {Path(d.path).name for d in index.documents()}
     assert "garden.txt" not in paths and "new-note.md" in paths
-    _assert_consistent(index.path)
+    assert_consistent(index.path)
 
 
 def test_remove_a_file_a_folder_and_a_collection(index: Index, corpus: Path) -> None:
@@ -158,22 +157,6 @@ def test_embedder_mismatch_is_refused(tmp_path: Path, rag_home: Path, embedder: 
 
     with pytest.raises(Exception, match="was built with embedder 'all-minilm-l6-v2'"):
         Index(Settings(home=rag_home), path=path, embedder=Other()).stats()
-
-
-def _assert_consistent(path: Path, chunks: int | None = None) -> None:
-    """Every chunk has exactly one keyword row and one vector row, and documents
-    count their chunks right. Read with a plain connection, as another process would."""
-    db = sqlite3.connect(path)
-    n_chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-    declared = db.execute("SELECT COALESCE(SUM(chunks), 0) FROM documents").fetchone()[0]
-    dupes = db.execute("SELECT COUNT(*) FROM (SELECT doc_id, ord FROM chunks "
-                       "GROUP BY doc_id, ord HAVING COUNT(*) > 1)").fetchone()[0]
-    fts = db.execute("SELECT COUNT(*) FROM chunk_fts_docsize").fetchone()[0]
-    vec = db.execute("SELECT COUNT(*) FROM chunk_vec_rowids").fetchone()[0]
-    db.close()
-    assert (n_chunks, dupes, fts, vec) == (declared, 0, declared, declared)
-    if chunks is not None:
-        assert n_chunks == chunks
 
 
 # search helpers ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -67,3 +68,19 @@ def cli_env(home: Path, index_path: Path, **extra: str) -> dict[str, str]:
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "localinfer.cli.main", *args]
+
+
+def assert_consistent(path: Path, chunks: int | None = None) -> None:
+    """Every chunk has exactly one keyword row and one vector row, and documents
+    count their chunks right. Read with a plain connection, as another process would."""
+    db = sqlite3.connect(path)
+    n_chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    declared = db.execute("SELECT COALESCE(SUM(chunks), 0) FROM documents").fetchone()[0]
+    dupes = db.execute("SELECT COUNT(*) FROM (SELECT doc_id, ord FROM chunks "
+                       "GROUP BY doc_id, ord HAVING COUNT(*) > 1)").fetchone()[0]
+    fts = db.execute("SELECT COUNT(*) FROM chunk_fts_docsize").fetchone()[0]
+    vec = db.execute("SELECT COUNT(*) FROM chunk_vec_rowids").fetchone()[0]
+    db.close()
+    assert (n_chunks, dupes, fts, vec) == (declared, 0, declared, declared)
+    if chunks is not None:
+        assert n_chunks == chunks
