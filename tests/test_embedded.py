@@ -20,6 +20,7 @@ import pytest
 from localinfer.assets.bundled import MODEL_ID, bundled_model_path
 from localinfer.assets.gguf import validate_gguf
 from localinfer.backends.embedded import EmbeddedBackend
+from localinfer.backends.embedded.backend import CANCEL_GRACE
 from localinfer.errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound
 from localinfer.settings import Settings
 from localinfer.types import ChatChunk, ChatRequest
@@ -184,6 +185,26 @@ async def test_cancelling_the_task_stops_generation(backend: EmbeddedBackend) ->
     await asyncio.sleep(0.5)
     assert cpu_seconds(pid) - before < 0.1
     assert (await backend.chat(ask("Say yes.", max_tokens=5), MODEL_ID)).text
+
+
+async def test_a_closed_stream_does_not_disturb_the_next_request(
+        backend: EmbeddedBackend) -> None:
+    first = backend.stream_chat(endless(), MODEL_ID)
+    await take(first, 2)
+    await first.aclose()  # type: ignore[attr-defined]
+    pid = backend.worker_pid
+    # Keep the next request going past the cancel grace period: a stop left pending
+    # from the closed stream would kill the worker under it.
+    second = backend.stream_chat(endless(), MODEL_ID)
+    deadline = time.monotonic() + CANCEL_GRACE + 1
+    texts = 0
+    async for chunk in second:
+        texts += bool(chunk.text)
+        if time.monotonic() > deadline:
+            break
+    still = backend.worker_pid
+    await second.aclose()  # type: ignore[attr-defined]
+    assert texts > 0 and still == pid
 
 
 # --- faults -------------------------------------------------------------------------------

@@ -18,10 +18,11 @@ waits for it to confirm; if it does not within ``CANCEL_GRACE`` seconds it is ki
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -111,8 +112,12 @@ class EmbeddedBackend(Backend):
         params = llama_chat_params(request)
         async with self._loop_lock():
             worker = await self._ready_worker()
-            async for chunk in self._generate(worker, params, model or self.model_id):
-                yield chunk
+            # aclosing: when our caller closes us, the inner generator must stop the
+            # worker now, under the lock, not later from the garbage collector.
+            async with contextlib.aclosing(self._generate(worker, params,
+                                                          model or self.model_id)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
 
     async def aclose(self) -> None:
         self._discard(self._worker)
@@ -120,7 +125,7 @@ class EmbeddedBackend(Backend):
     # -- one request -------------------------------------------------------------------------
 
     async def _generate(self, worker: WorkerProcess, params: dict[str, Any],
-                        model: str) -> AsyncIterator[ChatChunk]:
+                        model: str) -> AsyncGenerator[ChatChunk, None]:
         rid = next(self._ids)
         events = worker.subscribe(asyncio.get_running_loop())
         worker.send({"op": "chat", "id": rid, "params": params})

@@ -60,6 +60,7 @@ class Worker:
         self.llm: Any = None
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.current: int | None = None  # the request being generated
 
     def send(self, event: dict[str, Any]) -> None:
         self.out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
@@ -91,6 +92,8 @@ class Worker:
         def counting(tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
             self.prompt_tokens = len(tokens)
             for token in generate(tokens, *args, **kwargs):
+                if self.cancels.id is not None and self.cancels.id == self.current:
+                    return  # checked per token: text chunks may lag behind tokens
                 if not llama_cpp.llama_vocab_is_eog(vocab, token):
                     self.completion_tokens += 1
                 yield token
@@ -103,8 +106,8 @@ class Worker:
             self.send({"ev": "error", "id": rid, "message": "no model loaded"})
             return
         self.prompt_tokens = self.completion_tokens = 0
+        self.current = rid
         finish: str | None = None
-        cancelled = False
         if command["params"].get("seed") is not None:
             # Reusing the cached prompt prefix changes the sampled text, so a caller
             # asking for repeatable output gets a clean context.
@@ -114,7 +117,6 @@ class Worker:
             for chunk in stream:
                 if self.cancels.id == rid:
                     stream.close()  # stops generation between two tokens
-                    cancelled = True
                     break
                 choice = chunk["choices"][0]
                 delta = {k: v for k, v in choice["delta"].items() if v is not None}
@@ -125,7 +127,9 @@ class Worker:
         except Exception as exc:
             self.send({"ev": "error", "id": rid, "message": str(exc) or type(exc).__name__})
             return
-        self.send({"ev": "end", "id": rid, "finish": finish, "cancelled": cancelled,
+        cancelled = self.cancels.id == rid
+        self.send({"ev": "end", "id": rid, "finish": None if cancelled else finish,
+                   "cancelled": cancelled,
                    "usage": {"prompt_tokens": self.prompt_tokens,
                              "completion_tokens": self.completion_tokens}})
 
