@@ -146,7 +146,7 @@ async def test_sensitive_never_goes_remote(home: Path, remote_provider: Remote,
                            on_consent=lambda q: True) as client:
         with pytest.raises(SensitiveDataBlocked):
             await client.chat("my diagnosis", sensitive=True)
-        with pytest.raises(ModelNotFound):
+        with pytest.raises(SensitiveDataBlocked):
             await client.chat("my diagnosis", model=MODEL, sensitive=True)
         stream = await client.chat("my diagnosis", stream=True, sensitive=True)
         with pytest.raises(SensitiveDataBlocked):

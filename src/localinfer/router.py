@@ -145,11 +145,16 @@ class Router:
             tiers.extend(await self.remote.candidates(None if default else wanted, capability))
         if tiers:
             return tiers
-        if not default and not sensitive:
-            remote_models = [m.id for m in await self.remote.models()]
-            raise ModelNotFound(wanted, sorted({m.id for m in catalogue} | set(remote_models)))
+        remote_ids = {m.id for m in await self.remote.models()
+                      if default or m.answers_to(wanted)}
+        if sensitive and remote_ids:
+            where = "" if default else f"'{wanted}' exists only remotely; "
+            raise SensitiveDataBlocked(
+                f"sensitive request: {where}no local tier can serve it, and sensitive data "
+                "never goes remote. " + NO_BACKEND_HINT)
         if not default:
-            raise ModelNotFound(wanted, sorted({m.id for m in catalogue}))
+            remote_all = set() if sensitive else {m.id for m in await self.remote.models()}
+            raise ModelNotFound(wanted, sorted({m.id for m in catalogue} | remote_all))
         if sensitive:
             raise SensitiveDataBlocked(
                 "sensitive request: no local tier can serve it, and sensitive data never "
