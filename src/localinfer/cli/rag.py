@@ -263,5 +263,6 @@ def run_ask(args: argparse.Namespace) -> int:
         heading = f"  ({hit.chunk.heading})" if hit.chunk.heading else ""
         print(f" {mark}[{n}] {shown(hit.location)}{heading}")
     how = "; citations matched by similarity" if answer.attributed else ""
+    sys.stdout.flush()
     note(f"answered locally by {answer.backend or '?'} ({answer.tier or '?'}){how}")
     return 0
