@@ -17,7 +17,6 @@ from localinfer.errors import (
     BackendError,
     ConsentRequired,
     LocalInferError,
-    ModelNotFound,
     SensitiveDataBlocked,
 )
 from localinfer.ledger import EgressLedger
