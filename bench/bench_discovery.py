@@ -105,6 +105,7 @@ def main() -> int:
     parser.add_argument("--threads", default="2", help="llama-server threads")
     args = parser.parse_args()
 
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = []
     notes = []
     taken = [p for p in default_ports() if not port_is_free(p)]
@@ -131,10 +132,9 @@ def main() -> int:
     rows.append(row(f"Ollama fake + real llama-server ({where}) + all default ports",
                     samples, found))
 
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (nproc), "
           f"Linux {platform.release()}, Python {platform.python_version()}, "
-          f"load average during run start: {load}")
+          f"load average at start: {load}")
     print(f"Command: `.venv/bin/python bench/bench_discovery.py --sweeps {args.sweeps} "
           f"--busy-sweeps {args.busy_sweeps}`")
     print()

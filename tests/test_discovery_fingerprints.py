@@ -344,10 +344,18 @@ async def test_malformed_configured_urls_are_ignored() -> None:
 
 
 async def test_configured_default_port_is_probed_once() -> None:
-    network = FakeNetwork({("127.0.0.1", 11434): OLLAMA})
+    network = FakeNetwork({("localhost", 11434): OLLAMA, ("127.0.0.1", 11434): OLLAMA})
     found = await sweep(network, scan_default_ports=True,
                         servers=["http://localhost:11434", "127.0.0.1:11434/v1"])
-    assert [s.base_url for s in found] == ["http://127.0.0.1:11434"]
+    # One server, under the name the user gave it.
+    assert [s.base_url for s in found] == ["http://localhost:11434"]
+    assert {url.host for url in network.seen if url.port == 11434} == {"localhost"}
+
+
+async def test_configured_servers_rank_before_default_ports() -> None:
+    network = FakeNetwork({("127.0.0.1", 11434): OLLAMA, ("127.0.0.1", 7013): VLLM})
+    found = await sweep(network, scan_default_ports=True, servers=["http://127.0.0.1:7013"])
+    assert [s.kind for s in found] == ["vllm", "ollama"]
 
 
 async def test_status_json_has_the_stable_keys() -> None:

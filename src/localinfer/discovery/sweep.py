@@ -58,13 +58,13 @@ def normalize_base_url(url: str) -> str:
 
 def candidates(settings: Settings,
                table: Iterable[Fingerprint] = FINGERPRINTS) -> list[Candidate]:
-    """Default loopback ports (if scanned) and configured servers, each once."""
-    urls: list[str] = []
+    """Configured servers (the user named them, so they rank first), then the default
+    loopback ports if scanned; each server once."""
+    urls = [normalize_base_url(u) for u in settings.servers]
     if settings.scan_default_ports:
         # IPv4 loopback only: the servers above bind 127.0.0.1 by default; a server on ::1
         # alone can be listed in LOCALINFER_SERVERS as http://[::1]:PORT.
         urls += [f"http://{LOOPBACK}:{port}" for port in default_ports(table)]
-    urls += [normalize_base_url(u) for u in settings.servers]
     found: dict[tuple[str, int], Candidate] = {}
     for order, base in enumerate(urls):
         try:
@@ -173,8 +173,8 @@ def _inner_transport(targets: Iterable[Candidate]) -> httpx.AsyncBaseTransport |
 
 async def discover(settings: Settings, policy: EgressPolicy, *,
                    transport: httpx.AsyncBaseTransport | None = None) -> list[ServerInfo]:
-    """Find and identify inference servers. Loopback ones come first, then configured
-    remote ones, each group in candidate order.
+    """Find and identify inference servers. Loopback servers come before remote ones;
+    within each, configured servers in the order given, then default ports.
 
     With ``transport`` given every candidate is probed through it (no raw TCP check),
     so tests can stand in for the network.
