@@ -24,10 +24,16 @@ stdin closing means the parent is gone: the worker exits at once.
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import sys
+
+# Run by path, Python puts this package's directory first on sys.path, where our
+# sibling modules (backend, params, process) could shadow a library's imports.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import json
+import queue
 import threading
 import time
 from collections.abc import Iterator
