@@ -7,7 +7,10 @@ else here is the same for both.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
@@ -72,12 +75,29 @@ async def aclose_quietly(stream: AsyncIterator[T]) -> None:
             log.debug("error while closing an upstream stream", exc_info=True)
 
 
+# Timeouts and disconnects cancel upstream work with plain asyncio cancellation, which
+# is delivered once: the backend's own cleanup (telling the llama.cpp worker to stop
+# between two tokens, closing an HTTP stream) may then still await. anyio's cancel
+# scopes would re-cancel every await of that cleanup until it gave up.
+if sys.version_info >= (3, 11):
+
+    async def within(timeout: float, work: Awaitable[T]) -> T:
+        async with asyncio.timeout(timeout):
+            return await work
+else:  # pragma: no cover - 3.10
+
+    async def within(timeout: float, work: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(work, timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError from None
+
+
 async def peek(stream: AsyncIterator[T], timeout: float) -> T | None:
     """The first item, read before committing to 200 so early failures (no backend,
     unknown model, timeouts) become proper HTTP errors. None for an empty stream."""
     try:
-        with anyio.fail_after(timeout):
-            return await anext(aiter(stream))
+        return await within(timeout, anext(aiter(stream)))
     except StopAsyncIteration:
         return None
     except TimeoutError:
@@ -93,33 +113,35 @@ async def wait_for_disconnect(receive: Receive) -> None:
         pass
 
 
+async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> tuple[bool, T | None]:
+    """Run ``work`` while watching for the client to go away; if it does, cancel the
+    work (once) and wait for its cleanup. Returns (completed, result)."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(wait_for_disconnect(receive))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        watch.cancel()
+    if task.done():
+        return True, task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False, None
+
+
 async def until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]],
                            timeout: float) -> T | None:
-    """Run ``work`` under ``timeout``; cancel it if the client disconnects first (then
-    None: nobody is left to answer). Used for non-streamed requests, whose generation
-    would otherwise run on for a client that gave up."""
-    result: T | None = None
-    failure: Exception | None = None
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            await wait_for_disconnect(receive)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        # Errors are carried out of the task group by hand, so callers see the error
-        # itself rather than an ExceptionGroup; cancellation stays inside it.
-        try:
-            with anyio.fail_after(timeout):
-                result = await work()
-        except TimeoutError:
-            failure = timeout_error(timeout, "answer")
-        except Exception as exc:
-            failure = exc
-        finally:
-            tg.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    """``work()`` under ``timeout``, cancelled if the client disconnects first (then
+    None: nobody is left to answer). For non-streamed requests, whose generation would
+    otherwise run on for a client that gave up."""
+    try:
+        _, result = await unless_disconnected(receive, within(timeout, work()))
+    except TimeoutError:
+        raise timeout_error(timeout, "answer") from None
     return result
 
 
@@ -143,15 +165,7 @@ class ChunkStreamResponse(Response):
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})
         try:
-            async with anyio.create_task_group() as tg:
-
-                async def watch() -> None:
-                    await wait_for_disconnect(receive)
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(watch)
-                await self._pump(send)
-                tg.cancel_scope.cancel()
+            await unless_disconnected(receive, self._pump(send))
         finally:
             # Reached on completion, failure and client disconnect alike.
             await aclose_quietly(self.rest)
@@ -168,13 +182,12 @@ class ChunkStreamResponse(Response):
                 await body(encoder.chunk(self.first))
             iterator = aiter(self.rest)
             while True:
-                with anyio.move_on_after(self.idle_timeout) as idle:
-                    try:
-                        chunk = await anext(iterator)
-                    except StopAsyncIteration:
-                        break
-                if idle.cancelled_caught:
-                    raise timeout_error(self.idle_timeout, "next chunk")
+                try:
+                    chunk = await within(self.idle_timeout, anext(iterator))
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise timeout_error(self.idle_timeout, "next chunk") from None
                 await body(encoder.chunk(chunk))
             tail = encoder.end()
         except LocalInferError as exc:
