@@ -23,16 +23,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.fakes.serve import free_port, port_is_free  # noqa: E402
+from tests.fakes.serve import ServerProcess, free_port, port_is_free  # noqa: E402
 
 from localinfer.discovery import default_ports, discover  # noqa: E402
 from localinfer.http import EgressPolicy  # noqa: E402
@@ -54,35 +50,6 @@ async def time_sweeps(settings: Settings, n: int) -> tuple[list[float], list[str
         samples.append((time.perf_counter() - start) * 1000)
         found = [f"{s.kind}@{s.base_url}" for s in servers]
     return samples, found
-
-
-def wait_up(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
-@contextmanager
-def running(cmd: list[str], ready_url: str) -> Iterator[None]:
-    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        wait_up(ready_url, process)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def llama_server_bin() -> Path:
@@ -126,7 +93,8 @@ def main() -> int:
             "--port", str(llama_port), "-c", "2048", "-t", args.threads, "--no-webui"]
     busy = Settings(scan_default_ports=True,
                     servers=[] if on_defaults else [ollama_url, llama_url])
-    with running(fake, ollama_url + "/api/version"), running(real, llama_url + "/health"):
+    with ServerProcess(fake, ollama_url + "/api/version", cwd=REPO), \
+            ServerProcess(real, llama_url + "/health"):
         samples, found = asyncio.run(time_sweeps(busy, args.busy_sweeps))
     where = "default ports" if on_defaults else "free ports via settings.servers"
     rows.append(row(f"Ollama fake + real llama-server ({where}) + all default ports",

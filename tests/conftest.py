@@ -10,15 +10,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from tests.fakes.serve import AppServer, free_port
+from tests.fakes.serve import AppServer, ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 120.0
@@ -57,36 +55,17 @@ def bundled_gguf() -> Path:
     return bundled_model_path()
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1.0, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"server at {url} did not come up in {STARTUP_TIMEOUT}s:\n"
-                f"{log.read_text()[-2000:]}")
-
-
 def _serve(cmd: list[str], ready_path: str, port: int, log: Path) -> Iterator[str]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(cmd, base_url + ready_path, log=log, timeout=STARTUP_TIMEOUT)
     try:
-        _wait_until_up(base_url + ready_path, process, log)
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
 
 
 @pytest.fixture(scope="session")

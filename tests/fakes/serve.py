@@ -1,12 +1,16 @@
-"""Serve an ASGI app with uvicorn on loopback in a background thread (tests, benches)."""
+"""Serve an ASGI app with uvicorn on loopback in a background thread, or run a server
+subprocess until it answers (tests, benches)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -63,6 +67,57 @@ class AppServer:
             self.sock.close()
 
     def __enter__(self) -> AppServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServerProcess:
+    """A server run as a subprocess (llama-server, llama_cpp.server, a fake), up once
+    ``ready_url`` answers 200 and stopped on exit. Output goes to ``log`` if given."""
+
+    def __init__(self, cmd: list[str], ready_url: str, *, log: Path | None = None,
+                 cwd: Path | None = None, timeout: float = 120.0) -> None:
+        self.cmd, self.ready_url, self.log, self.cwd = cmd, ready_url, log, cwd
+        self.timeout = timeout
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _output(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:] if self.log else ""
+
+    def start(self) -> ServerProcess:
+        out = self.log.open("wb") if self.log else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=out,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            if self.log:
+                out.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.cmd[0]} exited with {self.process.returncode}:\n"
+                                   f"{self._output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.ready_url, timeout=1.0, trust_env=False).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.ready_url} did not answer within {self.timeout}s:\n"
+                           f"{self._output()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
