@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from localinfer import errors
+from tests.terminal import Terminal
 
 LOCALINFER = [sys.executable, "-m", "localinfer.cli.main"]
 
@@ -103,3 +105,27 @@ def test_models_json_lists_embedded(tmp_path: Path) -> None:
 
 def test_empty_prompt_without_terminal_is_a_usage_error(tmp_path: Path) -> None:
     assert_one_line_error(run(["chat"], tmp_path), errors.UsageError.exit_code)
+
+
+@pytest.mark.integration
+def test_interactive_chat_keeps_history_and_ctrl_c_stops_an_answer(tmp_path: Path) -> None:
+    env = {**os.environ, "LOCALINFER_HOME": str(tmp_path),
+           "LOCALINFER_SCAN_DEFAULT_PORTS": "false", "LOCALINFER_SERVERS": ""}
+    term = Terminal([*LOCALINFER, "chat", "--max-tokens", "400"], env)
+    try:
+        term.expect("> ")
+        term.send("Write a long story about a lighthouse keeper.")
+        term.expect("tier embedded")
+        time.sleep(0.5)
+        os.write(term.fd, b"\x03")  # Ctrl-C mid-answer stops it, the chat goes on
+        term.expect("[stopped]")
+        term.expect("> ")
+        term.send("My name is Ada. Reply with one word.")
+        term.expect("tier embedded")
+        term.expect("> ")
+        term.send("/exit")
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+            term.proc.wait()

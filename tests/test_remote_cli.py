@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ import pytest
 
 from localinfer.http import EgressRecord
 from localinfer.ledger import EgressLedger
+from tests.terminal import Terminal
 from tests.test_remote_fake import KEY, KEY_ENV, MODEL, FakeRemoteProvider, remote_provider
 
 __all__ = ["remote_provider"]  # the fixture, used by name
@@ -122,42 +121,6 @@ def test_bad_input_is_one_line(run: Run) -> None:
         result = run(*args)
         assert result.returncode == code
         one_error_line(result)
-
-
-class Terminal:
-    """A child process on a pseudo-terminal, read until an expected text appears."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.fd, child = pty.openpty()
-        self.proc = subprocess.Popen(args, stdin=child, stdout=child, stderr=child, env=env,
-                                     close_fds=True)
-        os.close(child)
-        self.output = ""
-
-    def expect(self, text: str, timeout: float = 90.0) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"never saw {text!r}; output so far:\n{self.output}")
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                try:
-                    self.output += os.read(self.fd, 4096).decode(errors="replace")
-                except OSError:  # the child closed the terminal
-                    raise AssertionError(f"exited before {text!r}:\n{self.output}") from None
-        start = self.output.index(text) + len(text)
-        seen, self.output = self.output[:start], self.output[start:]
-        return seen
-
-    def send(self, line: str) -> None:
-        os.write(self.fd, (line + "\n").encode())
-
-    def close(self) -> int:
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            os.close(self.fd)
 
 
 def test_interactive_chat_asks_before_going_remote(tmp_path: Path,

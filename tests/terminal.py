@@ -1,0 +1,54 @@
+"""Drive a CLI on a pseudo-terminal, as a person at a keyboard would."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import subprocess
+import termios
+import time
+
+
+def _controlling_terminal() -> None:
+    # A new session whose controlling terminal is the pty, so Ctrl-C (\x03) typed into
+    # it raises SIGINT in the foreground process group, as on a real terminal.
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """A child process on a pseudo-terminal, read until an expected text appears."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.fd, child = pty.openpty()
+        self.proc = subprocess.Popen(args, stdin=child, stdout=child, stderr=child, env=env,
+                                     close_fds=True, preexec_fn=_controlling_terminal)
+        os.close(child)
+        self.output = ""
+
+    def expect(self, text: str, timeout: float = 90.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"never saw {text!r}; output so far:\n{self.output}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    self.output += os.read(self.fd, 4096).decode(errors="replace")
+                except OSError:  # the child closed the terminal
+                    raise AssertionError(f"exited before {text!r}:\n{self.output}") from None
+        start = self.output.index(text) + len(text)
+        seen, self.output = self.output[:start], self.output[start:]
+        return seen
+
+    def send(self, line: str) -> None:
+        os.write(self.fd, (line + "\n").encode())
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            os.close(self.fd)
