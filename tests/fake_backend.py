@@ -81,6 +81,10 @@ class StaticDiscovery:
 
     def __init__(self, servers: list[ServerInfo] | None = None) -> None:
         self._servers = servers or []
+        self.invalidated = 0
+
+    def invalidate(self) -> None:
+        self.invalidated += 1
 
     async def servers(self, *, refresh: bool = False) -> list[ServerInfo]:
         return list(self._servers)

@@ -69,8 +69,10 @@ async def test_default_prefers_loaded_model() -> None:
 async def test_falls_back_to_embedded_when_server_fails_before_first_token() -> None:
     local = FakeBackend("ollama@x").enqueue(Script(fail_before=True))
     embedded = FakeBackend("embedded", tier="embedded", model_ids=("smollm2",))
-    chunks = [c async for c in StubRouter([local], [embedded]).stream_chat(req())]
+    router = StubRouter([local], [embedded])
+    chunks = [c async for c in router.stream_chat(req())]
     assert {c.tier for c in chunks} == {"embedded"}
+    assert router._discovery.invalidated == 1  # type: ignore[attr-defined]
     assert "".join(c.text for c in chunks) == "hello world"
 
 

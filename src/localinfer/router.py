@@ -163,6 +163,12 @@ class Router:
 
     # -- requests --------------------------------------------------------------------
 
+    def _failed(self, backend: Backend, exc: BackendError, errors: list[str]) -> None:
+        errors.append(exc.message)
+        if backend.tier == "local":
+            # The server may have stopped: the next request sweeps again.
+            self._discovery.invalidate()
+
     async def chat(self, request: ChatRequest, *, sensitive: bool = False) -> ChatResponse:
         errors: list[str] = []
         for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
@@ -171,7 +177,7 @@ class Router:
             except BackendError as exc:
                 if not exc.before_first_token:
                     raise
-                errors.append(exc.message)
+                self._failed(cand.backend, exc, errors)
                 continue
             response.backend, response.tier = cand.backend.name, cand.backend.tier
             return response
@@ -191,7 +197,7 @@ class Router:
                 await _aclose(stream)
                 if not exc.before_first_token:
                     raise
-                errors.append(exc.message)
+                self._failed(cand.backend, exc, errors)
                 continue
             try:
                 if first is not None:
@@ -210,7 +216,7 @@ class Router:
             try:
                 response = await cand.backend.embed(request, cand.model)
             except BackendError as exc:
-                errors.append(exc.message)
+                self._failed(cand.backend, exc, errors)
                 continue
             response.backend, response.tier = cand.backend.name, cand.backend.tier
             return response
