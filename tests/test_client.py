@@ -11,8 +11,7 @@ from localinfer import AsyncClient, Client, Settings
 from localinfer.backends.base import Backend
 from localinfer.errors import ModelNotFound, NoBackend
 from localinfer.types import ChatResponse, ModelInfo
-
-from fake_backend import FakeBackend, Script
+from tests.fake_backend import FakeBackend, Script
 
 
 def settings(tmp_path: Path) -> Settings:

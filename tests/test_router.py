@@ -12,8 +12,7 @@ from localinfer.http import EgressPolicy
 from localinfer.router import Candidate, RemoteTier, Router
 from localinfer.settings import Settings
 from localinfer.types import ChatRequest, EmbeddingRequest, ModelInfo
-
-from fake_backend import FakeBackend, Script, StaticDiscovery
+from tests.fake_backend import FakeBackend, Script, StaticDiscovery
 
 
 class StubRouter(Router):
