@@ -135,6 +135,20 @@ async def test_response_format_json_schema_is_enforced(backend: EmbeddedBackend)
     assert isinstance(value["answer"], int)
 
 
+async def test_forced_tool_call_streams_openai_shaped_deltas(backend: EmbeddedBackend) -> None:
+    tools = [{"type": "function", "function": {
+        "name": "get_weather", "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]}}}]
+    request = ask("What is the weather in Paris?", max_tokens=60, temperature=0, tools=tools,
+                  tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    reply = await backend.chat(request, MODEL_ID)
+    assert reply.choices[0].finish_reason == "tool_calls"
+    [call] = reply.choices[0].message.tool_calls or []
+    assert call.function.name == "get_weather"  # sent once, as OpenAI streams do
+    assert isinstance(json.loads(call.function.arguments or ""), dict)
+
+
 async def test_unknown_model_name_is_refused(backend: EmbeddedBackend) -> None:
     with pytest.raises(ModelNotFound):
         await anext(aiter(backend.stream_chat(ask("hi"), "no-such-model")))

@@ -20,6 +20,7 @@ from ..types import (
     EmbeddingResponse,
     ModelInfo,
     Tier,
+    ToolCall,
     Usage,
 )
 
@@ -66,7 +67,7 @@ async def collect(chunks: AsyncIterator[ChatChunk], model: str) -> ChatResponse:
                 _merge_tool_call(tool_calls, call)
     message = ChatMessage(role="assistant", content="".join(text))
     if tool_calls:
-        message.tool_calls = [tool_calls[i] for i in sorted(tool_calls)]  # type: ignore[misc]
+        message.tool_calls = [ToolCall.model_validate(tool_calls[i]) for i in sorted(tool_calls)]
     response = ChatResponse(model=first.model if first else model,
                             choices=[Choice(message=message, finish_reason=finish)], usage=usage)
     if first is not None:

@@ -114,6 +114,7 @@ class Worker:
         self.prompt_tokens = self.completion_tokens = 0
         self.current = rid
         finish: str | None = None
+        tools_seen: set[int] = set()
         if command["params"].get("seed") is not None:
             # Reusing the cached prompt prefix changes the sampled text, so a caller
             # asking for repeatable output gets a clean context.
@@ -125,7 +126,7 @@ class Worker:
                     stream.close()  # stops generation between two tokens
                     break
                 choice = chunk["choices"][0]
-                delta = {k: v for k, v in choice["delta"].items() if v is not None}
+                delta = openai_delta(choice["delta"], tools_seen)
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
                 if delta:
@@ -138,6 +139,22 @@ class Worker:
                    "cancelled": cancelled,
                    "usage": {"prompt_tokens": self.prompt_tokens,
                              "completion_tokens": self.completion_tokens}})
+
+
+def openai_delta(delta: dict[str, Any], tools_seen: set[int]) -> dict[str, Any]:
+    """llama-cpp-python repeats a tool call's id and name in every delta and adds the
+    legacy ``function_call``; OpenAI streams send them once, then argument pieces."""
+    out = {k: v for k, v in delta.items() if v is not None and k != "function_call"}
+    calls = []
+    for call in out.get("tool_calls") or []:
+        index = call.get("index", 0)
+        if index in tools_seen:
+            call = {"index": index, "function": {"arguments": call["function"]["arguments"]}}
+        tools_seen.add(index)
+        calls.append(call)
+    if calls:
+        out["tool_calls"] = calls
+    return out
 
 
 def main() -> None:
