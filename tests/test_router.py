@@ -122,7 +122,7 @@ async def test_remote_is_last_and_never_for_sensitive() -> None:
     assert reply.tier == "remote"
     with pytest.raises(SensitiveDataBlocked):
         await router.chat(req(), sensitive=True)
-    with pytest.raises(SensitiveDataBlocked, match="exists only remotely"):
+    with pytest.raises(SensitiveDataBlocked, match="exists only at a remote provider"):
         await router.chat(req("big"), sensitive=True)
     with pytest.raises(ModelNotFound):
         await router.chat(req("nowhere"), sensitive=True)

@@ -147,11 +147,10 @@ class Router:
             return tiers
         remote_ids = {m.id for m in await self.remote.models()
                       if default or m.answers_to(wanted)}
-        if sensitive and remote_ids:
-            where = "" if default else f"'{wanted}' exists only remotely; "
+        if sensitive and remote_ids and not default:
             raise SensitiveDataBlocked(
-                f"sensitive request: {where}no local tier can serve it, and sensitive data "
-                "never goes remote. " + NO_BACKEND_HINT)
+                f"sensitive request: '{wanted}' exists only at a remote provider, and "
+                "sensitive data never goes remote; pick a local model (`localinfer models`)")
         if not default:
             remote_all = set() if sensitive else {m.id for m in await self.remote.models()}
             raise ModelNotFound(wanted, sorted({m.id for m in catalogue} | remote_all))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import open_client, print_json
+from .common import open_client, print_json, print_table, settings_from_args
+from .remote import grant_state, stores
 
 
 def register(sub: Any) -> None:
@@ -33,7 +34,7 @@ def run_status(args: argparse.Namespace) -> int:
     if len(rows) == 1:
         print("No local inference server found.")
     else:
-        _table(rows)
+        print_table(rows)
     embedded = status["embedded"]
     if not embedded["enabled"]:
         print("Embedded engine: off (LOCALINFER_EMBEDDED=off)")
@@ -41,8 +42,14 @@ def run_status(args: argparse.Namespace) -> int:
         for m in embedded["models"]:
             print(f"Embedded: {m['id']} ({', '.join(m['capabilities'])})"
                   + (f" from {m['path']}" if m.get("path") else ""))
-    remote = status["remote"]
-    print(f"Remote: {len(remote)} model(s) configured" if remote else "Remote: none configured")
+    providers, consent = stores(settings_from_args(args))
+    if not providers.all():
+        print("Remote: none configured")
+    now = consent.clock()
+    for provider in providers.all():
+        state = grant_state(consent.get(provider.name), provider, now)
+        print(f"Remote: {provider.name} ({', '.join(provider.models) or 'no models'}) "
+              f"at {provider.base_url}, consent: {state}")
     return 0
 
 
@@ -54,11 +61,5 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     rows: list[tuple[str, ...]] = [("MODEL", "TIER", "BACKEND", "CAN")]
     rows += [(m.id, m.tier, m.backend, ",".join(m.capabilities)) for m in models]
-    _table(rows)
+    print_table(rows)
     return 0
-
-
-def _table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
