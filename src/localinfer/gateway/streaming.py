@@ -8,7 +8,6 @@ else here is the same for both.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -118,19 +117,19 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> tuple[boo
     work (once) and wait for its cleanup. Returns (completed, result)."""
     task = asyncio.ensure_future(work)
     watch = asyncio.ensure_future(wait_for_disconnect(receive))
+    watch.add_done_callback(lambda _: task.cancel())
     try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        raise
+        return True, await task
+    except asyncio.CancelledError:
+        # Our own cancellation (server shutdown) propagates; the client's departure
+        # is an ordinary end.
+        if watch.cancelled() or not watch.done():
+            raise
+        return False, None
     finally:
         watch.cancel()
-    if task.done():
-        return True, task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return False, None
+        if not task.done():
+            task.cancel()
 
 
 async def until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]],

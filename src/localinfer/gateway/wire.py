@@ -61,6 +61,8 @@ def served_headers(backend: str | None, tier: str | None) -> dict[str, str]:
 
 def header_value(text: str) -> str:
     # Backend names come from discovery (server answers); never let them split headers.
+    if text.isascii() and text.isprintable():
+        return text[:200]
     return _HEADER_UNSAFE.sub("?", text)[:200]
 
 
