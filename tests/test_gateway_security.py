@@ -229,3 +229,20 @@ def test_client_mistakes_never_500(http: httpx.Client) -> None:
              ("PUT", "/api/chat"), ("GET", "/v1/models/..%2F..%2Fetc")]
     for method, path in cases:
         assert http.request(method, path).status_code < 500, path
+
+
+@pytest.mark.parametrize("origin", ["http://evil.com", None])
+def test_websocket_upgrades_are_refused(url: str, origin: str | None) -> None:
+    import socket
+
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    lines = ["GET /v1/chat/completions HTTP/1.1", f"Host: {host}:{port}",
+             "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
+    if origin:
+        lines.append(f"Origin: {origin}")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+    assert b" 101 " not in status_line
+    assert status_line.split()[1] in {b"400", b"403", b"404", b"405"}
