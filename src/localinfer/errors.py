@@ -95,6 +95,28 @@ class BackendTimeout(BackendError):
     code = "backend_timeout"
 
 
+class DownloadError(LocalInferError):
+    """A model file could not be fetched (network, server, disk)."""
+
+    exit_code = 10
+    http_status = 502
+    code = "download_failed"
+
+
+class DiskFull(DownloadError):
+    exit_code = 11
+    http_status = 507
+    code = "disk_full"
+
+
+class NotCached(DownloadError):
+    """The file is not on this machine and the caller did not allow a download."""
+
+    exit_code = 12
+    http_status = 409
+    code = "model_not_cached"
+
+
 class Cancelled(LocalInferError):
     exit_code = 130
     http_status = 499

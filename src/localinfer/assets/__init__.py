@@ -18,14 +18,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from ..errors import DiskFull, DownloadError, NotCached
 from ..http import EgressPolicy
 from ..settings import Settings
 from .cache import CachedModel, ModelCache, VerifyResult
 from .catalog import Catalog, CatalogEntry, load_catalog
 from .disclosure import Disclosure, adisclose
-from .download import DiskFull, DownloadError
 from .progress import Progress, ProgressCallback, format_bytes, format_duration
-from .pull import NotCached, PullResult, apull, aresolve
+from .pull import PullResult, apull, aresolve
 
 __all__ = [
     "CachedModel",

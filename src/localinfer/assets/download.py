@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import httpx
 
-from ..errors import BadModelFile, LocalInferError
+from ..errors import BadModelFile, DiskFull, DownloadError
 from ..http import EgressPolicy, make_client, network_class
 from ..types import Tier
 from .progress import Meter, ProgressCallback, format_bytes
@@ -32,20 +32,6 @@ _MAX_REDIRECTS = 10
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 # Headroom kept free on the disk so a download never fills it to the last byte.
 DISK_MARGIN = 50_000_000
-
-
-class DownloadError(LocalInferError):
-    """A model file could not be fetched (network, server, disk)."""
-
-    exit_code = 10
-    http_status = 502
-    code = "download_failed"
-
-
-class DiskFull(DownloadError):
-    exit_code = 11
-    http_status = 507
-    code = "disk_full"
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from ..errors import DownloadError
 from ..http import EgressPolicy, backend_error, iter_ndjson, make_client, network_class
 from ..types import Tier
-from .download import DownloadError
 from .progress import Progress, ProgressCallback
 
 

