@@ -74,7 +74,7 @@ def fake_app() -> Any:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        if scope["path"].endswith("/models"):
+        if scope["path"] == "/v1/models":
             await respond(send, models)
             return
         if scope["path"].endswith("/chat/completions"):

@@ -8,10 +8,11 @@ else here is the same for both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from starlette.responses import Response
@@ -107,29 +108,46 @@ async def peek(stream: AsyncIterator[T], timeout: float) -> T | None:
         raise
 
 
-async def wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+class DisconnectWatch:
+    """``async with DisconnectWatch(receive):`` cancels the current task (once) if the
+    client disconnects, and turns that cancellation into an ordinary exit (``gone``).
 
+    The work stays in the request's own task: running it in a helper task instead
+    costs ~100 µs per request (anyio and httpcore set up per-task state again)."""
 
-async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> tuple[bool, T | None]:
-    """Run ``work`` while watching for the client to go away; if it does, cancel the
-    work (once) and wait for its cleanup. Returns (completed, result)."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(wait_for_disconnect(receive))
-    watch.add_done_callback(lambda _: task.cancel())
-    try:
-        return True, await task
-    except asyncio.CancelledError:
-        # Our own cancellation (server shutdown) propagates; the client's departure
-        # is an ordinary end.
-        if watch.cancelled() or not watch.done():
-            raise
-        return False, None
-    finally:
-        watch.cancel()
-        if not task.done():
-            task.cancel()
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.gone = False
+
+    async def __aenter__(self) -> DisconnectWatch:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        # The body has been read, so the next message is the disconnect.
+        self._watch = asyncio.ensure_future(self._receive())
+        self._watch.add_done_callback(self._on_message)
+        return self
+
+    def _on_message(self, message: asyncio.Future[Any]) -> None:
+        if message.cancelled() or message.exception() is not None:
+            return
+        if message.result().get("type") == "http.disconnect":
+            self.gone = True
+            self._task.cancel()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> bool:
+        self._watch.remove_done_callback(self._on_message)
+        self._watch.cancel()
+        if not self.gone:
+            return False
+        if exc_type is None or not issubclass(exc_type, asyncio.CancelledError):
+            # The work ended just as the client left: take the cancellation now,
+            # rather than at the next await of whoever called us.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+        if sys.version_info >= (3, 11) and self._task.cancelling():
+            self._task.uncancel()
+        return True  # nobody is left to answer
 
 
 async def until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]],
@@ -137,11 +155,13 @@ async def until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]],
     """``work()`` under ``timeout``, cancelled if the client disconnects first (then
     None: nobody is left to answer). For non-streamed requests, whose generation would
     otherwise run on for a client that gave up."""
-    try:
-        _, result = await unless_disconnected(receive, within(timeout, work()))
-    except TimeoutError:
-        raise timeout_error(timeout, "answer") from None
-    return result
+    result: T | None = None
+    async with DisconnectWatch(receive) as watch:
+        try:
+            result = await within(timeout, work())
+        except TimeoutError:
+            raise timeout_error(timeout, "answer") from None
+    return None if watch.gone else result
 
 
 class ChunkStreamResponse(Response):
@@ -164,7 +184,8 @@ class ChunkStreamResponse(Response):
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})
         try:
-            await unless_disconnected(receive, self._pump(send))
+            async with DisconnectWatch(receive):
+                await self._pump(send)
         finally:
             # Reached on completion, failure and client disconnect alike.
             await aclose_quietly(self.rest)
