@@ -201,7 +201,11 @@ class EmbeddedBackend(Backend):
         path = self.model_path
         # The interpreter starts and imports llama_cpp while we check the file; the
         # path only reaches llama.cpp (the "load" command) once the check has passed.
-        worker = WorkerProcess(debug=self.settings.debug)
+        try:
+            worker = WorkerProcess(debug=self.settings.debug)
+        except OSError as exc:
+            raise BackendError(f"cannot start the embedded engine: {exc}",
+                               backend=self.name) from None
         try:
             await self._validated()
             events = worker.subscribe(asyncio.get_running_loop())
