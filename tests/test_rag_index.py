@@ -276,3 +276,19 @@ def test_ask_without_a_local_tier_says_so(index: Index, corpus: Path) -> None:
 def test_ask_on_an_empty_index_says_what_to_do(index: Index) -> None:
     with pytest.raises(UsageError, match="index add"):
         index.ask("anything?", client=ScriptedChat("unused"))
+
+
+def test_a_reader_sees_another_writers_new_chunks(tmp_path: Path, rag_home: Path,
+                                                  embedder: Any, corpus: Path) -> None:
+    """The in-memory bit cache of one connection follows commits made by another."""
+    path = tmp_path / "shared.db"
+    reader = Index(Settings(home=rag_home), path=path, embedder=embedder)
+    writer = Index(Settings(home=rag_home), path=path, embedder=embedder)
+    writer.add([corpus / "garden.txt"])
+    assert all(h.chunk.path.endswith("garden.txt") for h in reader.search("bread", k=3))
+    writer.add([corpus / "recipes.html"])
+    assert any(h.chunk.path.endswith("recipes.html") for h in reader.search("bread", k=3))
+    writer.remove([corpus / "recipes.html"])
+    assert all(h.chunk.path.endswith("garden.txt") for h in reader.search("bread", k=3))
+    reader.close()
+    writer.close()

@@ -20,8 +20,9 @@ from .store import ChunkRow, Store
 
 RRF_K = 60
 RANK_WINDOW = 5
-# Bit-vector candidates re-scored exactly per query; measured in bench/bench_index.py.
-VECTOR_CANDIDATES = 100
+# Bit-vector candidates re-scored exactly per query: recall@10 against exact search at
+# 100k chunks passes 0.95 around here (bench/bench_index.py).
+VECTOR_CANDIDATES = 1000
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that match nearly every chunk and only add noise to a keyword query.

@@ -7,7 +7,8 @@ through ``busy_timeout``, serialises concurrent writers; WAL lets readers carry 
 
 Vectors are stored twice: as float32 in ``chunks`` (for exact re-scoring) and as
 bits in a ``vec0`` table (one bit per dimension: 32x smaller, compared by Hamming
-distance) that finds candidates fast. Collections are a partition key of that table.
+distance) that finds candidates fast (see bitscan.py). Collections are a partition key
+of that table.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..errors import LocalInferError
+from .bitscan import BitMatrix
 from .chunking import Chunk
 from .embedder import Vectors
 
@@ -106,6 +108,9 @@ class Store:
         except module.Error as exc:
             raise IndexUnusable(f"cannot open index {path}: {exc}") from exc
         self.db = cast(sqlite3.Connection, conn)
+        self._writes = 0
+        self._bits: BitMatrix | None = None
+        self._bits_version: tuple[int, int] = (-1, -1)
         self._load_vec()
         self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -153,6 +158,7 @@ class Store:
         """One write transaction; the lock is taken at BEGIN so two writers queue there
         instead of failing half-way through."""
         self.db.execute("BEGIN IMMEDIATE")
+        self._writes += 1  # the bit cache reloads after our own writes too
         try:
             yield self.db
         except BaseException:
@@ -258,11 +264,27 @@ class Store:
     def vector_candidates(self, query: Vectors, k: int,
                           collection: str | None) -> list[int]:
         """Chunk ids nearest to ``query`` by Hamming distance of the sign bits."""
+        bits = pack_bits(query.reshape(1, -1))[0]
+        return self._bit_matrix().nearest(bits, k, collection)
+
+    def knn_sqlite_vec(self, query: Vectors, k: int, collection: str | None) -> list[int]:
+        """The same candidates through sqlite-vec's own brute-force KNN (whose cost grows
+        with ``k``); kept for bench/bench_index.py's comparison."""
         bits = pack_bits(query.reshape(1, -1))[0].tobytes()
         sql = ("SELECT rowid FROM chunk_vec WHERE embedding MATCH vec_bit(?) AND k = ?"
                + (" AND collection = ?" if collection else ""))
         args: tuple[Any, ...] = (bits, k, collection) if collection else (bits, k)
         return [int(r[0]) for r in self.db.execute(sql, args)]
+
+    def _bit_matrix(self) -> BitMatrix:
+        """The bits of every chunk, read from the vec0 table once and again only after
+        a write (ours, or another connection's: SQLite's data_version tells)."""
+        version = (int(self.db.execute("PRAGMA data_version").fetchone()[0]), self._writes)
+        if self._bits is None or self._bits_version != version:
+            rows = self.db.execute("SELECT rowid, collection, embedding FROM chunk_vec")
+            self._bits = BitMatrix.from_rows(rows, nbytes=(self.dim + 7) // 8)
+            self._bits_version = version
+        return self._bits
 
     def embeddings(self, ids: Sequence[int]) -> tuple[list[int], Vectors]:
         if not ids:
