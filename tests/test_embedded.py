@@ -214,7 +214,7 @@ async def test_a_closed_stream_does_not_disturb_the_next_request(
     texts = 0
     async for chunk in second:
         texts += bool(chunk.text)
-        if time.monotonic() > deadline:
+        if texts and time.monotonic() > deadline:
             break
     still = backend.worker_pid
     await second.aclose()  # type: ignore[attr-defined]
@@ -223,81 +223,83 @@ async def test_a_closed_stream_does_not_disturb_the_next_request(
 
 # --- faults -------------------------------------------------------------------------------
 
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[EmbeddedBackend]:
+    """A private engine for a test that breaks it."""
+    fresh = EmbeddedBackend(make_settings(tmp_path))
+    yield fresh
+    await fresh.aclose()
+
+
+async def assert_recovers(engine: EmbeddedBackend, old_pid: int, tmp_path: Path) -> None:
+    engine.settings = make_settings(tmp_path)  # default patience again
+    reply = await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)
+    assert reply.text and engine.worker_pid not in (None, old_pid)
+
+
+async def warm_pid(engine: EmbeddedBackend) -> int:
+    await engine.warm()
+    assert engine.worker_pid is not None
+    return engine.worker_pid
+
+
+async def wait_gone(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while not gone(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return gone(pid)
+
+
+async def started_stream(engine: EmbeddedBackend) -> tuple[AsyncIterator[ChatChunk], int]:
+    stream = engine.stream_chat(endless(), MODEL_ID)
+    await take(stream, 2)
+    assert engine.worker_pid is not None
+    return stream, engine.worker_pid
+
+
 async def test_crash_mid_stream_is_an_error_and_the_next_request_gets_a_fresh_engine(
-        tmp_path: Path) -> None:
-    engine = EmbeddedBackend(make_settings(tmp_path))
-    try:
-        stream = engine.stream_chat(endless(), MODEL_ID)
-        await take(stream, 2)
-        pid = engine.worker_pid
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        with pytest.raises(BackendError) as info:
-            async for _ in stream:
-                pass
-        assert "SIGKILL" in info.value.message and not info.value.before_first_token
-        reply = await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)
-        assert reply.text and engine.worker_pid not in (None, pid)
-    finally:
-        await engine.aclose()
+        engine: EmbeddedBackend, tmp_path: Path) -> None:
+    stream, pid = await started_stream(engine)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(BackendError) as info:
+        async for _ in stream:
+            pass
+    assert "SIGKILL" in info.value.message and not info.value.before_first_token
+    await assert_recovers(engine, pid, tmp_path)
 
 
-async def test_dead_idle_engine_is_replaced_on_the_next_request(tmp_path: Path) -> None:
-    engine = EmbeddedBackend(make_settings(tmp_path))
-    try:
-        await engine.warm()
-        pid = engine.worker_pid
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        while not gone(pid):
-            await asyncio.sleep(0.01)
-        reply = await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)
-        assert reply.text and engine.worker_pid not in (None, pid)
-    finally:
-        await engine.aclose()
+async def test_dead_idle_engine_is_replaced_on_the_next_request(
+        engine: EmbeddedBackend, tmp_path: Path) -> None:
+    pid = await warm_pid(engine)
+    os.kill(pid, signal.SIGKILL)
+    assert await wait_gone(pid)
+    await assert_recovers(engine, pid, tmp_path)
 
 
-async def test_hang_mid_stream_times_out_kills_and_recovers(tmp_path: Path) -> None:
-    engine = EmbeddedBackend(make_settings(tmp_path))
-    try:
-        stream = engine.stream_chat(endless(), MODEL_ID)
-        await take(stream, 2)
-        pid = engine.worker_pid
-        assert pid is not None
-        # Little patience from here on (tokens flow; a busy machine may still be slow
-        # to produce the first ones, so the short timeout starts now).
-        engine.settings = make_settings(tmp_path, embedded_stall_timeout=1.0)
-        os.kill(pid, signal.SIGSTOP)  # a real hang: the process stops producing anything
-        with pytest.raises(BackendTimeout) as info:
-            async for _ in stream:
-                pass
-        assert not info.value.before_first_token
-        deadline = time.monotonic() + 10
-        while not gone(pid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        assert gone(pid)  # the hung worker was killed, not leaked
-        engine.settings = make_settings(tmp_path)  # recover with the default patience
-        reply = await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)
-        assert reply.text and engine.worker_pid not in (None, pid)
-    finally:
-        await engine.aclose()
+async def test_hang_mid_stream_times_out_kills_and_recovers(
+        engine: EmbeddedBackend, tmp_path: Path) -> None:
+    stream, pid = await started_stream(engine)
+    # Little patience from here on (a busy machine may be slow to produce the first
+    # tokens, so the short timeout starts once they flow).
+    engine.settings = make_settings(tmp_path, embedded_stall_timeout=1.0)
+    os.kill(pid, signal.SIGSTOP)  # a real hang: the process stops producing anything
+    with pytest.raises(BackendTimeout) as info:
+        async for _ in stream:
+            pass
+    assert not info.value.before_first_token
+    assert await wait_gone(pid)  # the hung worker was killed, not leaked
+    await assert_recovers(engine, pid, tmp_path)
 
 
-async def test_hang_before_first_token_allows_failover(tmp_path: Path) -> None:
-    engine = EmbeddedBackend(make_settings(tmp_path))
-    try:
-        await engine.warm()
-        pid = engine.worker_pid
-        assert pid is not None
-        engine.settings = make_settings(tmp_path, embedded_stall_timeout=1.0)
-        os.kill(pid, signal.SIGSTOP)
-        with pytest.raises(BackendTimeout) as info:
-            await engine.chat(ask("Say hello."), MODEL_ID)
-        assert info.value.before_first_token  # the router may hand over to the next tier
-        engine.settings = make_settings(tmp_path)
-        assert (await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)).text
-    finally:
-        await engine.aclose()
+async def test_hang_before_first_token_allows_failover(
+        engine: EmbeddedBackend, tmp_path: Path) -> None:
+    pid = await warm_pid(engine)
+    engine.settings = make_settings(tmp_path, embedded_stall_timeout=1.0)
+    os.kill(pid, signal.SIGSTOP)
+    with pytest.raises(BackendTimeout) as info:
+        await engine.chat(ask("Say hello."), MODEL_ID)
+    assert info.value.before_first_token  # the router may hand over to the next tier
+    await assert_recovers(engine, pid, tmp_path)
 
 
 # --- model files ------------------------------------------------------------------------------
