@@ -129,3 +129,11 @@ def test_interactive_chat_keeps_history_and_ctrl_c_stops_an_answer(tmp_path: Pat
         if term.proc.poll() is None:
             term.proc.kill()
             term.proc.wait()
+
+
+def test_large_pull_discloses_cost_and_refuses_without_a_terminal(tmp_path: Path) -> None:
+    result = run(["--offline", "pull", "llama-3.2-3b-instruct"], tmp_path)
+    line = assert_one_line_error(result, errors.UsageError.exit_code)
+    assert "pass --yes" in line
+    assert "size:" in result.stdout and "RAM:" in result.stdout and "time:" in result.stdout
+    assert not any((tmp_path / "models").rglob("*.gguf"))

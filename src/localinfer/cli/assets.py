@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from ..assets import ModelCache, Progress, disclose, load_catalog, pull
 from ..assets.plan import make_plan
 from ..assets.progress import format_bytes, format_duration
-from ..errors import ConsentRequired, UsageError
+from ..errors import UsageError
 from .common import note, print_json, settings_from_args
 
 
@@ -121,8 +121,8 @@ def run_pull(args: argparse.Namespace) -> int:
     if info.needs_confirmation and not args.yes:
         size = format_bytes(info.download_size)
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise ConsentRequired(f"refusing to download {size} without confirmation "
-                                  "(no terminal to ask on); pass --yes")
+            raise UsageError(f"refusing to download {size} without confirmation "
+                             "(no terminal to ask on); pass --yes")
         if not _confirm(f"Download {size}?"):
             note("localinfer: nothing downloaded")
             return 1
