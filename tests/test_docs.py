@@ -51,3 +51,12 @@ def test_quick_start_has_exactly_two_commands() -> None:
     assert commands[1] == "./dev test"
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "./dev test" in ci
+
+
+def test_public_names_resolve() -> None:
+    import localinfer
+
+    assert sorted(n for n in localinfer.__all__ if n != "__version__") == sorted(
+        localinfer._EXPORTS)
+    for name in localinfer.__all__:
+        assert getattr(localinfer, name) is not None

@@ -33,7 +33,25 @@ _EXPORTS = {
     "ServerInfo": "types",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "AsyncClient",
+    "BackendError",
+    "BadModelFile",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "Client",
+    "ConsentRequired",
+    "EmbeddingResponse",
+    "LocalInferError",
+    "ModelInfo",
+    "ModelNotFound",
+    "NoBackend",
+    "SensitiveDataBlocked",
+    "ServerInfo",
+    "Settings",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client

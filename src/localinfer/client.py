@@ -252,7 +252,7 @@ class Client:
                     if close is not None:
                         await close()
                 items.put(("end", None))
-            except Exception as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            except Exception as exc:
                 items.put(("error", exc))
             finally:
                 finished.set()
