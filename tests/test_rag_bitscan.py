@@ -1,43 +1,51 @@
-"""The bit-vector candidate scan against a plain reference computation."""
+"""The in-memory vector cache against plain reference computations."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from localinfer.rag.bitscan import BitMatrix
-from localinfer.rag.store import pack_bits
+from localinfer.rag.bitscan import VectorCache
 
 
-def _matrix(vectors: np.ndarray, collections: list[str]) -> BitMatrix:
-    packed = pack_bits(vectors)
-    rows = [(i + 1, c, packed[i].tobytes()) for i, c in enumerate(collections)]
-    return BitMatrix.from_rows(rows, nbytes=packed.shape[1])
+def _cache(vectors: np.ndarray, collections: list[str]) -> VectorCache:
+    rows = [(i + 1, c, vectors[i].astype(np.float32).tobytes())
+            for i, c in enumerate(collections)]
+    return VectorCache.from_rows(rows, dim=vectors.shape[1])
 
 
-def test_nearest_matches_a_bit_by_bit_hamming_ranking() -> None:
-    rng = np.random.default_rng(7)
-    vectors = rng.standard_normal((500, 384)).astype(np.float32)
-    matrix = _matrix(vectors, ["a"] * 500)
-    query = rng.standard_normal(384).astype(np.float32)
-    signs = vectors > 0
-    distance = (signs != (query > 0)).sum(axis=1)
-    got = matrix.nearest(pack_bits(query.reshape(1, -1))[0], 20)
-    assert [distance[i - 1] for i in got] == sorted(distance)[:20]
+def _unit(n: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def test_nearest_filters_by_collection_and_handles_small_sets() -> None:
-    rng = np.random.default_rng(8)
-    vectors = rng.standard_normal((10, 64)).astype(np.float32)
-    matrix = _matrix(vectors, ["a", "b"] * 5)
-    query = pack_bits(vectors[3:4])[0]
-    assert matrix.nearest(query, 3, "b")[0] == 4  # row 3 is id 4, in collection "b"
-    assert set(matrix.nearest(query, 50, "a")) == {1, 3, 5, 7, 9}
-    assert matrix.nearest(query, 5, "missing") == []
+def test_bit_stage_keeps_the_nearest_by_hamming_distance() -> None:
+    vectors = _unit(500, 384, 7)
+    cache = _cache(vectors, ["a"] * 500)
+    query = _unit(1, 384, 70)[0]
+    hamming = ((vectors > 0) != (query > 0)).sum(axis=1)
+    got = cache.nearest(query, 20, bit_candidates=50)
+    # Whatever the float16 stage picks, it picks among the 50 nearest by Hamming.
+    assert max(hamming[i - 1] for i in got) <= np.sort(hamming)[49]
+
+
+def test_small_sets_are_ranked_exactly() -> None:
+    vectors = _unit(200, 64, 8)
+    cache = _cache(vectors, ["a"] * 200)
+    query = _unit(1, 64, 80)[0]
+    exact = list(np.argsort(-(vectors @ query))[:10] + 1)
+    assert cache.nearest(query, 10, bit_candidates=1000) == exact
+
+
+def test_collections_filter() -> None:
+    vectors = _unit(10, 64, 9)
+    cache = _cache(vectors, ["a", "b"] * 5)
+    assert cache.nearest(vectors[3], 1, "b") == [4]  # row 3 is id 4, in collection "b"
+    assert set(cache.nearest(vectors[3], 50, "a")) == {1, 3, 5, 7, 9}
+    assert cache.nearest(vectors[3], 5, "missing") == []
 
 
 def test_widths_that_are_not_whole_words_still_work() -> None:
-    rng = np.random.default_rng(9)
-    vectors = rng.standard_normal((30, 40)).astype(np.float32)  # 5 bytes a vector
-    matrix = _matrix(vectors, ["a"] * 30)
-    assert matrix.codes.dtype == np.uint8
-    assert matrix.nearest(pack_bits(vectors[7:8])[0], 1) == [8]
+    vectors = _unit(30, 40, 10)  # 5 bytes of bits a vector
+    cache = _cache(vectors, ["a"] * 30)
+    assert cache.codes.dtype == np.uint8
+    assert cache.nearest(vectors[7], 1, bit_candidates=10) == [8]

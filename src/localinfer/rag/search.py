@@ -2,8 +2,8 @@
 
 Reciprocal rank fusion (Cormack et al., 2009) adds ``1 / (60 + rank)`` over the lists a
 chunk appears in: it needs no score calibration between cosine and BM25, and a chunk
-found by both wins. Vector search is two-stage: Hamming distance over sign bits picks
-candidates, exact cosine over the stored float vectors orders them.
+found by both wins. Vector search narrows in stages: Hamming distance over sign bits,
+then float16 dot products, then exact float32 cosine (bitscan.py).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from .bitscan import BIT_CANDIDATES
 from .embedder import Embedder, Vectors
 from .store import ChunkRow, Store
 
 RRF_K = 60
 RANK_WINDOW = 5
-# Bit-vector candidates re-scored exactly per query: recall@10 against exact search at
-# 100k chunks passes 0.95 around here (bench/bench_index.py).
-VECTOR_CANDIDATES = 1000
+# Candidates (found by bits, ordered by float16) re-scored exactly in float32.
+VECTOR_CANDIDATES = 100
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that match nearly every chunk and only add noise to a keyword query.
@@ -75,9 +75,12 @@ def fts_query(text: str) -> str | None:
 
 
 def vector_search(store: Store, query: Vectors, k: int, collection: str | None, *,
-                  candidates: int = VECTOR_CANDIDATES) -> list[tuple[int, float]]:
-    """(chunk id, cosine) of the ``k`` nearest chunks: bit candidates, exact re-score."""
-    ids = store.vector_candidates(query, max(candidates, k), collection)
+                  candidates: int = VECTOR_CANDIDATES,
+                  bit_candidates: int = BIT_CANDIDATES) -> list[tuple[int, float]]:
+    """(chunk id, cosine) of the ``k`` nearest chunks: approximate candidates from the
+    in-memory cache, then exact float32 cosine."""
+    ids = store.vector_candidates(query, max(candidates, k), collection,
+                                  bit_candidates=bit_candidates)
     ids, matrix = store.embeddings(ids)
     if not ids:
         return []

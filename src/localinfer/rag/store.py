@@ -5,10 +5,10 @@ its new chunks and its content hash in), so a process killed mid-ingest leaves t
 file consistent and a re-run picks up where it stopped. SQLite's write lock, waited on
 through ``busy_timeout``, serialises concurrent writers; WAL lets readers carry on.
 
-Vectors are stored twice: as float32 in ``chunks`` (for exact re-scoring) and as
-bits in a ``vec0`` table (one bit per dimension: 32x smaller, compared by Hamming
-distance) that finds candidates fast (see bitscan.py). Collections are a partition key
-of that table.
+Vectors are stored twice: as float32 in ``chunks`` (what search reads, see bitscan.py)
+and as sign bits in sqlite-vec's ``vec0`` table, partitioned by collection, so the file
+can also be searched with plain SQL by any tool that loads sqlite-vec
+(``... WHERE embedding MATCH vec_quantize_binary(?) AND k = 10``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..errors import LocalInferError
-from .bitscan import BitMatrix
+from .bitscan import BIT_CANDIDATES, VectorCache, pack_bits
 from .chunking import Chunk
 from .embedder import Vectors
 
@@ -54,12 +54,6 @@ def sqlite_module() -> ModuleType:
             "this Python's sqlite3 cannot load extensions, which the index needs for "
             "sqlite-vec: pip install 'localinfer[rag]' (it brings sqlean-py)"
         ) from exc
-
-
-def pack_bits(vectors: Vectors) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """Sign bits, 8 dimensions a byte. Hamming distance ignores the bit order as long as
-    stored and query vectors are packed alike, which this one function ensures."""
-    return np.packbits(vectors > 0, axis=-1, bitorder="little")
 
 
 @dataclass(frozen=True)
@@ -109,8 +103,8 @@ class Store:
             raise IndexUnusable(f"cannot open index {path}: {exc}") from exc
         self.db = cast(sqlite3.Connection, conn)
         self._writes = 0
-        self._bits: BitMatrix | None = None
-        self._bits_version: tuple[int, int] = (-1, -1)
+        self._cache: VectorCache | None = None
+        self._cache_version: tuple[int, int] = (-1, -1)
         self._load_vec()
         self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -158,7 +152,7 @@ class Store:
         """One write transaction; the lock is taken at BEGIN so two writers queue there
         instead of failing half-way through."""
         self.db.execute("BEGIN IMMEDIATE")
-        self._writes += 1  # the bit cache reloads after our own writes too
+        self._writes += 1  # the vector cache reloads after our own writes too
         try:
             yield self.db
         except BaseException:
@@ -261,11 +255,10 @@ class Store:
                                "FROM documents GROUP BY collection ORDER BY collection")
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
-    def vector_candidates(self, query: Vectors, k: int,
-                          collection: str | None) -> list[int]:
-        """Chunk ids nearest to ``query`` by Hamming distance of the sign bits."""
-        bits = pack_bits(query.reshape(1, -1))[0]
-        return self._bit_matrix().nearest(bits, k, collection)
+    def vector_candidates(self, query: Vectors, k: int, collection: str | None, *,
+                          bit_candidates: int = BIT_CANDIDATES) -> list[int]:
+        """Ids of about the ``k`` chunks nearest to ``query`` (bits, then float16)."""
+        return self._vectors().nearest(query, k, collection, bit_candidates=bit_candidates)
 
     def knn_sqlite_vec(self, query: Vectors, k: int, collection: str | None) -> list[int]:
         """The same candidates through sqlite-vec's own brute-force KNN (whose cost grows
@@ -276,15 +269,16 @@ class Store:
         args: tuple[Any, ...] = (bits, k, collection) if collection else (bits, k)
         return [int(r[0]) for r in self.db.execute(sql, args)]
 
-    def _bit_matrix(self) -> BitMatrix:
-        """The bits of every chunk, read from the vec0 table once and again only after
-        a write (ours, or another connection's: SQLite's data_version tells)."""
+    def _vectors(self) -> VectorCache:
+        """Every chunk's vector, read once and again only after a write (ours, or
+        another connection's: SQLite's data_version tells)."""
         version = (int(self.db.execute("PRAGMA data_version").fetchone()[0]), self._writes)
-        if self._bits is None or self._bits_version != version:
-            rows = self.db.execute("SELECT rowid, collection, embedding FROM chunk_vec")
-            self._bits = BitMatrix.from_rows(rows, nbytes=(self.dim + 7) // 8)
-            self._bits_version = version
-        return self._bits
+        if self._cache is None or self._cache_version != version:
+            rows = self.db.execute("SELECT c.id, d.collection, c.embedding FROM chunks c "
+                                   "JOIN documents d ON d.id = c.doc_id")
+            self._cache = VectorCache.from_rows(rows, self.dim)
+            self._cache_version = version
+        return self._cache
 
     def embeddings(self, ids: Sequence[int]) -> tuple[list[int], Vectors]:
         if not ids:
