@@ -3,7 +3,7 @@
 Reciprocal rank fusion (Cormack et al., 2009) adds ``1 / (60 + rank)`` over the lists a
 chunk appears in: it needs no score calibration between cosine and BM25, and a chunk
 found by both wins. Vector search narrows in stages: Hamming distance over sign bits,
-then float16 dot products, then exact float32 cosine (bitscan.py).
+then int8 dot products, then exact float32 cosine (bitscan.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .store import ChunkRow, Store
 
 RRF_K = 60
 RANK_WINDOW = 5
-# Candidates (found by bits, ordered by float16) re-scored exactly in float32.
+# Candidates (found by bits, ordered by int8) re-scored exactly in float32.
 VECTOR_CANDIDATES = 100
 
 _WORD = re.compile(r"\w+", re.UNICODE)

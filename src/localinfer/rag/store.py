@@ -257,7 +257,7 @@ class Store:
 
     def vector_candidates(self, query: Vectors, k: int, collection: str | None, *,
                           bit_candidates: int = BIT_CANDIDATES) -> list[int]:
-        """Ids of about the ``k`` chunks nearest to ``query`` (bits, then float16)."""
+        """Ids of about the ``k`` chunks nearest to ``query`` (bits, then int8)."""
         return self._vectors().nearest(query, k, collection, bit_candidates=bit_candidates)
 
     def knn_sqlite_vec(self, query: Vectors, k: int, collection: str | None) -> list[int]:
