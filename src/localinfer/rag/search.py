@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .bitscan import BIT_CANDIDATES
+from .bitscan import BIT_CANDIDATES, dot_rows
 from .embedder import Embedder, Vectors
 from .store import ChunkRow, Store
 
@@ -84,7 +84,7 @@ def vector_search(store: Store, query: Vectors, k: int, collection: str | None, 
     ids, matrix = store.embeddings(ids)
     if not ids:
         return []
-    sims = matrix @ query.astype(np.float32)
+    sims = dot_rows(matrix, query)
     order = np.argsort(-sims)[:k]
     return [(ids[i], float(sims[i])) for i in order]
 
