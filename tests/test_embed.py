@@ -11,6 +11,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -198,3 +199,23 @@ def test_cli_embed_without_text_is_a_usage_error(tmp_path: Path, rag_home: Path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "localinfer: error: nothing to embed: give TEXT arguments or lines on stdin"]
+
+
+# the gateway -------------------------------------------------------------------------
+
+def test_gateway_serves_the_local_embedder_to_the_openai_client(
+        rag_home: Path, embedder: OnnxEmbedder, run_app: Any) -> None:
+    """POST /v1/embeddings through the real gateway and router, asked by the official
+    openai client (which requests base64 and accepts floats)."""
+    openai = pytest.importorskip("openai")
+    from tests.gateway_harness import gateway_app
+
+    backend = LocalEmbeddingBackend(Settings(home=rag_home), embedder=embedder)
+    base_url = run_app(gateway_app(rag_home, [backend]))
+    client = openai.OpenAI(base_url=base_url + "/v1", api_key="unused")
+    reply = client.embeddings.create(model="sentence-transformers/all-MiniLM-L6-v2",
+                                     input=["local first", "privacy"])
+    vectors = np.array([d.embedding for d in reply.data])
+    assert vectors.shape == (2, 384)
+    assert np.allclose(vectors, embedder.embed(["local first", "privacy"]), atol=1e-5)
+    assert reply.model == "all-minilm-l6-v2"
