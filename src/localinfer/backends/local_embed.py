@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 
-from ..errors import BackendError
+from ..errors import BackendError, LocalInferError
 from ..rag.embedder import (
     MODEL_ALIASES,
     MODEL_ID,
@@ -69,6 +69,8 @@ class LocalEmbeddingBackend(Backend):
     def _embed(self, texts: list[str]) -> tuple[Vectors, int]:
         try:
             vectors = self._embedder.embed(texts)
+        except LocalInferError:
+            raise  # already one clear line (a missing asset, a bad model file)
         except Exception as exc:
             raise BackendError(f"local embedder failed: {exc}", backend=self.name) from exc
         inner = self._embedder.get() if isinstance(self._embedder, LazyEmbedder) \
