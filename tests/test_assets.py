@@ -145,7 +145,7 @@ def test_pull_prints_disclosure_then_refuses_without_terminal(
         home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--offline", "pull", "llama-3.2-3b-instruct"])
     captured = capsys.readouterr()
-    assert code == 6
+    assert code == 2  # UsageError: no terminal to confirm on
     assert "size:    2.0 GB" in captured.out and "RAM:" in captured.out
     assert "pass --yes" in captured.err
 

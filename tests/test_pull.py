@@ -224,7 +224,7 @@ def test_large_download_needs_confirmation(home: Path, file_server: FileServer,
     url = file_server.add("/large.bin", served)
     monkeypatch.setenv("LOCALINFER_DOWNLOAD_CONFIRM_BYTES", str(MB))
 
-    assert main(["pull", url]) == 6
+    assert main(["pull", url]) == 2  # UsageError: no terminal to confirm on
     assert "pass --yes" in capsys.readouterr().err
     assert file_server.hits("GET") == []
 
