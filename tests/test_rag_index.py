@@ -292,3 +292,25 @@ def test_a_reader_sees_another_writers_new_chunks(tmp_path: Path, rag_home: Path
     assert all(h.chunk.path.endswith("garden.txt") for h in reader.search("bread", k=3))
     reader.close()
     writer.close()
+
+
+def test_a_local_servers_embedding_model_can_be_chosen(tmp_path: Path, run_app: Any,
+                                                       corpus: Path) -> None:
+    """`--embed-model` on a fresh index: vectors come from the server (the Ollama
+    protocol fake), the index remembers the model, and search uses it again."""
+    from tests.fakes.ollama import OllamaFake
+
+    fake = OllamaFake()
+    base = run_app(fake.app)
+    settings = Settings(home=tmp_path / "home", scan_default_ports=False, servers=[base],
+                        embedded=False)
+    path = tmp_path / "server.db"
+    with Index(settings, path=path, embed_model="nomic-embed-text") as index:
+        report = index.add([corpus / "garden.txt"])
+        assert report.chunks > 0 and index.stats()["embedder"] == "server:nomic-embed-text"
+    embed_calls = [r for r in fake.requests if "embed" in r.path]
+    assert embed_calls, "the server was asked for the vectors"
+    with Index(settings, path=path) as again:  # no model named: the recorded one is used
+        assert again.embedder.id == "server:nomic-embed-text"
+        assert again.search("compost", k=1)
+    assert len([r for r in fake.requests if "embed" in r.path]) > len(embed_calls)

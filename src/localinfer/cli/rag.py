@@ -30,6 +30,9 @@ def register(sub: Any) -> None:
     add = isub.add_parser("add", help="index files and folders (unchanged files are skipped)")
     add.add_argument("paths", nargs="+", metavar="PATH")
     _collection(add, default="default")
+    add.add_argument("--embed-model", metavar="MODEL",
+                     help="embed with a local server's model (e.g. nomic-embed-text) instead "
+                     "of the built-in one; only for a new index, which then remembers it")
     _json(add)
     add.set_defaults(func=run_add)
     ls = isub.add_parser("list", help="list indexed documents")
@@ -86,7 +89,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _index(args: argparse.Namespace) -> Any:
     from ..rag import Index
 
-    return Index(_settings(args))
+    return Index(_settings(args), embed_model=getattr(args, "embed_model", None))
 
 
 def shown(path: str) -> str:

@@ -38,8 +38,11 @@ BATCH_SIZE = 32
 class Embedder(Protocol):
     """What the index needs from an embedder: a stable id, a width, and vectors."""
 
-    id: str
-    dim: int
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Unit-length float32 vectors, one row per text, in input order."""

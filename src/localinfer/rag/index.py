@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from .chunking import Chunk, chunk_blocks
 from .embedder import Embedder, LazyEmbedder
 from .loaders import MAX_FILE_BYTES, iter_files, load
 from .search import Hit, hybrid_search
+from .server_embedder import PREFIX as SERVER_PREFIX
+from .server_embedder import ServerEmbedder
 from .store import DocumentRow, Store
 
 if TYPE_CHECKING:
@@ -103,9 +106,14 @@ class Index:
     """
 
     def __init__(self, settings: Settings | None = None, *, path: Path | None = None,
-                 embedder: Embedder | None = None) -> None:
+                 embedder: Embedder | None = None, embed_model: str | None = None) -> None:
+        """``embed_model``: a local server's embedding model instead of the built-in one;
+        an index remembers its embedder, so later opens need not name it again."""
         self.settings = settings or Settings()
         self.path = path or self.settings.index_path or self.settings.home / "index" / "index.db"
+        model = embed_model or _recorded_server_model(self.path)
+        if embedder is None and model:
+            embedder = ServerEmbedder(self.settings, model)
         self.embedder: Embedder = embedder or LazyEmbedder(self.settings)
         self._store: Store | None = None
 
@@ -119,6 +127,8 @@ class Index:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if isinstance(self.embedder, ServerEmbedder):
+            self.embedder.close()
 
     def __enter__(self) -> Index:
         return self
@@ -324,6 +334,23 @@ class Index:
 
     # Last in the class body, so the name does not hide the builtin in annotations above.
     list = documents
+
+
+def _recorded_server_model(path: Path) -> str | None:
+    """The server model an existing index was built with, if any (a plain read: the
+    meta table needs no extension)."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'embedder'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    value = str(row[0]) if row else ""
+    return value.removeprefix(SERVER_PREFIX) if value.startswith(SERVER_PREFIX) else None
 
 
 def _under(path: str, target: str) -> bool:
