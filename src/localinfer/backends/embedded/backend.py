@@ -111,13 +111,21 @@ class EmbeddedBackend(Backend):
         self._check_model(model)
         params = llama_chat_params(request)
         async with self._loop_lock():
-            worker = await self._ready_worker()
-            # aclosing: when our caller closes us, the inner generator must stop the
-            # worker now, under the lock, not later from the garbage collector.
-            async with contextlib.aclosing(self._generate(worker, params,
-                                                          model or self.model_id)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
+            for retry in (True, False):
+                worker = await self._ready_worker()
+                # aclosing: when our caller closes us, the inner generator must stop the
+                # worker now, under the lock, not later from the garbage collector.
+                chunks = self._generate(worker, params, model or self.model_id)
+                async with contextlib.aclosing(chunks):
+                    try:
+                        async for chunk in chunks:
+                            yield chunk
+                        return
+                    except _DeadOnArrival:
+                        # The worker had died while idle, before it saw this request:
+                        # nothing was attempted, so one fresh worker may take it.
+                        if not retry:
+                            raise
 
     async def aclose(self) -> None:
         self._discard(self._worker)
@@ -130,7 +138,7 @@ class EmbeddedBackend(Backend):
         events = worker.subscribe(asyncio.get_running_loop())
         worker.send({"op": "chat", "id": rid, "params": params})
         chunk_id, created = new_id("chatcmpl"), int(time.time())
-        yielded = finished = False
+        yielded = finished = begun = False
 
         def chunk(delta: Delta, finish: str | None = None,
                   usage: Usage | None = None) -> ChatChunk:
@@ -144,7 +152,9 @@ class EmbeddedBackend(Backend):
                 if event.get("id", rid) not in (rid, None):
                     continue  # a late event of an earlier, cancelled request
                 kind = event["ev"]
-                if kind == "delta":
+                if kind == "begin":
+                    begun = True
+                elif kind == "delta":
                     yielded = True
                     yield chunk(Delta(**event["d"]))
                 elif kind == "end":
@@ -160,9 +170,10 @@ class EmbeddedBackend(Backend):
                 elif kind == EXITED:
                     finished = True
                     self._discard(worker)
-                    raise BackendError(f"embedded engine {worker.exit_reason()}; "
-                                       "the next request starts a fresh one",
-                                       backend=self.name, before_first_token=not yielded)
+                    raise (BackendError if begun else _DeadOnArrival)(
+                        f"embedded engine {worker.exit_reason()}; "
+                        "the next request starts a fresh one",
+                        backend=self.name, before_first_token=not yielded)
         finally:
             if not finished and worker is self._worker:
                 await self._stop(worker, events, rid)
@@ -275,3 +286,7 @@ async def _until_done(events: asyncio.Queue[Event], rid: int) -> None:
         event = await events.get()
         if event["ev"] == EXITED or (event.get("id") == rid and event["ev"] in ("end", "error")):
             return
+
+
+class _DeadOnArrival(BackendError):
+    """The worker was gone before it began the request (so a retry is safe)."""

@@ -49,7 +49,8 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return not self._exited and self._proc.poll() is None
+        # Not Popen.poll(): it answers None while the reader thread sits in wait().
+        return not self._exited
 
     def subscribe(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[Event]:
         """A fresh queue that receives every event from now on (one request at a time)."""
@@ -74,7 +75,10 @@ class WorkerProcess:
             self._stdin.close()
 
     def exit_reason(self) -> str:
-        code = self._proc.poll()
+        code: int | None = None
+        if self._exited:  # dead; the reader thread may still be reaping it
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._proc.wait(timeout=1)
         if code is None:
             how = "stopped responding"
         elif code < 0:
@@ -105,8 +109,9 @@ class WorkerProcess:
             except ValueError:
                 continue
             self._deliver(event)
-        self._proc.wait()  # reap it here, off the event loop
+        # The kernel closes the pipe as the process dies: EOF means it is gone.
         self._exited = True
+        self._proc.wait()  # reap it here, off the event loop
         self._deliver({"ev": EXITED})
 
     def _read_stderr(self, pipe: IO[bytes]) -> None:

@@ -15,6 +15,7 @@ Protocol, one JSON object per line:
     worker -> parent (the original stdout, kept apart from fd 1)
       {"ev": "started", "import_s": float}                    llama_cpp imported
       {"ev": "loaded", "load_s": float, "n_ctx": int}
+      {"ev": "begin", "id": int}                              a chat request started
       {"ev": "delta", "id": int, "d": {...}}                  one streamed delta
       {"ev": "end", "id": int, "finish": str|null, "usage": {...}, "cancelled": bool}
       {"ev": "error", "id": int|null, "message": str}         request or load failed
@@ -76,12 +77,20 @@ class Worker:
         from llama_cpp import Llama
 
         started = time.perf_counter()
-        try:
-            self.llm = Llama(model_path=command["path"], n_ctx=command["n_ctx"],
-                             n_threads=command["n_threads"], n_threads_batch=command["n_threads"],
-                             verbose=command.get("verbose", False))
-        except Exception as exc:  # llama-cpp-python raises ValueError on a failed load
-            self.send({"ev": "error", "id": None, "message": str(exc) or type(exc).__name__})
+        error: Exception | None = None
+        # Flash attention first, as llama.cpp's own default ("auto") does on CPU, where
+        # it decodes ~10% faster; a model that cannot use it gets a plain context.
+        for flash_attn in (True, False):
+            try:
+                self.llm = Llama(model_path=command["path"], n_ctx=command["n_ctx"],
+                                 n_threads=command["n_threads"],
+                                 n_threads_batch=command["n_threads"], flash_attn=flash_attn,
+                                 verbose=command.get("verbose", False))
+                break
+            except Exception as exc:  # llama-cpp-python raises ValueError on a failed load
+                error = exc
+        if self.llm is None:
+            self.send({"ev": "error", "id": None, "message": str(error) or type(error).__name__})
             return
         self._count_tokens()
         self.send({"ev": "loaded", "load_s": time.perf_counter() - started,
@@ -111,6 +120,7 @@ class Worker:
         if self.llm is None:
             self.send({"ev": "error", "id": rid, "message": "no model loaded"})
             return
+        self.send({"ev": "begin", "id": rid})
         self.prompt_tokens = self.completion_tokens = 0
         self.current = rid
         finish: str | None = None
