@@ -87,6 +87,17 @@ def test_int8_model_is_derived_once_and_reused(rag_home: Path, embedder: OnnxEmb
     assert again.model_path == derived and derived.stat().st_mtime_ns == stamp
 
 
+def test_batches_hold_a_padded_token_budget() -> None:
+    from localinfer.rag.embedder import batches
+
+    lengths = [3, 3, 4, 10, 200, 256, 256]
+    got = batches(lengths, 512, 64)
+    assert [list(r) for r in got] == [[0, 1, 2, 3], [4, 5], [6]]
+    assert all(len(r) * lengths[r[-1]] <= 512 for r in got)
+    assert [len(r) for r in batches([1] * 10, 512, 4)] == [4, 4, 2]
+    assert batches([], 512, 4) == []
+
+
 def test_input_is_truncated_at_256_tokens(embedder: OnnxEmbedder) -> None:
     words = [f"word{i}" for i in range(400)]
     long_text = " ".join(words)

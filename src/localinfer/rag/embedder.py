@@ -3,7 +3,8 @@
 Mean pooling over the attention mask, then L2 normalisation, as sentence-transformers
 does for this model; inputs are truncated at 256 tokens (the model's trained length).
 Texts are tokenized once, sorted by length and batched so each batch is padded only to
-its own longest text: padding is wasted compute, and sorting makes it nearly zero.
+its own longest text (padding is wasted compute; sorting makes it nearly zero), with
+a budget of padded tokens per batch rather than a fixed count of texts.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ MODEL_ASSET = "all-minilm-l6-v2"
 TOKENIZER_ASSET = "all-minilm-l6-v2-tokenizer"
 DIM = 384
 MAX_TOKENS = 256
-BATCH_SIZE = 32
+BATCH_SIZE = 64  # texts a batch, at most
+BATCH_TOKENS = 512  # padded tokens a batch, at most
 
 
 class Embedder(Protocol):
@@ -66,7 +68,8 @@ class OnnxEmbedder:
     """
 
     def __init__(self, model_path: Path, tokenizer_path: Path, *, threads: int | None = None,
-                 batch_size: int = BATCH_SIZE, max_tokens: int = MAX_TOKENS,
+                 batch_size: int = BATCH_SIZE, batch_tokens: int = BATCH_TOKENS,
+                 max_tokens: int = MAX_TOKENS,
                  model_id: str = MODEL_ID, precision: Precision = "fp32") -> None:
         try:
             import onnxruntime as ort
@@ -80,6 +83,7 @@ class OnnxEmbedder:
         self.dim = DIM
         self.precision = precision  # what the MatMuls compute in
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.model_path = model_path
         try:
             self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -115,9 +119,9 @@ class OnnxEmbedder:
             return out
         ids = self.encode(texts).ids
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            out[rows] = self._run([ids[i] for i in rows])
+        for rows in batches([len(ids[i]) for i in order], self.batch_tokens, self.batch_size):
+            picked = [order[r] for r in rows]
+            out[picked] = self._run([ids[i] for i in picked])
         return out
 
     def _run(self, batch: list[list[int]]) -> Vectors:
@@ -132,6 +136,21 @@ class OnnxEmbedder:
             feed["token_type_ids"] = np.zeros_like(input_ids)
         hidden = self._session.run(None, feed)[0]
         return pool_and_normalize(np.asarray(hidden, dtype=np.float32), mask)
+
+
+def batches(lengths: Sequence[int], max_tokens: int, max_texts: int) -> list[range]:
+    """Consecutive runs of ascending ``lengths`` whose padded size (count x longest) stays
+    within ``max_tokens`` (one over-long text still makes a batch of its own). Small
+    padded batches keep activations in cache: 512 tokens measured fastest here."""
+    out: list[range] = []
+    start = 0
+    for end in range(1, len(lengths) + 1):
+        size = end - start
+        if end == len(lengths) or size >= max_texts or \
+                (size + 1) * lengths[end] > max_tokens:
+            out.append(range(start, end))
+            start = end
+    return out
 
 
 def pool_and_normalize(hidden: Vectors, mask: npt.NDArray[np.int64]) -> Vectors:
