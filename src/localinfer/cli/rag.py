@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import LocalInferError, UsageError
 from ..settings import Settings
 from .common import note, print_json, print_table, settings_from_args
 
@@ -87,8 +87,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _index(args: argparse.Namespace) -> Any:
-    from ..rag import Index
-
+    try:
+        from ..rag import Index
+    except ImportError as exc:
+        raise LocalInferError(f"documents need the 'rag' extra ({exc.name} is missing): "
+                              "pip install 'localinfer[rag]'") from exc
     return Index(_settings(args), embed_model=getattr(args, "embed_model", None))
 
 
