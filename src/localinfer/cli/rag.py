@@ -113,7 +113,12 @@ def run_embed(args: argparse.Namespace) -> int:
     if not texts:
         raise UsageError("nothing to embed: give TEXT arguments or lines on stdin")
     settings = _settings(args)
-    from ..rag.embedder import MODEL_ALIASES, MODEL_ID
+    try:
+        from ..backends.local_embed import LocalEmbeddingBackend
+        from ..rag.embedder import MODEL_ALIASES, MODEL_ID
+    except ImportError as exc:
+        raise LocalInferError(f"local embeddings need the 'rag' extra ({exc.name} is "
+                              "missing): pip install 'localinfer[rag]'") from exc
 
     if args.model and args.model not in (MODEL_ID, *MODEL_ALIASES):
         from ..client import Client
@@ -123,7 +128,6 @@ def run_embed(args: argparse.Namespace) -> int:
     else:
         import anyio
 
-        from ..backends.local_embed import LocalEmbeddingBackend
         from ..types import EmbeddingRequest
 
         backend = LocalEmbeddingBackend(settings)
