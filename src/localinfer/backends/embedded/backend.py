@@ -36,6 +36,7 @@ from .params import llama_chat_params
 from .process import EXITED, Event, WorkerProcess
 
 CANCEL_GRACE: Final = 2.0
+STALLED: Final = "stalled"  # the watchdog's marker event
 ACCEPTED_DEFAULTS: Final = frozenset({"", "default"})
 
 
@@ -52,7 +53,8 @@ class EmbeddedBackend(Backend):
         self._worker: WorkerProcess | None = None
         self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._ids = itertools.count(1)
-        # Start-up timings of the current worker (seconds): import, load. For benchmarks.
+        # Seconds, for benchmarks: the current worker's import and load, and the last
+        # request's decode (first to last token, measured inside the worker).
         self.timings: dict[str, float] = {}
 
     # -- identity ------------------------------------------------------------------------
@@ -140,10 +142,10 @@ class EmbeddedBackend(Backend):
         chunk_id, created = new_id("chatcmpl"), int(time.time())
         yielded = finished = begun = False
 
-        def chunk(delta: Delta, finish: str | None = None,
+        def chunk(delta: dict[str, Any], finish: str | None = None,
                   usage: Usage | None = None) -> ChatChunk:
             return ChatChunk(id=chunk_id, created=created, model=model, usage=usage,
-                             choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+                             choices=[ChunkChoice(delta=Delta(**delta), finish_reason=finish)],
                              backend=self.name, tier=self.tier)
 
         try:
@@ -156,12 +158,13 @@ class EmbeddedBackend(Backend):
                     begun = True
                 elif kind == "delta":
                     yielded = True
-                    yield chunk(Delta(**event["d"]))
+                    yield chunk(event["d"])
                 elif kind == "end":
                     finished = True
+                    self.timings["decode_s"] = float(event.get("decode_s", 0.0))
                     usage = Usage(**event["usage"])
                     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
-                    yield chunk(Delta(), event.get("finish") or "stop", usage)
+                    yield chunk({}, event.get("finish") or "stop", usage)
                     return
                 elif kind == "error":
                     finished = True
@@ -181,14 +184,23 @@ class EmbeddedBackend(Backend):
     async def _next_event(self, events: asyncio.Queue[Event], worker: WorkerProcess, *,
                           first: bool, timeout: float | None = None) -> Event:
         timeout = timeout or self.settings.embedded_stall_timeout
+        # A timer that drops a marker into the queue: cheaper per token than wait_for
+        # (no task per event). A marker from an earlier, raced timer is skipped.
+        marker: Event = {"ev": STALLED}
+        timer = asyncio.get_running_loop().call_later(timeout, events.put_nowait, marker)
         try:
-            return await asyncio.wait_for(events.get(), timeout)
-        except asyncio.TimeoutError:
+            event = await events.get()
+            while event["ev"] == STALLED and event is not marker:
+                event = await events.get()
+        finally:
+            timer.cancel()
+        if event is marker:
             self._discard(worker)
             raise BackendTimeout(
                 f"embedded engine produced nothing for {timeout:g}s and was restarted "
                 "(raise LOCALINFER_EMBEDDED_STALL_TIMEOUT for slow models)",
-                backend=self.name, before_first_token=first) from None
+                backend=self.name, before_first_token=first)
+        return event
 
     async def _stop(self, worker: WorkerProcess, events: asyncio.Queue[Event], rid: int) -> None:
         """The caller stopped reading: stop generation, or the worker if it won't."""

@@ -17,7 +17,8 @@ Protocol, one JSON object per line:
       {"ev": "loaded", "load_s": float, "n_ctx": int}
       {"ev": "begin", "id": int}                              a chat request started
       {"ev": "delta", "id": int, "d": {...}}                  one streamed delta
-      {"ev": "end", "id": int, "finish": str|null, "usage": {...}, "cancelled": bool}
+      {"ev": "end", "id": int, "finish": str|null, "usage": {...}, "cancelled": bool,
+       "decode_s": float}                          first to last generated token
       {"ev": "error", "id": int|null, "message": str}         request or load failed
 
 stdin closing means the parent is gone: the worker exits at once.
@@ -68,6 +69,7 @@ class Worker:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.current: int | None = None  # the request being generated
+        self.first_token_at = self.last_token_at = 0.0
 
     def send(self, event: dict[str, Any]) -> None:
         self.out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
@@ -111,6 +113,8 @@ class Worker:
                     return  # checked per token: text chunks may lag behind tokens
                 if not llama_cpp.llama_vocab_is_eog(vocab, token):
                     self.completion_tokens += 1
+                    self.last_token_at = time.perf_counter()
+                    self.first_token_at = self.first_token_at or self.last_token_at
                 yield token
 
         self.llm.generate = counting
@@ -122,6 +126,7 @@ class Worker:
             return
         self.send({"ev": "begin", "id": rid})
         self.prompt_tokens = self.completion_tokens = 0
+        self.first_token_at = self.last_token_at = 0.0
         self.current = rid
         finish: str | None = None
         tools_seen: set[int] = set()
@@ -147,6 +152,7 @@ class Worker:
         cancelled = self.cancels.id == rid
         self.send({"ev": "end", "id": rid, "finish": None if cancelled else finish,
                    "cancelled": cancelled,
+                   "decode_s": self.last_token_at - self.first_token_at,
                    "usage": {"prompt_tokens": self.prompt_tokens,
                              "completion_tokens": self.completion_tokens}})
 
