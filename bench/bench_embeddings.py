@@ -132,11 +132,12 @@ def main() -> int:
 
     import onnxruntime
 
-    home = Path(tempfile.mkdtemp(prefix="bench-embed-"))
-    # Model files come through the asset layer (cached in this throwaway home).
-    int8 = load_default_embedder(Settings(home=home, embed_threads=args.threads))
-    fp32 = load_default_embedder(Settings(home=home, embed_threads=args.threads,
-                                          embed_precision="fp32"))
+    with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
+        # Model files come through the asset layer (cached in this throwaway home).
+        home = Path(tmp)
+        int8 = load_default_embedder(Settings(home=home, embed_threads=args.threads))
+        fp32 = load_default_embedder(Settings(home=home, embed_threads=args.threads,
+                                              embed_precision="fp32"))
     tokens = int8.encode(texts).tokens / len(texts)
 
     variants: list[tuple[str, Embed]] = [

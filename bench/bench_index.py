@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -107,6 +108,14 @@ def write_documents(folder: Path, count: int) -> None:
 
 
 def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    try:
+        return run(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
@@ -115,7 +124,6 @@ def main() -> int:
     parser.add_argument("--ingest-files", type=int, default=150)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench-index-"))
     settings = Settings(home=work / "home")
     embedder = load_default_embedder(settings)
     texts = stdlib_texts(args.base + args.queries)
