@@ -120,6 +120,14 @@ def test_html_blocks_point_at_their_source_lines() -> None:
         assert first_word in span, (block, span)
 
 
+def test_html_with_an_unclosed_head_keeps_its_body(tmp_path: Path) -> None:
+    page = tmp_path / "sloppy.html"
+    page.write_text("<html><head><title>T</title><style>p {}</style>\n"
+                    "<body><p>Visible words.</p><script>hidden()</script></body>")
+    _, blocks = load(page, page.read_bytes())
+    assert [b.text for b in blocks] == ["Visible words."]
+
+
 def test_html_headings_make_sections() -> None:
     _, blocks = _load("recipes.html")
     starter = next(b for b in blocks if "rye flour" in b.text)

@@ -44,6 +44,8 @@ class _VisibleText(HTMLParser):
         if tag == "title":
             self._in_title = True
             return
+        if tag == "body":  # an unclosed <head> (or anything else) ends where the body begins
+            self._hidden.clear()
         if self._hidden or tag in HIDDEN:
             if tag not in VOID:
                 self._hidden.append(tag)
