@@ -12,6 +12,8 @@ import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from localinfer.rag.blocks import DocumentError
 from localinfer.rag.chunking import chunk_blocks
@@ -262,3 +264,29 @@ if __name__ == "__main__":
     target = CORPUS / "observatory-manual.pdf"
     target.write_bytes(build_pdf(PAGES))
     print(target)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet="abc xyz.#`", min_size=1, max_size=300),
+                         min_size=1, max_size=4), min_size=1, max_size=12),
+       st.integers(min_value=120, max_value=900))
+def test_chunking_never_loses_a_line_nor_overflows(paragraphs: list[list[str]],
+                                                   max_chars: int) -> None:
+    from localinfer.rag.loaders import markdown_blocks
+
+    text = "\n\n".join("\n".join(lines) for lines in paragraphs)
+    blocks = markdown_blocks(text.encode())
+    chunks = chunk_blocks(blocks, max_chars=max_chars, overlap=max_chars // 6)
+    assert all(len(c.text) <= max_chars for c in chunks)
+    covered: set[int] = set()
+    for c in chunks:
+        assert c.start_line is not None and c.end_line is not None
+        covered.update(range(c.start_line, c.end_line + 1))
+    source = text.splitlines()
+    wanted = {i + 1 for i, line in enumerate(source) if line.strip()}
+    assert wanted <= covered
+    # Every word survives whole, unless it alone is longer than a line may be (then it
+    # is cut, by design).
+    limit = max_chars - max_chars // 6
+    words = {w for w in text.split() if len(w) < limit // 2}
+    assert words <= set(" ".join(c.text for c in chunks).split())
