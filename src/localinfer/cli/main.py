@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -42,7 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrNotices(logging.Handler):
+    """Writes to whatever sys.stderr is at the moment (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"localinfer: {record.getMessage()}", file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+def _show_library_notices() -> None:
+    # The library announces things the user should see (a first-load download) through
+    # the `localinfer` logger; the CLI prints them as plain stderr lines.
+    logger = logging.getLogger("localinfer")
+    if not any(isinstance(h, _StderrNotices) for h in logger.handlers):
+        logger.addHandler(_StderrNotices())
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _show_library_notices()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
