@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,22 +16,12 @@ import pytest
 from localinfer.consent import ConsentStore
 from localinfer.ledger import EgressLedger
 from localinfer.remote import ProviderStore, RemoteProvider
+from tests.netns import needs_netns, run_in_netns
 
 PUBLIC = "https://api.example.com/v1"
 
 
-def _netns_problem() -> str | None:
-    if not shutil.which("unshare") or not shutil.which("ip"):
-        return "needs unshare and ip (util-linux, iproute2)"
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"],
-                           capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        return f"cannot create a network namespace here: {probe.stderr.strip()[:200]}"
-    return None
-
-
-_PROBLEM = _netns_problem()
-pytestmark = pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")
+pytestmark = needs_netns
 
 
 def in_netns(home: Path, *args: str, env: dict[str, str] | None = None,
@@ -40,11 +29,8 @@ def in_netns(home: Path, *args: str, env: dict[str, str] | None = None,
     """Run `localinfer ARGS` in a fresh loopback-only network namespace."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("LOCALINFER_")}
     base.update(LOCALINFER_HOME=str(home), **(env or {}))
-    script = 'ip link set lo up && exec "$@"'
-    return subprocess.run(["unshare", "-n", "sh", "-c", script, "sh", sys.executable, "-m",
-                           "localinfer.cli.main", *args],
-                          env=base, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return run_in_netns([sys.executable, "-m", "localinfer.cli.main", *args], base,
+                        timeout=timeout)
 
 
 def test_namespace_has_only_loopback() -> None:

@@ -6,13 +6,13 @@ nothing is fetched in there. Skipped where a network namespace cannot be created
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests import test_rag_support as support
+from tests.netns import needs_netns, run_in_netns
 from tests.test_rag_support import cli, cli_env
 
 embedder = support.embedder
@@ -20,27 +20,13 @@ rag_home = support.rag_home
 corpus = support.corpus
 
 
-def _netns_problem() -> str | None:
-    if not shutil.which("unshare") or not shutil.which("ip"):
-        return "needs unshare and ip (util-linux, iproute2)"
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"],
-                           capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        return f"cannot create a network namespace here: {probe.stderr.strip()[:200]}"
-    return None
-
-
-_PROBLEM = _netns_problem()
-pytestmark = [pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or ""),
+pytestmark = [needs_netns,
               pytest.mark.integration, pytest.mark.slow]
 
 
 def in_netns(env: dict[str, str], *args: str, timeout: float = 600
              ) -> subprocess.CompletedProcess[str]:
-    script = 'ip link set lo up && exec "$@"'
-    return subprocess.run(["unshare", "-n", "sh", "-c", script, "sh", *cli(*args)], env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return run_in_netns(cli(*args), env, timeout=timeout)
 
 
 def test_ingest_search_and_ask_without_network(tmp_path: Path, rag_home: Path,
