@@ -111,8 +111,7 @@ def test_empty_prompt_without_terminal_is_a_usage_error(tmp_path: Path) -> None:
 def test_interactive_chat_keeps_history_and_ctrl_c_stops_an_answer(tmp_path: Path) -> None:
     env = {**os.environ, "LOCALINFER_HOME": str(tmp_path),
            "LOCALINFER_SCAN_DEFAULT_PORTS": "false", "LOCALINFER_SERVERS": ""}
-    term = Terminal([*LOCALINFER, "chat", "--max-tokens", "400"], env)
-    try:
+    with Terminal([*LOCALINFER, "chat", "--max-tokens", "400"], env) as term:
         term.expect("> ")
         term.send("Write a long story about a lighthouse keeper.")
         term.expect("tier embedded")
@@ -125,10 +124,6 @@ def test_interactive_chat_keeps_history_and_ctrl_c_stops_an_answer(tmp_path: Pat
         term.expect("> ")
         term.send("/exit")
         assert term.close() == 0
-    finally:
-        if term.proc.poll() is None:
-            term.proc.kill()
-            term.proc.wait()
 
 
 def test_large_pull_discloses_cost_and_refuses_without_a_terminal(tmp_path: Path) -> None:

@@ -130,8 +130,7 @@ def test_interactive_chat_asks_before_going_remote(tmp_path: Path,
     subprocess.run([sys.executable, "-m", "localinfer.cli.main", "remote", "add", "cloud",
                     base, "--key-env", KEY_ENV, "--model", MODEL], env=env, check=True,
                    capture_output=True)
-    term = Terminal([sys.executable, "-m", "localinfer.cli.main", "chat", "-m", MODEL], env)
-    try:
+    with Terminal([sys.executable, "-m", "localinfer.cli.main", "chat", "-m", MODEL], env) as term:
         term.expect("> ")
         term.send("first question")
         asked = term.expect("Allow for this chat session? [y/N]")
@@ -150,10 +149,6 @@ def test_interactive_chat_asks_before_going_remote(tmp_path: Path,
         term.expect("> ")
         term.send("/exit")
         assert term.close() == 0
-    finally:
-        if term.proc.poll() is None:
-            term.proc.kill()
-            term.proc.wait()
     assert "first question" not in fake.prompts
     assert fake.prompts[-1] == "third question"
     assert not (tmp_path / "consent.json").exists()  # a session yes is not persisted
