@@ -98,8 +98,8 @@ class Router:
         return [self._server_backend(s) for s in servers]
 
     async def embedded_backends(self) -> list[Backend]:
-        # Built lazily: importing and validating the embedded engine costs time that a
-        # request served by a local server should not pay.
+        # Built on first use, not when the client is made: a client that only lists
+        # servers should not pay for importing the engine.
         if self._embedded is None:
             async with self._embedded_lock:
                 if self._embedded is None:
