@@ -164,6 +164,17 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+def _default_transport(purpose: Purpose) -> httpx.AsyncBaseTransport:
+    if purpose == "backend":
+        # Inference calls are the hot path (every gateway request makes one): aiohttp's
+        # HTTP/1.1 client costs ~40% less CPU per request than httpcore here
+        # (docs/benchmarks.md). Downloads and probes keep httpcore.
+        from httpx_aiohttp import AiohttpTransport
+
+        return AiohttpTransport(retries=0, trust_env=False)
+    return httpx.AsyncHTTPTransport(retries=0)
+
+
 def make_client(
     policy: EgressPolicy,
     *,
@@ -176,7 +187,7 @@ def make_client(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     """The only place localinfer builds an HTTP client."""
-    inner = transport or httpx.AsyncHTTPTransport(retries=0)
+    inner = transport or _default_transport(purpose)
     return httpx.AsyncClient(
         base_url=base_url,
         transport=GuardedTransport(inner, policy, tier, purpose),
