@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..assets import ModelCache, Progress, disclose, load_catalog, pull
 from ..assets.plan import make_plan
 from ..assets.progress import format_bytes, format_duration
 from ..errors import UsageError
-from .common import note, print_json, settings_from_args
+from .common import confirm, note, print_json, print_table, settings_from_args
 
 
 def register(sub: Any) -> None:
@@ -100,13 +99,6 @@ class ProgressBar:
         self._end_line()
 
 
-def _confirm(question: str) -> bool:
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
-
-
 def run_pull(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.list:
@@ -123,7 +115,7 @@ def run_pull(args: argparse.Namespace) -> int:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise UsageError(f"refusing to download {size} without confirmation "
                              "(no terminal to ask on); pass --yes")
-        if not _confirm(f"Download {size}?"):
+        if not confirm(f"Download {size}?"):
             note("localinfer: nothing downloaded")
             return 1
     bar = ProgressBar(sys.stderr, live=sys.stderr.isatty())
@@ -168,7 +160,7 @@ def _list_catalog(args: argparse.Namespace, settings: Any) -> int:
     for r in rows:
         size = ("" if r["size_exact"] else "~") + format_bytes(r["size"])
         table.append((r["name"], r["purpose"] or "-", size, r["local"], r["license"] or "-"))
-    _table(table)
+    print_table(table)
     return 0
 
 
@@ -183,7 +175,7 @@ def run_cache_list(args: argparse.Namespace) -> int:
         return 0
     table = [("NAME", "SIZE", "SHA256", "SOURCE")]
     table += [(m.name, format_bytes(m.size), m.sha256[:12], m.source) for m in models]
-    _table(table)
+    print_table(table)
     return 0
 
 
@@ -219,9 +211,3 @@ def run_cache_verify(args: argparse.Namespace) -> int:
 def run_cache_path(args: argparse.Namespace) -> int:
     print(ModelCache.for_settings(settings_from_args(args)).root)
     return 0
-
-
-def _table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -12,7 +12,7 @@ from ..client import Client
 from ..errors import ConsentRequired, UsageError
 from ..remote import ConsentQuestion, OnConsent
 from ..types import ChatChunk, ChatMessage, ChatResponse
-from .common import model_arg, note, print_json, settings_from_args
+from .common import confirm, model_arg, note, print_json, settings_from_args
 
 
 def register(sub: Any) -> None:
@@ -106,11 +106,7 @@ def terminal_consent() -> OnConsent:
         note(f"No local tier can serve this. Send it to remote provider "
              f"'{question.provider}'?\n  {question.summary}\n"
              f"  (to allow it for good: `localinfer consent grant {question.provider}`)")
-        try:
-            answer = input("Allow for this chat session? [y/N] ")
-        except EOFError:
-            return False
-        if answer.strip().lower() in {"y", "yes"}:
+        if confirm("Allow for this chat session?"):
             allowed.add(key)
             return True
         return False

@@ -17,7 +17,7 @@ from ..errors import UsageError
 from ..http import network_class
 from ..remote import ProviderStore, RemoteProvider
 from ..settings import Settings
-from .common import note, print_json, print_table
+from .common import confirm, note, print_json, print_table
 
 
 def register(sub: Any) -> None:
@@ -75,11 +75,7 @@ def run_grant(args: argparse.Namespace) -> int:
             raise UsageError(f"not a terminal: consent to '{provider.name}' is granted only "
                              "when asked on a terminal, or with --yes")
         note(disclosure(provider, duration, consent.clock()))
-        try:
-            answer = input("Allow? [y/N] ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() not in {"y", "yes"}:
+        if not confirm("Allow?"):
             note("consent not granted")
             return 1
     grant = consent.grant(provider.name, provider.base_url, duration=duration)

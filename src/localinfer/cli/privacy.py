@@ -6,10 +6,11 @@ import argparse
 import time
 from typing import Any
 
+from ..assets.progress import format_bytes
 from ..consent import parse_duration
 from ..ledger import EgressLedger, PrivacyReport
 from ..settings import Settings
-from .common import human_bytes, print_json, print_table
+from .common import print_json, print_table
 
 
 def register(sub: Any) -> None:
@@ -39,7 +40,7 @@ def destination_rows(report: PrivacyReport) -> list[tuple[str, ...]]:
         ("DESTINATION", "TIER", "NETWORK", "PURPOSE", "REQUESTS", "SENT", "RECEIVED", "LAST")]
     rows += [(f"{d.scheme}://{d.host}:{d.port}", d.tier, d.network, ",".join(d.purposes),
               str(d.requests) + (f" ({d.failed} failed)" if d.failed else ""),
-              human_bytes(d.bytes_sent), human_bytes(d.bytes_received),
+              format_bytes(d.bytes_sent), format_bytes(d.bytes_received),
               time.strftime("%Y-%m-%d %H:%M", time.localtime(d.last)))
              for d in report.destinations]
     return rows

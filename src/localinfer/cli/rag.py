@@ -220,14 +220,14 @@ def run_rm(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from .common import human_bytes
+    from ..assets.progress import format_bytes
 
     with _index(args) as index:
         stats = index.stats()
     if args.json:
         print_json(stats)
         return 0
-    print(f"Index: {stats['path']} ({human_bytes(stats['bytes'])})")
+    print(f"Index: {stats['path']} ({format_bytes(stats['bytes'])})")
     print(f"Embedder: {stats['embedder']} ({stats['dimensions']} dimensions)")
     print(f"{stats['documents']} documents, {stats['chunks']} chunks")
     if stats["collections"]:
