@@ -24,6 +24,7 @@ from .ollama_api import OllamaRoutes
 from .openai_api import OpenAIRoutes
 from .openapi import build_openapi
 from .security import AccessPolicy, SecurityMiddleware
+from .ui import ui_routes
 from .wire import JSONBody, dumps, served_headers
 
 log = logging.getLogger("localinfer.gateway")
@@ -97,7 +98,8 @@ def create_app(settings: Settings, client: AsyncClient, *,
 
     async def get_root(request: Request) -> Response:
         return JSONBody({"service": "localinfer", "version": __version__, "openai": "/v1",
-                         "ollama": "/api", "openapi": "/openapi.json", "health": "/health"})
+                         "ollama": "/api", "openapi": "/openapi.json", "health": "/health",
+                         "ui": "/ui/"})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -113,6 +115,7 @@ def create_app(settings: Settings, client: AsyncClient, *,
         Route("/", get_root, methods=["GET"]),
         *OpenAIRoutes(gw).routes(),
         *OllamaRoutes(gw).routes(),
+        *ui_routes(settings),
     ]
     return Starlette(
         routes=routes,

@@ -1,0 +1,62 @@
+// Errors are values a page can show: each has a stable `code` and a one-line `message`.
+
+export class LocalInferError extends Error {
+  /** @param {string} message @param {string} [code] */
+  constructor(message, code = 'localinfer_error') {
+    super(message);
+    this.name = new.target.name;
+    /** @type {string} */
+    this.code = code;
+  }
+}
+
+/** No tier can answer: no local server, no in-browser engine, no consented remote. */
+export class NoBackend extends LocalInferError {
+  /** @param {string} message */
+  constructor(message) { super(message, 'no_backend'); }
+}
+
+/** A remote endpoint would be used, and the user has not granted it. */
+export class ConsentRequired extends LocalInferError {
+  /** @param {string} message */
+  constructor(message) { super(message, 'consent_required'); }
+}
+
+/** `sensitive: true` and only a remote endpoint could answer: it is never asked. */
+export class SensitiveDataBlocked extends LocalInferError {
+  /** @param {string} message */
+  constructor(message) { super(message, 'sensitive_data_blocked'); }
+}
+
+/** The user declined the first-load download the disclosure described. */
+export class DownloadDeclined extends LocalInferError {
+  /** @param {string} message */
+  constructor(message) { super(message, 'download_declined'); }
+}
+
+/** A downloaded or cached model file does not match its sha256. */
+export class IntegrityError extends LocalInferError {
+  /** @param {string} message */
+  constructor(message) { super(message, 'integrity_error'); }
+}
+
+/** The in-browser engine's worker died; the next call starts a fresh one. */
+export class EngineCrashed extends LocalInferError {
+  /** @param {string} message */
+  constructor(message) { super(message, 'engine_crashed'); }
+}
+
+/** A backend (gateway, local server, remote) failed or answered an error. */
+export class BackendError extends LocalInferError {
+  /** @param {string} message @param {number} [status] */
+  constructor(message, status) {
+    super(message, 'backend_error');
+    /** @type {number | undefined} */
+    this.status = status;
+  }
+}
+
+/** The caller aborted the request. */
+export class Aborted extends LocalInferError {
+  constructor() { super('aborted', 'aborted'); }
+}

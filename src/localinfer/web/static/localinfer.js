@@ -1,0 +1,376 @@
+// localinfer.js: the SDK a web page imports (an ES module, no bundler needed).
+//
+//   import { LocalInfer } from 'http://127.0.0.1:8642/ui/localinfer.js';
+//   const li = await LocalInfer.connect({ onDisclose, onConsent });
+//   const reply = await li.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
+//   reply.choices[0].message.content; reply.tier;  // 'local' | 'browser' | 'remote'
+//
+// Tiers, in order: a local server (the gateway that served the page, the configured
+// gateway, local servers the page may reach); the in-browser engine (wllama in a Web
+// Worker; the first load is disclosed and waits for the page's yes); a page-configured
+// remote endpoint, only after the user's consent, and never for `sensitive` requests.
+import { clearCached, deleteCached, isCached, listCached } from './lib/cache.js';
+import { grant, isGranted, listGrants, revoke } from './lib/consent.js';
+import { detect, DEFAULT_GATEWAY, DEFAULT_SERVERS } from './lib/detect.js';
+import { BrowserEngine, defaultThreads } from './lib/engine.js';
+import {
+  Aborted, BackendError, ConsentRequired, DownloadDeclined, EngineCrashed, IntegrityError,
+  LocalInferError, NoBackend, SensitiveDataBlocked,
+} from './lib/errors.js';
+import { postChat, sseJson } from './lib/http.js';
+import { byOrigin, ownEntries } from './lib/timing.js';
+
+export {
+  Aborted, BackendError, ConsentRequired, DownloadDeclined, EngineCrashed, IntegrityError,
+  LocalInferError, NoBackend, SensitiveDataBlocked, DEFAULT_GATEWAY, DEFAULT_SERVERS,
+};
+
+/** @typedef {import('./lib/types.js').Tier} Tier */
+/** @typedef {import('./lib/types.js').ChatParams} ChatParams */
+/** @typedef {import('./lib/types.js').ChatCompletion} ChatCompletion */
+/** @typedef {import('./lib/types.js').ChatChunk} ChatChunk */
+/** @typedef {import('./lib/types.js').Disclosure} Disclosure */
+/** @typedef {import('./lib/types.js').ConsentRequest} ConsentRequest */
+/** @typedef {import('./lib/types.js').RemoteConfig} RemoteConfig */
+/** @typedef {import('./lib/types.js').ModelEntry} ModelEntry */
+/** @typedef {import('./lib/types.js').Progress} Progress */
+
+/**
+ * @typedef {object} ConnectOptions
+ * @property {string | null} [gateway] gateway URL (default http://127.0.0.1:8642; null: none)
+ * @property {string[]} [servers] local OpenAI-compatible servers to try after the gateway
+ * @property {RemoteConfig | null} [remote] a remote endpoint, used only with consent
+ * @property {boolean} [browser] allow the in-browser engine (default true)
+ * @property {string} [model] in-browser model name (default: the manifest's first)
+ * @property {string} [manifestUrl] default: manifest.json next to this module
+ * @property {number} [threads] in-browser engine threads (default: 1 on <= 2 cores, else cores - 1)
+ * @property {number} [timeoutMs] per-probe detection timeout (default 500)
+ * @property {(d: Disclosure) => boolean | Promise<boolean>} [onDisclose] asked before a first download
+ * @property {(c: ConsentRequest) => boolean | Promise<boolean>} [onConsent] asked before a remote is used
+ * @property {(p: Progress) => void} [onProgress]
+ */
+
+const ASSUMED_BPS = 10e6;
+const BANDWIDTH_KEY = 'localinfer.bandwidth.v1';
+
+/** @param {string} prefix @returns {string} */
+function newId(prefix) { return `${prefix}-${Math.random().toString(36).slice(2, 12)}`; }
+
+/** @returns {{bps: number, basis: 'measured' | 'assumed'}} */
+function bandwidth() {
+  const measured = Number(localStorage.getItem(BANDWIDTH_KEY) ?? 0);
+  return measured > 0 ? { bps: measured, basis: 'measured' } : { bps: ASSUMED_BPS, basis: 'assumed' };
+}
+
+/**
+ * A stream of chunks that also says where it comes from (`tier`, `backend`).
+ * @implements {AsyncIterable<ChatChunk>}
+ */
+export class ChatStream {
+  /**
+   * @param {Tier} tier
+   * @param {string} backend
+   * @param {AsyncGenerator<ChatChunk>} chunks
+   * @param {AbortController} controller
+   */
+  constructor(tier, backend, chunks, controller) {
+    /** @type {Tier} */
+    this.tier = tier;
+    this.backend = backend;
+    this.chunks = chunks;
+    this.controller = controller;
+  }
+
+  [Symbol.asyncIterator]() { return this.chunks; }
+
+  /** Stop generating (the engine stops between tokens; a server's request is cancelled). */
+  abort() { this.controller.abort(); }
+}
+
+export class LocalInfer {
+  /**
+   * @param {ConnectOptions} options
+   * @param {import('./lib/detect.js').Detected} detected
+   * @param {any} manifest
+   */
+  constructor(options, detected, manifest) {
+    this.options = options;
+    this.detected = detected;
+    this.manifest = manifest;
+    const base = new URL('.', import.meta.url);
+    this.engine = new BrowserEngine({
+      workerUrl: new URL('engine-worker.js', base).href,
+      engineBase: new URL('vendor/wllama/', base).href,
+      threads: options.threads ?? defaultThreads(),
+    });
+    this.engine.onProgress = (p) => options.onProgress?.(p);
+    /** @type {boolean | null} the user's answer to the disclosure, for this page's life */
+    this.disclosed = null;
+    /** @type {Set<AbortController>} */
+    this.inflight = new Set();
+    const self = this;
+    this.chat = { completions: {
+      /**
+       * @param {ChatParams} params
+       * @returns {Promise<ChatCompletion | ChatStream>}
+       */
+      create(params) { return self.create(params); },
+    } };
+    this.cache = {
+      list: listCached,
+      /** @param {string} name */
+      delete: (name) => deleteCached(name),
+      clear: clearCached,
+    };
+    this.consent = {
+      list: listGrants,
+      /** @param {string} [url] */
+      revoke: (url) => revoke(url),
+    };
+    this.privacy = { origins: () => this.origins() };
+  }
+
+  /**
+   * Detect the tiers (once per page life) and read the engine manifest.
+   * @param {ConnectOptions} [options]
+   * @returns {Promise<LocalInfer>}
+   */
+  static async connect(options = {}) {
+    const detected = await detect({ gateway: options.gateway, servers: options.servers,
+      timeoutMs: options.timeoutMs });
+    let manifest = null;
+    if (options.browser !== false) {
+      const url = options.manifestUrl ?? new URL('manifest.json', import.meta.url).href;
+      try {
+        const r = await fetch(url, { cache: 'no-store' });
+        if (r.ok) manifest = { ...(await r.json()), url };
+      } catch { /* no manifest: no in-browser tier */ }
+    }
+    return new LocalInfer(options, detected, manifest);
+  }
+
+  /** @returns {ModelEntry | null} */
+  browserModel() {
+    if (this.options.browser === false || !this.manifest?.engine?.built) return null;
+    const models = this.manifest.models ?? [];
+    const chosen = this.options.model
+      ? models.find((/** @type {any} */ m) => m.name === this.options.model) : models[0];
+    if (!chosen) return null;
+    return { ...chosen, url: new URL(chosen.url, this.manifest.url).href };
+  }
+
+  /** What answers, and what the in-browser engine has loaded. */
+  async status() {
+    const model = this.browserModel();
+    return {
+      local: { kind: this.detected.kind, url: this.detected.origin, models: this.detected.models,
+        tried: this.detected.tried },
+      browser: { available: model !== null, engine: 'wllama',
+        engine_version: this.manifest?.engine?.version ?? null,
+        model: model?.name ?? null, cached: model ? await isCached(model.sha256) : false,
+        loaded: this.engine.loaded, threads: this.engine.threads,
+        problem: this.manifest?.engine?.problem ?? (this.manifest ? null : 'no manifest') },
+      remote: this.options.remote ? { url: this.options.remote.baseUrl,
+        granted: isGranted(this.options.remote.baseUrl) } : null,
+      order: ['local', 'browser', 'remote'],
+    };
+  }
+
+  /** What the first in-browser load will cost (HEAD for the exact size, before any byte).
+   * @param {ModelEntry} model
+   * @returns {Promise<Disclosure>} */
+  async disclosure(model) {
+    let bytes = model.bytes;
+    try {
+      const head = await fetch(model.url, { method: 'HEAD', cache: 'no-store' });
+      if (head.ok) bytes = Number(head.headers.get('content-length') ?? bytes);
+    } catch { /* the manifest's size stands */ }
+    const engineBytes = Number(this.manifest?.engine?.bytes ?? 0);
+    const { bps, basis } = bandwidth();
+    const nav = /** @type {Navigator & {deviceMemory?: number}} */ (navigator);
+    const need = model.ram ?? bytes * 2;
+    const fitsMemory = nav.deviceMemory ? need <= nav.deviceMemory * 1e9 / 2 : null;
+    let fitsStorage = null;
+    try {
+      const est = await navigator.storage.estimate();
+      if (est.quota !== undefined) fitsStorage = bytes <= est.quota - (est.usage ?? 0);
+    } catch { /* unknown */ }
+    return { model: model.name, bytes, engine_bytes: engineBytes,
+      est_seconds: (bytes + engineBytes) / bps, est_basis: basis, fits_memory: fitsMemory,
+      fits_storage: fitsStorage, cached: await isCached(model.sha256), sha256: model.sha256,
+      license: model.license ?? null, url: model.url };
+  }
+
+  /** @param {ModelEntry} model @returns {Promise<boolean>} true when loaded */
+  async ensureBrowser(model) {
+    if (this.engine.loaded && this.engine.model?.sha256 === model.sha256) return true;
+    const cached = await isCached(model.sha256);
+    if (!cached) {
+      if (this.disclosed === false) return false;
+      if (this.disclosed === null) {
+        const info = await this.disclosure(model);
+        this.disclosed = this.options.onDisclose ? Boolean(await this.options.onDisclose(info)) : false;
+        if (!this.disclosed) return false;
+      }
+      try { await navigator.storage.persist(); } catch { /* best effort */ }
+    }
+    const started = performance.now();
+    const loaded = await this.engine.load(model);
+    if (loaded.fetched_bytes > 0) {
+      const seconds = (performance.now() - started) / 1000;
+      localStorage.setItem(BANDWIDTH_KEY, String(Math.round(loaded.fetched_bytes / Math.max(seconds, 0.001))));
+    }
+    this.options.onProgress?.({ phase: 'ready', done: model.bytes, total: model.bytes });
+    return true;
+  }
+
+  /**
+   * OpenAI's `chat.completions.create`, answered by the first tier that can.
+   * @param {ChatParams} params
+   * @returns {Promise<ChatCompletion | ChatStream>}
+   */
+  async create(params) {
+    const controller = new AbortController();
+    params.signal?.addEventListener('abort', () => controller.abort(), { once: true });
+    if (params.signal?.aborted) controller.abort();
+    this.inflight.add(controller);
+    const cleanup = () => this.inflight.delete(controller);
+    try {
+      const stream = await this.route(params, controller);
+      if (params.stream) {
+        const chunks = stream.chunks;
+        stream.chunks = (async function* () {
+          try { yield* chunks; } finally { cleanup(); }
+        })();
+        return stream;
+      }
+      const reply = await collect(stream);
+      cleanup();
+      return reply;
+    } catch (err) {
+      cleanup();
+      throw err;
+    }
+  }
+
+  /** Stop every request in flight. */
+  abort() { for (const c of this.inflight) c.abort(); }
+
+  /**
+   * @param {ChatParams} params
+   * @param {AbortController} controller
+   * @returns {Promise<ChatStream>}
+   */
+  async route(params, controller) {
+    const body = { model: params.model ?? 'default', messages: params.messages,
+      max_tokens: params.max_tokens, temperature: params.temperature, top_p: params.top_p,
+      seed: params.seed, stream: true };
+    if (this.detected.baseUrl) {
+      const headers = params.sensitive ? { 'x-localinfer-sensitive': 'true' } : undefined;
+      return this.http('local', this.detected.baseUrl, body, headers, controller);
+    }
+    const model = this.browserModel();
+    if (model && await this.ensureBrowser(model)) {
+      return this.browser(model, params, controller);
+    }
+    const remote = this.options.remote;
+    const why = model ? 'the in-browser download was declined' : 'no in-browser engine or model';
+    if (!remote) throw new NoBackend(`no local server answered and ${why}; start \`localinfer serve\` or Ollama`);
+    if (params.sensitive) {
+      throw new SensitiveDataBlocked(`a sensitive request is never sent to ${remote.baseUrl}; `
+        + `no local tier can answer (${why})`);
+    }
+    if (!isGranted(remote.baseUrl)) {
+      const ok = this.options.onConsent ? Boolean(await this.options.onConsent({
+        provider: remote.name ?? new URL(remote.baseUrl).host, url: remote.baseUrl,
+        origin: location.origin,
+        summary: `your messages (${params.messages.length}, ${JSON.stringify(params.messages).length} characters) would be sent to ${remote.baseUrl}` })) : false;
+      if (!ok) throw new ConsentRequired(`${remote.baseUrl} needs your consent before any message is sent to it`);
+      grant(remote.baseUrl);
+    }
+    const headers = remote.apiKey ? { Authorization: `Bearer ${remote.apiKey}` } : undefined;
+    return this.http('remote', remote.baseUrl, { ...body, model: params.model ?? remote.model ?? 'default' },
+      headers, controller);
+  }
+
+  /**
+   * @param {Tier} tier
+   * @param {string} baseUrl
+   * @param {any} body
+   * @param {Record<string, string> | undefined} headers
+   * @param {AbortController} controller
+   * @returns {Promise<ChatStream>}
+   */
+  async http(tier, baseUrl, body, headers, controller) {
+    const response = await postChat(baseUrl, body, { headers, signal: controller.signal });
+    const backend = response.headers.get('x-localinfer-backend') ?? new URL(baseUrl).host;
+    async function* chunks() {
+      for await (const raw of sseJson(response, controller.signal)) {
+        yield /** @type {ChatChunk} */ ({ ...raw, tier, backend });
+      }
+    }
+    return new ChatStream(tier, backend, chunks(), controller);
+  }
+
+  /**
+   * @param {ModelEntry} model
+   * @param {ChatParams} params
+   * @param {AbortController} controller
+   * @returns {ChatStream}
+   */
+  browser(model, params, controller) {
+    const engine = this.engine;
+    const id = newId('chatcmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const backend = `wllama:${model.name}`;
+    async function* chunks() {
+      const pieces = engine.chat({ messages: params.messages, max_tokens: params.max_tokens,
+        temperature: params.temperature, top_p: params.top_p, seed: params.seed }, controller.signal);
+      while (true) {
+        const next = await pieces.next();
+        if (next.done) {
+          yield /** @type {ChatChunk} */ ({ id, object: 'chat.completion.chunk', created,
+            model: model.name, tier: 'browser', backend, usage: next.value.usage,
+            timings: next.value.timings,
+            choices: [{ index: 0, delta: {}, finish_reason: next.value.finish_reason }] });
+          return;
+        }
+        yield /** @type {ChatChunk} */ ({ id, object: 'chat.completion.chunk', created,
+          model: model.name, tier: 'browser', backend,
+          choices: [{ index: 0, delta: { content: next.value }, finish_reason: null }] });
+      }
+    }
+    return new ChatStream('browser', backend, chunks(), controller);
+  }
+
+  /** Every origin this page (and its engine worker) contacted, from Resource Timing. */
+  async origins() {
+    const entries = [...ownEntries(), ...(await this.engine.timing())];
+    return byOrigin(entries);
+  }
+}
+
+/**
+ * @param {ChatStream} stream
+ * @returns {Promise<ChatCompletion>}
+ */
+async function collect(stream) {
+  let content = '';
+  /** @type {string | null} */
+  let finish = null;
+  /** @type {any} */
+  let usage = null;
+  let model = '';
+  let id = newId('chatcmpl');
+  for await (const chunk of stream) {
+    id = chunk.id ?? id;
+    model = chunk.model ?? model;
+    const choice = chunk.choices?.[0];
+    content += choice?.delta?.content ?? '';
+    finish = choice?.finish_reason ?? finish;
+    usage = chunk.usage ?? usage;
+  }
+  return { id, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model,
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: finish }],
+    usage, tier: stream.tier, backend: stream.backend };
+}
