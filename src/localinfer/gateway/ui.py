@@ -50,7 +50,8 @@ def connect_sources(settings: Settings) -> list[str]:
 
 
 def security_headers(settings: Settings) -> dict[str, str]:
-    connect = " ".join(["'self'", *connect_sources(settings)])
+    # blob: the engine worker hands wllama its wasm and model as blob URLs.
+    connect = " ".join(["'self'", "blob:", *connect_sources(settings)])
     csp = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; "
            "worker-src 'self' blob:; "
            f"connect-src {connect}; img-src 'self' data:; style-src 'self'; "

@@ -10,6 +10,7 @@ export const DEFAULT_GATEWAY = 'http://127.0.0.1:8642';
 export const DEFAULT_SERVERS = ['http://127.0.0.1:11434', 'http://127.0.0.1:1234',
   'http://127.0.0.1:8080'];
 export const DEFAULT_TIMEOUT_MS = 500;
+const NO_CHAT = 'gateway has no local chat model';
 
 /**
  * @typedef {object} Probe
@@ -107,6 +108,8 @@ async function run(opts) {
     if (!gateways.includes(origin)) gateways.push(origin);
   }
   for (const origin of gateways) {
+    // A page the gateway served and that names no other gateway: it is the gateway.
+    if (origin !== own && opts.gateway === undefined && tried.some((t) => t.note === NO_CHAT)) break;
     if (!(await isGateway(origin, timeoutMs))) {
       tried.push({ url: origin, ok: false, note: origin === own
         ? 'this page was not served by the localinfer gateway'
@@ -115,7 +118,7 @@ async function run(opts) {
     }
     const models = await chatModels(origin, timeoutMs);
     if (!models || models.length === 0) {
-      tried.push({ url: origin, ok: false, note: 'gateway has no local chat model' });
+      tried.push({ url: origin, ok: false, note: NO_CHAT });
       continue;
     }
     tried.push({ url: origin, ok: true, note: 'localinfer gateway' });
