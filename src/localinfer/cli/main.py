@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "privacy",
     "assets",
     "rag",
+    "sandbox",
 ]
 
 
