@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "assets",
     "rag",
     "sandbox",
+    "web",
 ]
 
 
