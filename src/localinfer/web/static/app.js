@@ -78,8 +78,9 @@ const li = await LocalInfer.connect({
   },
 });
 
-/** @type {{li: LocalInfer, replies: any[], errors: any[], progress: string[], stream: import('./localinfer.js').ChatStream | null}} */
-const app = { li, replies: [], errors: [], progress: progressLog, stream: null };
+/** @type {{li: LocalInfer, replies: any[], errors: any[], progress: string[], stream: import('./localinfer.js').ChatStream | null, maxTokens: number}} */
+const app = { li, replies: [], errors: [], progress: progressLog, stream: null,
+  maxTokens: Number(param('max_tokens') ?? 256) };
 /** @type {any} */ (window).localinferApp = app;
 
 async function showStatus() {
@@ -149,7 +150,7 @@ async function send(/** @type {Event} */ event) {
   document.body.dataset.state = 'busy';
   /** @type {HTMLButtonElement} */ ($('send')).disabled = true;
   /** @type {HTMLButtonElement} */ ($('stop')).disabled = false;
-  const maxTokens = Number(param('max_tokens') ?? 256);
+  const maxTokens = app.maxTokens;
   const started = performance.now();
   try {
     const stream = /** @type {import('./localinfer.js').ChatStream} */ (await li.chat.completions.create({
@@ -177,14 +178,14 @@ async function send(/** @type {Event} */ event) {
       finish_reason: last?.choices?.[0]?.finish_reason ?? null, usage: last?.usage ?? null,
       timings: last?.timings ?? null, aborted: stream.controller.signal.aborted,
       first_piece_ms: firstAt === null ? null : firstAt - started,
-      total_ms: performance.now() - started });
+      total_ms: performance.now() - started, ended_at: performance.now() });
   } catch (err) {
     const e = /** @type {any} */ (err);
     out.classList.add('error');
     out.dataset.done = 'true';
     out.dataset.error = e?.code ?? 'error';
     body.textContent = `${e?.message ?? String(err)}`;
-    app.errors.push({ code: e?.code ?? 'error', message: e?.message ?? String(err) });
+    app.errors.push({ code: e?.code ?? 'error', message: e?.message ?? String(err), at: performance.now() });
     history.pop();
   } finally {
     app.stream = null;

@@ -1,0 +1,293 @@
+"""The browser tier in a real headless Chromium: localinfer.js, the demo app, wllama
+running the bundled SmolLM2-135M GGUF in the engine worker, the cache, consent.
+
+Every server here is on 127.0.0.1 and records what it served, so "no engine files
+fetched" and "0 model bytes on the second load" are counted at the server, not inferred.
+Decodes are kept short (max_tokens 8-48) so the suite stays fast on two shared cores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from localinfer.web.assets import ENGINE_SINGLE_THREAD, engine_files
+from tests.browser.conftest import NewPage
+from tests.browser.harness import FakeRemote, Recorder, static_site
+from tests.fake_backend import FakeBackend, Script
+from tests.gateway_harness import RunApp, gateway_app
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+MODEL = "smollm2-135m-instruct"
+
+
+def app_url(origin: str, path: str = "/", **query: Any) -> str:
+    return f"{origin}{path}?{urlencode(query)}" if query else f"{origin}{path}"
+
+
+def ask(page: Any, text: str, *, sensitive: bool = False) -> None:
+    page.wait_for_selector("body[data-state=idle]")
+    page.set_checked("#sensitive", sensitive)
+    page.fill("#prompt", text)
+    page.click("#send")
+
+
+def wait_answers(page: Any, n: int) -> None:
+    """Until ``n`` answers (or errors) are in the log."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('.msg.assistant[data-done=true]').length >= n", arg=n)
+    page.wait_for_selector("body[data-state=idle]")
+
+
+def app_state(page: Any) -> dict[str, Any]:
+    state: dict[str, Any] = page.evaluate(
+        "JSON.parse(JSON.stringify({replies: localinferApp.replies, errors: localinferApp.errors,"
+        " progress: localinferApp.progress}))")
+    return state
+
+
+def origins(page: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = page.evaluate("localinferApp.li.privacy.origins()")
+    return found
+
+
+def engine_bytes() -> int:
+    by_path = {f["path"]: f for f in engine_files()}
+    return sum(int(by_path[p]["bytes"]) for p in ENGINE_SINGLE_THREAD)
+
+
+def model_size(site: Path) -> int:
+    manifest = json.loads((site / "manifest.json").read_text())
+    sizes = {m["name"]: m["bytes"] for m in manifest["models"]}
+    return int(sizes[MODEL])
+
+
+# -- 1. a local server behind the gateway --------------------------------------------------
+
+def test_gateway_with_a_local_server_answers_tier_local_and_fetches_no_engine(
+        run_app: RunApp, tmp_path: Path, new_page: NewPage) -> None:
+    chunks = ["Paris ", "is the ", "capital."]
+    backend = FakeBackend("fake-local", tier="local").enqueue(Script(chunks=chunks))
+    recorder = Recorder()
+    gateway = run_app(recorder.wrap(gateway_app(tmp_path / "home", [backend])))
+    page = new_page()
+    page.goto(app_url(gateway, "/ui/"))
+    page.wait_for_selector("#tier[data-tier=local]")
+    ask(page, "What is the capital of France?")
+    wait_answers(page, 1)
+    state = app_state(page)
+    assert state["errors"] == []
+    reply = state["replies"][0]
+    assert (reply["tier"], reply["backend"], reply["content"]) == ("local", "fake-local",
+                                                                   "".join(chunks))
+    assert backend.calls == [("chat", "fake-model")]
+    paths = recorder.paths()
+    assert not [p for p in paths if p.startswith(("/ui/vendor/", "/ui/models/"))], paths
+    assert "/ui/engine-worker.js" not in paths
+    # The page contacted its own origin only.
+    assert [o["origin"] for o in origins(page)] == [gateway]
+    assert "stayed on this machine" in page.inner_text("#privacy-summary")
+
+
+def test_gateway_without_a_chat_backend_counts_as_no_local_server(
+        run_app: RunApp, tmp_path: Path, new_page: NewPage) -> None:
+    recorder = Recorder()
+    gateway = run_app(recorder.wrap(gateway_app(tmp_path / "home", [], embedded=False)))
+    page = new_page()
+    page.goto(app_url(gateway, "/ui/", servers="none"))
+    page.wait_for_selector("#tier[data-tier=browser]")
+    status = page.evaluate("localinferApp.li.status()")
+    assert status["local"]["kind"] is None
+    assert status["local"]["tried"][0] == {"url": gateway, "ok": False,
+                                           "note": "gateway has no local chat model"}
+    # Nothing of the engine or the model is fetched before the user says yes.
+    assert recorder.bytes_under("/ui/models/") == 0
+
+
+# -- 2-5. the exported static site, no server reachable --------------------------------------
+
+def test_export_discloses_streams_in_a_worker_stays_responsive_and_stops(
+        run_app: RunApp, refused_url: str, export_dir: Path, new_page: NewPage) -> None:
+    recorder = Recorder()
+    site = run_app(recorder.wrap(static_site(export_dir)))
+    page = new_page()
+    page.goto(app_url(site, "/", gateway=refused_url, servers="none", max_tokens=12))
+    page.wait_for_selector("#tier[data-tier=browser]")
+    ask(page, "What is the capital of France?")
+    page.wait_for_selector("#disclose[open]")
+    # Disclosure before the first byte: the exact sizes, and no model byte served yet.
+    facts = page.locator("#disclose-facts")
+    assert int(facts.get_attribute("data-bytes") or 0) == model_size(export_dir)
+    assert int(facts.get_attribute("data-engine-bytes") or 0) == engine_bytes()
+    assert recorder.bytes_under("/models/") == 0
+    assert not [p for p in recorder.paths() if p.startswith("/vendor/")]
+    page.click("#disclose-yes")
+    wait_answers(page, 1)
+    state = app_state(page)
+    assert state["errors"] == []
+    first = state["replies"][0]
+    assert first["tier"] == "browser" and first["backend"] == f"wllama:{MODEL}"
+    assert first["content"].strip(), first
+    assert 0 < first["usage"]["completion_tokens"] <= 12
+    assert recorder.bytes_under("/models/") == model_size(export_dir)
+    # The engine ran in our worker (the page fetched engine-worker.js; the worker fetched
+    # the engine): the main thread never imported wllama.
+    assert "/engine-worker.js" in recorder.paths()
+    main_thread = page.evaluate(
+        "performance.getEntriesByType('resource').map(e => new URL(e.name).pathname)")
+    assert "/vendor/wllama/index.js" not in main_thread
+    assert "/vendor/wllama/index.js" in recorder.paths()
+
+    # Main-thread responsiveness during a decode: a 10 ms timer's lateness.
+    page.evaluate("""() => { window.__late = []; let last = performance.now();
+        window.__timer = setInterval(() => { const now = performance.now();
+          window.__late.push(now - last - 10); last = now; }, 10); }""")
+    ask(page, "Name a colour.")
+    wait_answers(page, 2)
+    late = sorted(page.evaluate("() => { clearInterval(window.__timer); return window.__late; }"))
+    assert len(late) >= 20, late
+    p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
+    assert p99 <= 50, f"timer lateness p99 {p99:.1f} ms during decode"
+
+    # Stop: cancels between tokens.
+    page.evaluate("() => { localinferApp.maxTokens = 48; }")
+    ask(page, "Write a long story about a lighthouse keeper and the sea.")
+    page.wait_for_function("() => localinferApp.stream !== null && "
+                           "(document.querySelector('.msg.assistant:last-of-type span')"
+                           "?.textContent ?? '').length > 0")
+    stop_at = page.evaluate("() => { const t = performance.now(); "
+                            "document.getElementById('stop').click(); return t; }")
+    wait_answers(page, 3)
+    stopped = app_state(page)["replies"][2]
+    assert stopped["aborted"] is True
+    assert stopped["usage"]["completion_tokens"] < 48
+    assert stopped["ended_at"] - stop_at <= 500, stopped["ended_at"] - stop_at
+
+    # Where did my data go: the browser's own entries show this site's origin only
+    # (a refused connection leaves no entry), every one on loopback.
+    seen = origins(page)
+    assert {o["origin"] for o in seen} <= {site, refused_url}
+    assert site in {o["origin"] for o in seen}
+    assert all(o["loopback"] for o in seen)
+    page.click("#privacy-refresh")
+    page.wait_for_function("() => document.getElementById('privacy-summary').textContent"
+                           ".includes('stayed on this machine')")
+
+
+def test_second_visit_loads_from_the_cache_and_fetches_no_model_bytes(
+        run_app: RunApp, refused_url: str, export_dir: Path, new_page: NewPage) -> None:
+    recorder = Recorder()
+    site = run_app(recorder.wrap(static_site(export_dir)))
+    url = app_url(site, "/", gateway=refused_url, servers="none", max_tokens=8)
+    page = new_page()
+    page.goto(url)
+    ask(page, "Say hello.")
+    page.click("#disclose-yes")
+    wait_answers(page, 1)
+    assert recorder.bytes_under("/models/") == model_size(export_dir)
+    cached = page.evaluate("localinferApp.li.cache.list()")
+    assert [(c["name"], c["bytes"]) for c in cached] == [(MODEL, model_size(export_dir))]
+
+    mark = recorder.mark()
+    page.reload()
+    page.wait_for_selector("#tier[data-tier=browser]")
+    assert "cached in this browser" in page.inner_text("#model-state")
+    ask(page, "Say hello again.")
+    wait_answers(page, 1)
+    assert page.locator("#disclose[open]").count() == 0  # cached: no question asked
+    state = app_state(page)
+    assert state["errors"] == [] and state["replies"][0]["tier"] == "browser"
+    assert "cached" in state["progress"]  # read from the cache and verified again
+    loaded = page.evaluate("localinferApp.li.engine.loaded")
+    assert loaded["cached"] is True and loaded["fetched_bytes"] == 0 and loaded["verified"]
+    again = [s for s in recorder.since(mark) if s.path.startswith("/models/")]
+    assert sum(s.body_bytes for s in again) == 0, again
+
+    # A damaged cache entry is not trusted: it is dropped and fetched again.
+    page.evaluate("""async () => {
+        const cache = await caches.open('localinfer-models-v1');
+        const [key] = await cache.keys();
+        await cache.put(key, new Response(new Blob(['not a model']), {headers: {
+          'x-localinfer-name': 'smollm2-135m-instruct', 'content-length': '11'}}));
+    }""")
+    assert page.evaluate("async () => (await import('./lib/cache.js'))"
+                         ".readVerified(localinferApp.li.browserModel().sha256)") is None
+    assert page.evaluate("localinferApp.li.cache.list()") == []
+
+
+def test_remote_only_with_consent_and_never_for_sensitive(
+        run_app: RunApp, refused_url: str, export_dir_no_models: Path,
+        new_page: NewPage) -> None:
+    site = run_app(static_site(export_dir_no_models))
+    remote = FakeRemote(allow_origin=site, chunks=["Remote ", "answer."])
+    remote_url = run_app(remote.app()) + "/v1"
+    page = new_page()
+    page.goto(app_url(site, "/", gateway=refused_url, servers="none", remote=remote_url,
+                      remote_model="remote-model"))
+    page.wait_for_selector("#tier[data-tier=remote]")
+
+    ask(page, "Hello?")
+    page.wait_for_selector("#consent[open]")
+    assert remote_url in page.inner_text("#consent-text")
+    page.click("#consent-no")
+    wait_answers(page, 1)
+    assert app_state(page)["errors"][-1]["code"] == "consent_required"
+    assert remote.requests == []  # not even a preflight
+
+    ask(page, "A sensitive question", sensitive=True)
+    wait_answers(page, 2)
+    assert app_state(page)["errors"][-1]["code"] == "sensitive_data_blocked"
+    assert page.locator("#consent[open]").count() == 0
+    assert remote.requests == []
+
+    ask(page, "Hello?")
+    page.wait_for_selector("#consent[open]")
+    page.click("#consent-yes")
+    wait_answers(page, 3)
+    reply = app_state(page)["replies"][-1]
+    assert (reply["tier"], reply["content"]) == ("remote", "Remote answer.")
+    assert ("POST", "/v1/chat/completions") in remote.requests
+    answered = len(remote.requests)
+
+    ask(page, "Another sensitive question", sensitive=True)  # granted, still never sent
+    wait_answers(page, 4)
+    assert app_state(page)["errors"][-1]["code"] == "sensitive_data_blocked"
+    assert len(remote.requests) == answered
+
+    # The grant is remembered for this origin until revoked.
+    assert [g["url"] for g in page.evaluate("localinferApp.li.consent.list()")] == [remote_url]
+    page.click("#revoke-consent")
+    assert page.evaluate("localinferApp.li.consent.list()") == []
+    ask(page, "Hello again?")
+    page.wait_for_selector("#consent[open]")
+    page.click("#consent-no")
+    wait_answers(page, 5)
+    assert len(remote.requests) == answered
+
+
+# -- 6. the engine worker dies mid-answer ------------------------------------------------------
+
+def test_engine_crash_is_an_error_and_the_next_question_is_answered(
+        run_app: RunApp, refused_url: str, export_dir: Path, new_page: NewPage) -> None:
+    site = run_app(static_site(export_dir))
+    page = new_page()
+    page.goto(app_url(site, "/", gateway=refused_url, servers="none", max_tokens=48))
+    ask(page, "Write a long story about a lighthouse keeper.")
+    page.click("#disclose-yes")
+    page.wait_for_function("() => (document.querySelector('.msg.assistant:last-of-type span')"
+                           "?.textContent ?? '').length > 0")
+    page.evaluate("localinferApp.li.engine.crashForTest()")
+    wait_answers(page, 1)
+    errors = app_state(page)["errors"]
+    assert [e["code"] for e in errors] == ["engine_crashed"], errors
+    assert "crashed" in page.inner_text(".msg.assistant.error")
+    ask(page, "Say hello.")
+    wait_answers(page, 2)
+    state = app_state(page)
+    assert state["replies"][-1]["tier"] == "browser" and state["replies"][-1]["content"].strip()
+    assert page.evaluate("localinferApp.li.engine.crashes") == 1
