@@ -105,7 +105,12 @@ def run_cmd(args: argparse.Namespace) -> int:
                          "(there is no shell inside)")
     runtime = args.runtime or program
     argv[0] = runtime
-    stdin = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+    stdin = b""
+    if sys.stdin is not None and not sys.stdin.isatty():
+        try:
+            stdin = sys.stdin.buffer.read()
+        except (OSError, ValueError, AttributeError):  # closed, or not readable
+            stdin = b""
     memory = parse_size(args.memory)
     with Sandbox(warm=0) as sandbox:
         result = sandbox.run(argv, files=_parse_files(args.file),

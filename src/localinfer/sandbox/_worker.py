@@ -14,11 +14,9 @@ call such as ``poll_oneoff`` behind ``time.sleep``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -32,10 +30,18 @@ PAGE = 65536
 
 
 def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    """Exit when the parent process goes away, even mid-call (stdin EOF is only seen
+    between calls). Not PR_SET_PDEATHSIG: that fires when the *thread* that spawned us
+    exits, and pool threads come and go."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _engine() -> wasmtime.Engine:

@@ -65,6 +65,7 @@ class SandboxResult:
     runtime: str = "python"
     truncated: bool = False  # stdout or stderr was longer than the cap
     trap: str | None = None  # a wasm trap message, if the guest trapped
+    worker_pid: int | None = None  # the worker process that ran it (killed if error=timeout)
 
     @property
     def ok(self) -> bool:
@@ -130,10 +131,11 @@ def _check_name(name: str) -> Path:
 
 
 def _check_mount(guest: str) -> str:
-    if not guest.startswith("/") or guest.rstrip("/") in _RESERVED or ".." in guest.split("/"):
+    normal = guest.rstrip("/") or "/"
+    if not guest.startswith("/") or normal in _RESERVED or ".." in guest.split("/"):
         raise UsageError(f"a mount point must be an absolute guest path other than / and "
                          f"{WORK}: '{guest}'")
-    return guest.rstrip("/")
+    return normal
 
 
 class Sandbox:
@@ -228,6 +230,7 @@ class Sandbox:
                 self.pool.release(worker)
             wall = time.monotonic() - started
             if reply is None:  # killed at the hard deadline (or cancelled)
+                self.pool.killed.append(worker.pid)
                 reply = {"exit_code": None, "error": "timeout"}
             stdout = _read(io / "stdout")
             stderr = _read(io / "stderr")
@@ -242,7 +245,7 @@ class Sandbox:
                 files=_changed_files(work, inputs), error=error, wall_seconds=wall,
                 fuel_used=reply.get("fuel_used"), memory_bytes=int(reply.get("memory_bytes", 0)),
                 runtime=rt.name, truncated=bool(reply.get("truncated")),
-                trap=reply.get("trap"))
+                trap=reply.get("trap"), worker_pid=worker.pid)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

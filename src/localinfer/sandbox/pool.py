@@ -150,6 +150,7 @@ class WorkerPool:
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self.killed: list[int] = []  # pids of workers killed at a deadline or on cancel
 
     def acquire(self, runtime: Runtime, cancel: threading.Event | None = None) -> Worker:
         with self._cond:

