@@ -182,7 +182,8 @@ def test_no_sockets_and_a_loopback_listener_sees_nothing(sandbox: Sandbox) -> No
             "import socket, urllib.request\n"
             f"for attempt in [lambda: socket.create_connection(('127.0.0.1', {port}), 2),\n"
             "                lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM),\n"
-            f"                lambda: urllib.request.urlopen('http://127.0.0.1:{port}/', timeout=2)]:\n"
+            f"                lambda: urllib.request.urlopen('http://127.0.0.1:{port}/',\n"
+            "                                               timeout=2)]:\n"
             "    try:\n"
             "        attempt(); print('CONNECTED')\n"
             "    except Exception as e:\n"
@@ -376,7 +377,7 @@ def test_cli_passes_the_guest_exit_code_through(capfd: pytest.CaptureFixture[str
                  " os.environ['K'])\n"
                  "open('result.txt', 'w').write('done')\n"
                  "sys.exit(3)"])
-    out, err = capfd.readouterr()
+    out, _ = capfd.readouterr()
     assert code == 3
     assert out == "2 42 v\n"
     assert (tmp_path / "out" / "result.txt").read_text() == "done"

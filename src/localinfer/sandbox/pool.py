@@ -129,10 +129,8 @@ class Worker:
         with contextlib.suppress(Exception):
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            pass
         self.kill()
 
 
