@@ -1,0 +1,195 @@
+"""The tool loop: ask the model, run the tools it calls, feed the results back, until it
+answers in words or ``max_rounds`` tool rounds have passed.
+
+The logic lives once, in ``_Loop`` (no I/O); ``run_with_tools`` (sync, over ``Client``)
+and ``arun_with_tools`` (async, over ``AsyncClient``) only drive it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UsageError
+from ..types import ChatMessage, ChatResponse, ToolCall
+from .tool import Tool, run_python
+
+if TYPE_CHECKING:
+    from ..client import AsyncClient, Client
+
+DEFAULT_MAX_ROUNDS = 4
+
+
+@dataclass
+class ToolCallRecord:
+    """One tool call the model made and what it got back."""
+
+    id: str
+    name: str
+    arguments: str  # as the model wrote them (JSON text)
+    result: str  # what the model was given
+    ok: bool  # False: unknown tool, bad arguments, or the tool raised
+    seconds: float
+    round: int
+
+
+@dataclass
+class ToolReply:
+    """The model's final reply, with every tool call and result along the way."""
+
+    reply: ChatResponse
+    calls: list[ToolCallRecord] = field(default_factory=list)
+    messages: list[ChatMessage] = field(default_factory=list)  # the whole conversation
+    rounds: int = 0
+    exhausted: bool = False  # stopped at max_rounds with the model still calling tools
+
+    @property
+    def text(self) -> str:
+        return self.reply.text
+
+    @property
+    def backend(self) -> str | None:
+        return self.reply.backend
+
+    @property
+    def tier(self) -> str | None:
+        return self.reply.tier
+
+
+MessageLike = ChatMessage | Mapping[str, Any]
+
+
+class _Loop:
+    def __init__(self, prompt: str | None, messages: Sequence[MessageLike] | None,
+                 system: str | None, tools: Sequence[Tool], max_rounds: int) -> None:
+        if max_rounds < 1:
+            raise UsageError("max_rounds must be at least 1")
+        built = [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m)
+                 for m in (messages or [])]
+        if prompt is not None:
+            built.append(ChatMessage(role="user", content=prompt))
+        if system is not None and not any(m.role == "system" for m in built):
+            built.insert(0, ChatMessage(role="system", content=system))
+        if not built:
+            raise UsageError("nothing to send: give a prompt or messages")
+        self.messages = built
+        self.tools = {t.name: t for t in tools}
+        if not self.tools:
+            raise UsageError("no tools given")
+        self.max_rounds = max_rounds
+        self.rounds = 0
+        self.calls: list[ToolCallRecord] = []
+
+    def request(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        kwargs = dict(options)
+        kwargs["messages"] = list(self.messages)
+        if self.rounds < self.max_rounds:
+            kwargs["tools"] = [dict(t) for t in self.tools.values()]
+        else:  # the last word: no tools offered, so the model has to answer
+            kwargs.pop("tool_choice", None)
+        return kwargs
+
+    def take(self, reply: ChatResponse) -> list[ToolCall]:
+        message = reply.choices[0].message if reply.choices else None
+        calls = list(message.tool_calls or []) if message is not None else []
+        if not calls or self.rounds >= self.max_rounds:
+            return []
+        self.rounds += 1
+        for i, call in enumerate(calls):
+            if not call.id:
+                call.id = f"call_{self.rounds}_{i}"
+        assert message is not None
+        self.messages.append(ChatMessage(role="assistant", content=message.content or None,
+                                         tool_calls=calls))
+        return calls
+
+    def prepare(self, call: ToolCall) -> tuple[Tool | None, dict[str, Any] | str]:
+        """The tool and its parsed arguments, or None and the error text for the model."""
+        name = call.function.name or ""
+        tool = self.tools.get(name)
+        if tool is None:
+            return None, f"error: no tool named '{name}'; available: {', '.join(self.tools)}"
+        raw = call.function.arguments or "{}"
+        try:
+            arguments = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError as exc:
+            return None, f"error: the arguments are not valid JSON ({exc.msg})"
+        if not isinstance(arguments, dict):
+            return None, "error: the arguments must be a JSON object"
+        return tool, arguments
+
+    def answer(self, call: ToolCall, result: str, ok: bool, seconds: float) -> None:
+        self.calls.append(ToolCallRecord(
+            id=call.id or "", name=call.function.name or "",
+            arguments=call.function.arguments or "", result=result, ok=ok,
+            seconds=round(seconds, 4), round=self.rounds))
+        self.messages.append(ChatMessage(role="tool", tool_call_id=call.id, content=result))
+
+    def finish(self, reply: ChatResponse) -> ToolReply:
+        message = reply.choices[0].message if reply.choices else None
+        exhausted = bool(message is not None and message.tool_calls)
+        if message is not None:
+            self.messages.append(message)
+        return ToolReply(reply=reply, calls=self.calls, messages=self.messages,
+                         rounds=self.rounds, exhausted=exhausted)
+
+
+def _failed(exc: Exception) -> str:
+    return f"error: {type(exc).__name__}: {exc}"
+
+
+def run_with_tools(client: Client, prompt: str | None = None, *,
+                   messages: Sequence[MessageLike] | None = None, system: str | None = None,
+                   tools: Sequence[Tool] = (run_python,), max_rounds: int = DEFAULT_MAX_ROUNDS,
+                   **options: Any) -> ToolReply:
+    """``client.chat`` that executes the model's tool calls (``run_python`` in the sandbox
+    by default) and feeds the results back, at most ``max_rounds`` times. Other keyword
+    arguments (``model``, ``sensitive``, ``max_tokens``, …) go to every ``chat`` call."""
+    loop = _Loop(prompt, messages, system, tools, max_rounds)
+    while True:
+        reply = client.chat(stream=False, **loop.request(options))
+        assert isinstance(reply, ChatResponse)
+        calls = loop.take(reply)
+        if not calls:
+            return loop.finish(reply)
+        for call in calls:
+            started = time.monotonic()
+            tool, arguments = loop.prepare(call)
+            if tool is None:
+                loop.answer(call, str(arguments), False, 0.0)
+                continue
+            assert isinstance(arguments, dict)
+            try:
+                result, ok = tool.call(arguments), True
+            except Exception as exc:  # a failing tool is the model's problem, not ours
+                result, ok = _failed(exc), False
+            loop.answer(call, result, ok, time.monotonic() - started)
+
+
+async def arun_with_tools(client: AsyncClient, prompt: str | None = None, *,
+                          messages: Sequence[MessageLike] | None = None,
+                          system: str | None = None, tools: Sequence[Tool] = (run_python,),
+                          max_rounds: int = DEFAULT_MAX_ROUNDS, **options: Any) -> ToolReply:
+    """The async twin of :func:`run_with_tools`."""
+    loop = _Loop(prompt, messages, system, tools, max_rounds)
+    while True:
+        reply = await client.chat(stream=False, **loop.request(options))
+        assert isinstance(reply, ChatResponse)
+        calls = loop.take(reply)
+        if not calls:
+            return loop.finish(reply)
+        for call in calls:
+            started = time.monotonic()
+            tool, arguments = loop.prepare(call)
+            if tool is None:
+                loop.answer(call, str(arguments), False, 0.0)
+                continue
+            assert isinstance(arguments, dict)
+            try:
+                result, ok = await tool.acall(arguments), True
+            except Exception as exc:
+                result, ok = _failed(exc), False
+            loop.answer(call, result, ok, time.monotonic() - started)

