@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from localinfer.backends.base import Backend
@@ -11,6 +10,7 @@ from localinfer.errors import BackendError
 from localinfer.types import (
     ChatChunk,
     ChatRequest,
+    ChatStream,
     ChunkChoice,
     Delta,
     Embedding,
@@ -52,7 +52,7 @@ class FakeBackend(Backend):
     async def models(self) -> list[ModelInfo]:
         return list(self._models)
 
-    async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+    async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         self.calls.append(("chat", model))
         script = self.scripts.pop(0) if self.scripts else Script()
         if script.fail_before:

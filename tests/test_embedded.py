@@ -23,7 +23,7 @@ from localinfer.backends.embedded import EmbeddedBackend
 from localinfer.backends.embedded.backend import CANCEL_GRACE
 from localinfer.errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound
 from localinfer.settings import Settings
-from localinfer.types import ChatChunk, ChatRequest
+from localinfer.types import ChatChunk, ChatRequest, ChatStream
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")]
@@ -57,7 +57,7 @@ def gone(pid: int) -> bool:
     return state == "Z"
 
 
-async def take(stream: AsyncIterator[ChatChunk], n: int) -> list[ChatChunk]:
+async def take(stream: ChatStream, n: int) -> list[ChatChunk]:
     got: list[ChatChunk] = []
     async for chunk in stream:
         got.append(chunk)
@@ -250,7 +250,7 @@ async def wait_gone(pid: int) -> bool:
     return gone(pid)
 
 
-async def started_stream(engine: EmbeddedBackend) -> tuple[AsyncIterator[ChatChunk], int]:
+async def started_stream(engine: EmbeddedBackend) -> tuple[ChatStream, int]:
     stream = engine.stream_chat(endless(), MODEL_ID)
     await take(stream, 2)
     assert engine.worker_pid is not None

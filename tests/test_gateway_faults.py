@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import httpx
 import ollama
 import pytest
 
-from localinfer.types import ChatChunk, ChatRequest, ChunkChoice, Delta
+from localinfer.types import ChatChunk, ChatRequest, ChatStream, ChunkChoice, Delta
 from tests.fake_backend import FakeBackend, Script
 from tests.gateway_harness import RunApp, serve_gateway
 
@@ -42,7 +42,7 @@ class Counting(FakeBackend):
         super().__init__(*args, **kwargs)
         self.produced = 0
 
-    async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+    async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         async for chunk in super().stream_chat(request, model):
             self.produced += 1
             yield chunk
@@ -51,7 +51,7 @@ class Counting(FakeBackend):
 class Stalls(FakeBackend):
     """Sends one chunk, then goes silent (a hung backend)."""
 
-    async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+    async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         try:
             yield ChatChunk(model=model, choices=[ChunkChoice(delta=Delta(content="first"))])
             await asyncio.sleep(3600)

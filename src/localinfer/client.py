@@ -3,15 +3,13 @@ facade that runs the same coroutines on a private event loop thread."""
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import Future
-from contextlib import AbstractContextManager
-from typing import Any, Literal, TypeVar, overload
+import contextlib
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, Final, Literal, TypeVar, overload
 
 import httpx
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from .backends.base import Backend
 from .discovery import Discovery, status_json_servers
@@ -20,18 +18,23 @@ from .ledger import EgressLedger
 from .remote import ConsentedRemoteTier, OnConsent
 from .router import BackendFactory, RemoteTier, Router
 from .settings import Settings
+from .syncbridge import LoopThread
 from .types import (
     ChatChunk,
     ChatMessage,
     ChatRequest,
     ChatResponse,
+    ChatStream,
     EmbeddingRequest,
     EmbeddingResponse,
     ModelInfo,
     ServerInfo,
 )
 
+log = logging.getLogger("localinfer")
 T = TypeVar("T")
+# Seconds a close (explicit, by the garbage collector or at exit) waits for backends.
+CLOSE_TIMEOUT: Final = 10.0
 MessageLike = ChatMessage | dict[str, Any]
 
 
@@ -96,7 +99,12 @@ class AsyncClient:
         self.ledger = EgressLedger.for_home(
             self.settings.home, retention_seconds=self.settings.ledger_retention_days * 86400,
             max_rows=self.settings.ledger_max_rows)
-        self.policy = EgressPolicy(offline=self.settings.offline, recorders=[self.ledger])
+        problem = self.ledger.problem()
+        if problem is not None:
+            log.warning("%s", problem)  # every command that makes a client says so
+        self.policy = EgressPolicy(
+            offline=self.settings.offline, recorders=[self.ledger],
+            unrecordable=self.ledger.problem if self.settings.strict_ledger else None)
         self.discovery = Discovery(self.settings, self.policy, transport=transport)
         factories = embedded_factories(self.settings) if embedded is None else embedded
         if remote is None:
@@ -117,33 +125,54 @@ class AsyncClient:
                            **options)
 
     @overload
-    async def chat(self, prompt: str | None = ..., *, messages: Sequence[MessageLike] | None = ...,
-                   model: str | None = ..., system: str | None = ...,
-                   stream: Literal[False] = ..., sensitive: bool = ...,
+    async def chat(self, prompt: str | None = ..., *, stream: Literal[False] = ...,
+                   messages: Sequence[MessageLike] | None = ..., model: str | None = ...,
+                   system: str | None = ..., sensitive: bool = ...,
+                   temperature: float | None = ..., top_p: float | None = ...,
+                   max_tokens: int | None = ..., stop: str | list[str] | None = ...,
+                   seed: int | None = ..., tools: list[dict[str, Any]] | None = ...,
+                   tool_choice: str | dict[str, Any] | None = ...,
+                   response_format: dict[str, Any] | None = ...,
                    **options: Any) -> ChatResponse: ...
     @overload
-    async def chat(self, prompt: str | None = ..., *, messages: Sequence[MessageLike] | None = ...,
-                   model: str | None = ..., system: str | None = ..., stream: Literal[True],
-                   sensitive: bool = ..., **options: Any) -> AsyncIterator[ChatChunk]: ...
+    async def chat(self, prompt: str | None = ..., *, stream: Literal[True],
+                   messages: Sequence[MessageLike] | None = ..., model: str | None = ...,
+                   system: str | None = ..., sensitive: bool = ...,
+                   temperature: float | None = ..., top_p: float | None = ...,
+                   max_tokens: int | None = ..., stop: str | list[str] | None = ...,
+                   seed: int | None = ..., tools: list[dict[str, Any]] | None = ...,
+                   tool_choice: str | dict[str, Any] | None = ...,
+                   response_format: dict[str, Any] | None = ...,
+                   **options: Any) -> ChatStream: ...
 
     async def chat(
         self,
         prompt: str | None = None,
         *,
+        stream: bool = False,
         messages: Sequence[MessageLike] | None = None,
         model: str | None = None,
         system: str | None = None,
-        stream: bool = False,
         sensitive: bool = False,
         **options: Any,
-    ) -> ChatResponse | AsyncIterator[ChatChunk]:
+    ) -> ChatResponse | ChatStream:
         """Answer a prompt or a message list. ``stream=True`` returns an async iterator of
-        chunks; closing it stops generation. ``sensitive=True`` never leaves the machine."""
+        chunks; closing it stops generation. ``sensitive=True`` never leaves the machine.
+        Other keywords are OpenAI request fields (``temperature``, ``max_tokens``, …)."""
         request = self._request(prompt, messages, model, system, options)
-        return await self.complete(request, stream=stream, sensitive=sensitive)
+        if stream:
+            return await self.complete(request, stream=True, sensitive=sensitive)
+        return await self.complete(request, stream=False, sensitive=sensitive)
+
+    @overload
+    async def complete(self, request: ChatRequest, *, stream: Literal[False] = ...,
+                       sensitive: bool = ...) -> ChatResponse: ...
+    @overload
+    async def complete(self, request: ChatRequest, *, stream: Literal[True],
+                       sensitive: bool = ...) -> ChatStream: ...
 
     async def complete(self, request: ChatRequest, *, stream: bool = False,
-                       sensitive: bool = False) -> ChatResponse | AsyncIterator[ChatChunk]:
+                       sensitive: bool = False) -> ChatResponse | ChatStream:
         """The same as ``chat`` for a ready-made OpenAI-shaped request (the gateway's path)."""
         if stream:
             return self.router.stream_chat(request, sensitive=sensitive)
@@ -187,23 +216,36 @@ class AsyncClient:
 
 
 class Client:
-    """The synchronous twin of :class:`AsyncClient`, sharing its logic.
+    """The synchronous twin of :class:`AsyncClient`, sharing its logic: the same
+    coroutines run on a private event loop thread.
 
     >>> client = Client()
     >>> print(client.chat("Summarize this document.").text)
+
+    Closing is optional: a client that is garbage-collected, or still referenced when
+    the interpreter exits, closes itself (its loop thread is a daemon, so it never keeps
+    a script alive). ``with Client() as client:`` closes it at the end of the block.
     """
 
-    def __init__(self, settings: Settings | None = None, **kwargs: Any) -> None:
-        self._portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal()
-        self._portal = self._portal_cm.__enter__()
-        self._closed = False
-        self._lock = threading.Lock()
+    def __init__(self, settings: Settings | None = None, *,
+                 embedded: Sequence[BackendFactory] | None = None,
+                 remote: RemoteTier | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 on_consent: OnConsent | None = None) -> None:
+        self._loop = LoopThread("localinfer-client")
 
         async def build() -> AsyncClient:
-            return AsyncClient(settings, **kwargs)
+            return AsyncClient(settings, embedded=embedded, remote=remote,
+                               transport=transport, on_consent=on_consent)
 
-        self.aio: AsyncClient = self._portal.call(build)
+        try:
+            self.aio: AsyncClient = self._loop.call(build)
+        except BaseException:
+            self._loop.stop()
+            raise
         self.settings = self.aio.settings
+        # Holds no reference to self, so the client can be collected; runs at most once.
+        self._finalizer = weakref.finalize(self, _close_quietly, self._loop, self.aio)
 
     def __enter__(self) -> Client:
         return self
@@ -212,19 +254,40 @@ class Client:
         self.close()
 
     def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        async def run() -> T:
-            return await fn()
+        return self._loop.call(fn)
 
-        return self._portal.call(run)
+    @overload
+    def chat(self, prompt: str | None = ..., *, stream: Literal[False] = ...,
+             messages: Sequence[MessageLike] | None = ..., model: str | None = ...,
+             system: str | None = ..., sensitive: bool = ...,
+             temperature: float | None = ..., top_p: float | None = ...,
+             max_tokens: int | None = ..., stop: str | list[str] | None = ...,
+             seed: int | None = ..., tools: list[dict[str, Any]] | None = ...,
+             tool_choice: str | dict[str, Any] | None = ...,
+             response_format: dict[str, Any] | None = ...,
+             **options: Any) -> ChatResponse: ...
+    @overload
+    def chat(self, prompt: str | None = ..., *, stream: Literal[True],
+             messages: Sequence[MessageLike] | None = ..., model: str | None = ...,
+             system: str | None = ..., sensitive: bool = ...,
+             temperature: float | None = ..., top_p: float | None = ...,
+             max_tokens: int | None = ..., stop: str | list[str] | None = ...,
+             seed: int | None = ..., tools: list[dict[str, Any]] | None = ...,
+             tool_choice: str | dict[str, Any] | None = ...,
+             response_format: dict[str, Any] | None = ...,
+             **options: Any) -> Iterator[ChatChunk]: ...
 
     def chat(self, prompt: str | None = None, *, stream: bool = False,
              **kwargs: Any) -> ChatResponse | Iterator[ChatChunk]:
+        """See :meth:`AsyncClient.chat`; ``stream=True`` returns a plain iterator whose
+        ``close()`` (or leaving the ``for`` loop and dropping it) stops generation."""
         if stream:
-            return self._iterate(lambda: self.aio.chat(prompt, stream=True, **kwargs))
+            return self._loop.iterate(lambda: self.aio.chat(prompt, stream=True, **kwargs))
         return self._call(lambda: self.aio.chat(prompt, stream=False, **kwargs))
 
-    def embed(self, texts: str | Sequence[str], **kwargs: Any) -> EmbeddingResponse:
-        return self._call(lambda: self.aio.embed(texts, **kwargs))
+    def embed(self, texts: str | Sequence[str], *, model: str | None = None,
+              sensitive: bool = False) -> EmbeddingResponse:
+        return self._call(lambda: self.aio.embed(texts, model=model, sensitive=sensitive))
 
     def models(self, *, refresh: bool = False) -> list[ModelInfo]:
         return self._call(lambda: self.aio.models(refresh=refresh))
@@ -235,52 +298,21 @@ class Client:
     def status(self, *, refresh: bool = False) -> dict[str, Any]:
         return self._call(lambda: self.aio.status(refresh=refresh))
 
-    def _iterate(self, open_stream: Callable[[], Awaitable[AsyncIterator[T]]]) -> Iterator[T]:
-        """Drive an async stream in one task on the loop thread and hand items over a
-        queue, so cancellation scopes stay in one task; closing the iterator cancels it."""
-        items: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        finished = threading.Event()
-
-        async def pump() -> None:
-            try:
-                stream = await open_stream()
-                try:
-                    async for item in stream:
-                        items.put(("item", item))
-                finally:
-                    close = getattr(stream, "aclose", None)
-                    if close is not None:
-                        await close()
-                items.put(("end", None))
-            except Exception as exc:
-                items.put(("error", exc))
-            finally:
-                finished.set()
-
-        future: Future[None] = self._portal.start_task_soon(pump)
-        try:
-            while True:
-                kind, value = items.get()
-                if kind == "item":
-                    yield value
-                elif kind == "error":
-                    raise value
-                else:
-                    return
-        finally:
-            if not future.done():
-                future.cancel()
-            # Wait for the task's own clean-up (closing the backend stream) to finish, so
-            # that when close() returns, generation has stopped.
-            finished.wait(timeout=30)
-
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        try:
-            self._call(self.aio.aclose)
-        finally:
-            self._portal_cm.__exit__(None, None, None)
+        """Close backends (the embedded worker stops) and the loop thread. Idempotent."""
+        self._finalizer()
 
+
+def _close_quietly(loop: LoopThread, aio: AsyncClient) -> None:
+    """Close ``aio`` on its loop, then stop the loop: from close(), from the garbage
+    collector, or at interpreter exit. Never raises (it may run at shutdown)."""
+    try:
+        if loop.on_loop_thread():
+            # Collected on its own loop thread: it cannot wait for itself there.
+            loop.loop.create_task(aio.aclose()).add_done_callback(lambda _: loop.stop())
+            return
+        with contextlib.suppress(Exception):
+            loop.call(aio.aclose, timeout=CLOSE_TIMEOUT)
+        loop.stop()
+    except Exception:
+        pass

@@ -8,19 +8,25 @@ from the environment at request time and never written anywhere).
 
 from __future__ import annotations
 
-import json
-import os
+import logging
 import re
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .clock import Clock, iso_time
 from .errors import UsageError
+from .statefile import (
+    JsonStateFile,
+    StateFileError,
+    want_dict,
+    want_number,
+    want_str,
+    write_json_atomic,
+)
 
-Clock = Callable[[], float]
+log = logging.getLogger(__name__)
 
 CONSENT_FILE = "consent.json"
 
@@ -52,45 +58,55 @@ class Grant:
         return self.expires_at is not None and now >= self.expires_at
 
     def to_json(self, now: float) -> dict[str, Any]:
-        return {**asdict(self), "granted": _iso(self.granted_at),
-                "expires": _iso(self.expires_at) if self.expires_at else None,
+        return {**asdict(self), "granted": iso_time(self.granted_at),
+                "expires": iso_time(self.expires_at) if self.expires_at else None,
                 "active": not self.expired(now)}
 
 
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+def _parse_grants(raw: Any) -> dict[str, Grant]:
+    grants: dict[str, Grant] = {}
+    entries = want_dict(want_dict(raw, "the file").get("grants") or {}, "`grants`")
+    for name, entry in entries.items():
+        try:
+            entry = want_dict(entry, f"grant '{name}'")
+            expires = entry.get("expires_at")
+            grants[name] = Grant(
+                provider=name, base_url=want_str(entry.get("base_url"), f"'{name}'.base_url"),
+                granted_at=want_number(entry.get("granted_at"), f"'{name}'.granted_at"),
+                expires_at=None if expires is None
+                else want_number(expires, f"'{name}'.expires_at"))
+        except (TypeError, ValueError) as exc:
+            # One damaged grant grants nothing; the others still count.
+            log.warning("%s: ignoring a damaged grant: %s", CONSENT_FILE, exc)
+    return grants
 
 
 class ConsentStore:
-    """Read and write grants. Every call reads the file afresh, so a grant or revocation
-    made by another process (the CLI, while a gateway runs) counts at once."""
+    """Read and write grants. Each read checks the file afresh (one ``stat``; parsed
+    again only when it changed), so a grant or revocation made by another process (the
+    CLI, while a gateway runs) counts at once.
+
+    A damaged file fails closed: ``valid()`` is False for every provider (and says so
+    once in the log), while ``list``/``grant``/``revoke`` raise StateFileError rather
+    than read or overwrite it.
+    """
 
     def __init__(self, home: Path, *, clock: Clock = time.time) -> None:
         self.path = home / CONSENT_FILE
         self.clock = clock
+        self._file: JsonStateFile[dict[str, Grant]] = JsonStateFile(
+            self.path, _parse_grants, dict,
+            fix="fix or remove it (removing it revokes every grant), then grant again")
+        self._warned: StateFileError | None = None
 
     def _load(self) -> dict[str, Grant]:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read consent grants in {self.path}: {exc}") from exc
-        grants: dict[str, Grant] = {}
-        for name, entry in (raw.get("grants") or {}).items():
-            try:
-                grants[name] = Grant(provider=name, base_url=str(entry["base_url"]),
-                                     granted_at=float(entry["granted_at"]),
-                                     expires_at=_float_or_none(entry.get("expires_at")))
-            except (KeyError, TypeError, ValueError):
-                continue  # a damaged entry grants nothing
-        return grants
+        return self._file.read()
 
     def _save(self, grants: dict[str, Grant]) -> None:
         body = {"grants": {name: {"base_url": g.base_url, "granted_at": g.granted_at,
                                   "expires_at": g.expires_at}
                            for name, g in sorted(grants.items())}}
-        write_json_atomic(self.path, body)
+        self._file.write(body)
 
     def grant(self, provider: str, base_url: str, *, duration: float | None = None) -> Grant:
         now = self.clock()
@@ -113,7 +129,13 @@ class ConsentStore:
         return self._load().get(provider)
 
     def valid(self, provider: str, base_url: str) -> bool:
-        grant = self.get(provider)
+        try:
+            grant = self.get(provider)
+        except StateFileError as exc:
+            if self._warned is None or str(self._warned) != str(exc):
+                log.warning("%s (no remote provider is allowed until then)", exc.message)
+                self._warned = exc
+            return False
         return (grant is not None and not grant.expired(self.clock())
                 and grant.base_url == base_url)
 
@@ -121,20 +143,4 @@ class ConsentStore:
         return sorted(self._load().values(), key=lambda g: g.provider)
 
 
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write a small JSON state file so a crash never leaves half of it (user-only perms)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(value, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["CONSENT_FILE", "ConsentStore", "Grant", "parse_duration", "write_json_atomic"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .redact import redact
+
 
 class LocalInferError(Exception):
     exit_code = 1
@@ -13,6 +15,7 @@ class LocalInferError(Exception):
     code: str | None = None
 
     def __init__(self, message: str) -> None:
+        message = redact(message)  # a provider's error may repeat the key it was sent
         super().__init__(message)
         self.message = message
 
@@ -90,9 +93,38 @@ class BackendError(LocalInferError):
         self.status = status
 
 
+class ContextLengthExceeded(BackendError, UsageError):
+    """The prompt does not fit the model's context window: the caller's to shorten, so
+    a 400 (exit 2), and no failover (``before_first_token`` is False)."""
+
+    exit_code = 2
+    http_status = 400
+    error_type = "invalid_request_error"
+    code = "context_length_exceeded"
+
+    def __init__(self, model: str, tokens: int | None, limit: int | None, *,
+                 backend: str = "") -> None:
+        counts = (f"maximum context length is {limit} tokens, but the messages came to "
+                  f"{tokens} tokens" if tokens and limit else "context window is too small "
+                  "for these messages")
+        super().__init__(
+            f"{model}: this model's {counts}; shorten the messages or raise the context "
+            "(LOCALINFER_EMBEDDED_CONTEXT for the embedded engine)",
+            backend=backend, before_first_token=False, status=400)
+        self.model, self.tokens, self.limit = model, tokens, limit
+        self.param = "messages"
+
+
 class BackendTimeout(BackendError):
     http_status = 504
     code = "backend_timeout"
+
+
+class StreamTruncated(BackendError):
+    """The backend closed the connection before its own end marker (``[DONE]``, a
+    ``finish_reason``, Ollama's ``done: true``): the answer is incomplete."""
+
+    code = "stream_truncated"
 
 
 class DownloadError(LocalInferError):

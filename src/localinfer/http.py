@@ -18,7 +18,13 @@ from typing import Any, Literal
 
 import httpx
 
-from .errors import BackendError, BackendTimeout, EgressBlocked
+from .errors import (
+    BackendError,
+    BackendTimeout,
+    ContextLengthExceeded,
+    EgressBlocked,
+    StreamTruncated,
+)
 from .types import Tier
 
 NetworkClass = Literal["loopback", "private", "public"]
@@ -69,13 +75,23 @@ class EgressPolicy:
 
     offline: bool = False
     recorders: list[Recorder] = field(default_factory=list)
+    # Strict: an off-machine request that could not be recorded is not made. Returns
+    # why recording is broken, or None (the ledger's ``problem``).
+    unrecordable: Callable[[], str | None] | None = None
 
     def check(self, url: httpx.URL) -> None:
-        if self.offline and network_class(url.host) != "loopback":
+        if network_class(url.host) == "loopback":
+            return
+        if self.offline:
             raise EgressBlocked(
                 f"offline mode: refused to connect to {url.scheme}://{url.host}:{_port(url)} "
                 "(unset LOCALINFER_OFFLINE or drop --offline to allow it)"
             )
+        why = self.unrecordable() if self.unrecordable is not None else None
+        if why is not None:
+            raise EgressBlocked(
+                f"strict ledger: refused to connect to {url.scheme}://{url.host}:{_port(url)} "
+                f"because it could not be recorded: {why}")
 
     def record(self, rec: EgressRecord) -> None:
         for recorder in self.recorders:
@@ -212,6 +228,26 @@ def _error_message(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
+# How servers say a prompt does not fit: llama-server's error type (with the counts),
+# OpenAI's and vLLM's codes / words.
+_CONTEXT_ERRORS = ("exceed_context_size_error", "context_length_exceeded")
+
+
+def _context_exceeded(response: httpx.Response) -> tuple[int | None, int | None] | None:
+    """(prompt tokens, context size) when a 400 says the prompt is too long."""
+    if response.status_code != 400:
+        return None
+    try:
+        err = response.json().get("error")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+    if not isinstance(err, dict) or not ({err.get("type"), err.get("code")} & set(_CONTEXT_ERRORS)
+                                         or "maximum context length" in str(err.get("message"))):
+        return None
+    tokens, limit = err.get("n_prompt_tokens"), err.get("n_ctx")
+    return (tokens if isinstance(tokens, int) else None, limit if isinstance(limit, int) else None)
+
+
 def backend_error(exc: Exception, backend: str, base_url: str) -> BackendError:
     """Turn a transport or HTTP failure into one readable BackendError."""
     if isinstance(exc, BackendError):
@@ -224,6 +260,9 @@ def backend_error(exc: Exception, backend: str, base_url: str) -> BackendError:
                               backend=backend)
     if isinstance(exc, httpx.HTTPStatusError):
         status = exc.response.status_code
+        too_long = _context_exceeded(exc.response)
+        if too_long is not None:
+            return ContextLengthExceeded(backend, *too_long, backend=backend)
         return BackendError(f"{backend} answered {status}: {_error_message(exc.response)}",
                             backend=backend, status=status)
     if isinstance(exc, httpx.HTTPError):
@@ -238,8 +277,10 @@ async def raise_for_status(response: httpx.Response) -> None:
         response.raise_for_status()
 
 
-async def iter_sse(response: httpx.Response) -> AsyncIterator[str]:
-    """Yield the ``data:`` payloads of a server-sent-event stream, ending at ``[DONE]``."""
+async def iter_sse(response: httpx.Response, *, source: str = "the server") -> AsyncIterator[str]:
+    """Yield the ``data:`` payloads of a server-sent-event stream, ending at ``[DONE]``.
+    A stream that ends without ``[DONE]`` raises StreamTruncated after its last payload
+    (a caller that accepts another end marker, e.g. a ``finish_reason``, catches it)."""
     data: list[str] = []
     async for line in response.aiter_lines():
         if not line:
@@ -255,8 +296,12 @@ async def iter_sse(response: httpx.Response) -> AsyncIterator[str]:
         name, _, value = line.partition(":")
         if name == "data":
             data.append(value[1:] if value.startswith(" ") else value)
-    if data and "\n".join(data).strip() != "[DONE]":
+    if data:
+        if "\n".join(data).strip() == "[DONE]":
+            return
         yield "\n".join(data)
+    raise StreamTruncated(f"{source} closed the stream before its end marker ([DONE]): "
+                          "the answer is incomplete", before_first_token=False)
 
 
 async def iter_ndjson(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:

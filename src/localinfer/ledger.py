@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .clock import iso_time
+from .errors import UsageError
 from .http import EgressRecord
 
 LEDGER_FILE = "egress.sqlite3"
+REPAIR_HINT = "run `localinfer privacy --repair` (it moves the file aside, never deletes it)"
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ class Destination:
                 "requests": self.requests, "bytes_sent": self.bytes_sent,
                 "bytes_received": self.bytes_received, "scheme": self.scheme,
                 "network": self.network, "purposes": self.purposes, "failed": self.failed,
-                "last": _iso(self.last)}
+                "last": iso_time(self.last)}
 
 
 @dataclass(frozen=True)
@@ -80,18 +83,26 @@ class PrivacyReport:
         return sum(d.requests for d in self.destinations)
 
     def to_json(self) -> dict[str, Any]:
-        return {"since": _iso(self.since) if self.since else None, "requests": self.requests,
+        return {"since": iso_time(self.since) if self.since else None, "requests": self.requests,
                 "stayed_local": self.requests - self.left_machine,
                 "left_machine": self.left_machine,
                 "destinations": [d.to_json() for d in self.destinations]}
 
 
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+class LedgerDamaged(UsageError):
+    """The ledger file exists but SQLite cannot use it."""
+
+    code = "ledger_damaged"
 
 
 class EgressLedger:
-    """Buffered SQLite recorder. Call it with an ``EgressRecord``; read it with ``report``."""
+    """Buffered SQLite recorder. Call it with an ``EgressRecord``; read it with ``report``.
+
+    A ledger that cannot be written is loud, never silent: ``problem()`` says why (the
+    client logs it at start, so every command warns), a failed write logs each time,
+    and with ``strict_ledger`` the egress policy refuses off-machine requests it could
+    not record.
+    """
 
     def __init__(self, path: Path, *, retention_seconds: float = 30 * 86400,
                  max_rows: int = 100_000, flush_interval: float = 1.0,
@@ -111,6 +122,7 @@ class EgressLedger:
         self._pending = threading.Event()
         self._urgent = threading.Event()
         self._closed = False
+        self._broken: str | None = None
         # A weak reference, so the exit hook neither keeps a dropped ledger alive nor
         # fails on one that is gone.
         ref = weakref.ref(self)
@@ -120,6 +132,44 @@ class EgressLedger:
     @classmethod
     def for_home(cls, home: Path, **kwargs: Any) -> EgressLedger:
         return cls(home / LEDGER_FILE, **kwargs)
+
+    # -- health ----------------------------------------------------------------------
+
+    def problem(self) -> str | None:
+        """Why records cannot be written here (None when they can): checked by opening
+        the database, or remembered from the last failed write."""
+        if self._broken is not None:
+            return self._broken
+        if not self.path.exists():
+            return None
+        try:
+            conn = self._connect()
+            try:
+                conn.execute("SELECT count(*) FROM egress").fetchone()
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            self._broken = self._describe(exc)
+        return self._broken
+
+    def _describe(self, exc: Exception) -> str:
+        return (f"the egress ledger {self.path} cannot be written ({exc}): outbound "
+                f"requests are not being recorded; {REPAIR_HINT}")
+
+    def repair(self) -> Path | None:
+        """Move a damaged ledger (and its WAL files) aside and start a new one. Returns
+        where the old file went, or None when it was fine (nothing is moved then)."""
+        self._broken = None
+        if self.problem() is None:
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.broken-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            part = self.path.with_name(self.path.name + suffix)
+            if part.exists():
+                part.rename(aside.with_name(aside.name + suffix))
+        self._broken = None
+        return aside
 
     # -- recording: cheap ------------------------------------------------------------
 
@@ -182,9 +232,9 @@ class EgressLedger:
                 finally:
                     conn.close()
             except (sqlite3.Error, OSError) as exc:
-                # Losing a record must not break inference; say so where logs go.
-                log.warning("egress ledger %s: %d record(s) not written: %s",
-                            self.path, len(rows), exc)
+                # Losing a record must not break inference, but it is never silent.
+                self._broken = self._describe(exc)
+                log.warning("%d outbound request(s) not recorded: %s", len(rows), self._broken)
                 return 0
         return len(rows)
 
@@ -213,6 +263,13 @@ class EgressLedger:
         if not self.path.exists():
             return PrivacyReport(since=since, requests=0, destinations=[])
         start = since if since is not None else 0.0
+        try:
+            return self._report(start, since)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerDamaged(f"{self.path} is not a readable egress ledger ({exc}); "
+                                f"{REPAIR_HINT}") from None
+
+    def _report(self, start: float, since: float | None) -> PrivacyReport:
         conn = self._connect()
         try:
             total = conn.execute("SELECT count(*) FROM egress WHERE time >= ?",

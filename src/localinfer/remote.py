@@ -14,11 +14,13 @@ the model list comes from configuration, never from the provider.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
-import json
+import logging
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,22 +30,28 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .backends.base import Backend
 from .backends.openai_http import OpenAIHTTPBackend
-from .consent import ConsentStore, write_json_atomic
+from .consent import ConsentStore
 from .errors import BackendError, ConsentRequired, UsageError
 from .http import EgressPolicy, network_class
+from .redact import register_secret
 from .router import Candidate, RemoteTier
 from .settings import Settings
+from .statefile import JsonStateFile, StateFileError, want_dict
 from .types import (
     Capability,
-    ChatChunk,
     ChatRequest,
     ChatResponse,
+    ChatStream,
     EmbeddingRequest,
     EmbeddingResponse,
     ModelInfo,
 )
 
 REMOTES_FILE = "remotes.json"
+
+log = logging.getLogger(__name__)
+# Seconds between consent checks while a granted remote stream waits for its next chunk.
+REVOKE_CHECK = 0.25
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -90,26 +98,31 @@ class RemoteProvider(BaseModel):
 
 
 class ProviderStore:
-    """Providers from config.toml (read-only here) and remotes.json (managed by the CLI)."""
+    """Providers from config.toml (read-only here) and remotes.json (managed by the CLI).
+    A damaged remotes.json raises StateFileError (never overwritten); the remote tier
+    then offers no provider at all (fail closed) while local tiers keep working."""
 
     def __init__(self, home: Path, configured: dict[str, dict[str, Any]] | None = None) -> None:
         self.path = home / REMOTES_FILE
         self._configured = configured or {}
+        self._state: JsonStateFile[dict[str, RemoteProvider]] = JsonStateFile(
+            self.path, self._parse, dict,
+                                    fix="fix it, or remove it and `localinfer remote add` again")
+
+    @staticmethod
+    def _parse(raw: Any) -> dict[str, RemoteProvider]:
+        entries = want_dict(want_dict(raw, "the file").get("remotes") or {}, "`remotes`")
+        found: dict[str, RemoteProvider] = {}
+        for name, entry in entries.items():
+            try:
+                found[name] = RemoteProvider.model_validate(
+                    {**want_dict(entry, f"remote '{name}'"), "name": name})
+            except ValidationError as exc:
+                raise ValueError(f"remote '{name}': {_first_error(exc)}") from None
+        return found
 
     def _file(self) -> dict[str, RemoteProvider]:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read remote providers in {self.path}: {exc}") from exc
-        found: dict[str, RemoteProvider] = {}
-        for name, entry in (raw.get("remotes") or {}).items():
-            try:
-                found[name] = RemoteProvider.model_validate({**entry, "name": name})
-            except ValidationError as exc:
-                raise UsageError(f"{self.path}: remote '{name}': {_first_error(exc)}") from exc
-        return found
+        return dict(self._state.read())
 
     def _from_config(self) -> dict[str, RemoteProvider]:
         found: dict[str, RemoteProvider] = {}
@@ -157,7 +170,7 @@ class ProviderStore:
         return True
 
     def _save(self, entries: dict[str, RemoteProvider]) -> None:
-        write_json_atomic(self.path, {"remotes": {
+        self._state.write({"remotes": {
             n: p.model_dump(include={"base_url", "key_env", "models"})
             for n, p in sorted(entries.items())}})
 
@@ -228,17 +241,19 @@ class GatedRemoteBackend(Backend):
             f"'{self.name}' ({self.provider.base_url}) with `localinfer consent grant "
             f"{self.name}` (add --for 1h to make it expire), or start a local server")
 
-    async def _authorize(self, question: ConsentQuestion) -> None:
+    async def _authorize(self, question: ConsentQuestion) -> bool:
+        """Pass, or raise ConsentRequired. True when a persisted grant allowed it (so a
+        revocation must stop the request), False for this session's on_consent yes."""
         # Offline mode refuses before anyone is asked: the answer could not be used.
         self._policy.check(httpx.URL(self.provider.base_url))
-        if self._consent.valid(self.name, self.provider.base_url):
-            return
+        if self._granted():
+            return True
         if self._on_consent is not None:
             answer = self._on_consent(question)
             if inspect.isawaitable(answer):
                 answer = await answer
             if answer:
-                return
+                return False
             raise self.consent_required(f"consent to use '{self.name}' was declined")
         grant = self._consent.get(self.name)
         if grant is None:
@@ -253,6 +268,7 @@ class GatedRemoteBackend(Backend):
     def _backend(self) -> OpenAIHTTPBackend:
         # The key is read now, at request time, and lives only in this process's memory.
         key = os.environ.get(self.provider.key_env, "").strip()
+        register_secret(key)
         if not key:
             raise BackendError(
                 f"remote provider '{self.name}': environment variable "
@@ -278,10 +294,27 @@ class GatedRemoteBackend(Backend):
         await self._authorize(self._chat_question(request, model))
         return await self._backend().chat(request, model)
 
-    async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
-        await self._authorize(self._chat_question(request, model))
-        async for chunk in self._backend().stream_chat(request, model):
+    def _granted(self) -> bool:
+        return self._consent.valid(self.name, self.provider.base_url)
+
+    async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
+        by_grant = await self._authorize(self._chat_question(request, model))
+        stream = self._backend().stream_chat(request, model)
+        if not by_grant:
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    yield chunk
+            return
+        # A revocation ends the stream within one chunk, or within REVOKE_CHECK seconds
+        # while the provider is silent: consent is re-read (one stat) at each.
+        async for chunk in _while_allowed(stream, self._granted, self._revoked):
             yield chunk
+
+    def _revoked(self) -> ConsentRequired:
+        return ConsentRequired(
+            f"consent for remote provider '{self.name}' was revoked (or expired) during "
+            f"the answer, so it was stopped; `localinfer consent grant {self.name}` "
+            "allows it again")
 
     async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
         await self._authorize(ConsentQuestion(
@@ -294,6 +327,44 @@ class GatedRemoteBackend(Backend):
         if self._inner is not None:
             await self._inner.aclose()
             self._inner = None
+
+
+async def _while_allowed(stream: ChatStream, allowed: Callable[[], bool],
+                         refused: Callable[[], Exception]) -> ChatStream:
+    """Pass ``stream`` through while ``allowed()``; raise ``refused()`` as soon as it is
+    not. The stream is consumed by one task of its own (opened and closed there, as its
+    connection's cancel scopes require), so the check also runs while it is silent."""
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=1)
+
+    async def produce() -> None:
+        try:
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    await queue.put(("chunk", chunk))
+            await queue.put(("end", None))
+        except Exception as exc:
+            await queue.put(("error", exc))
+
+    producer = asyncio.create_task(produce())
+    try:
+        while True:
+            try:
+                kind, value = await asyncio.wait_for(queue.get(), REVOKE_CHECK)
+            except TimeoutError:
+                if not allowed():
+                    raise refused() from None
+                continue
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            if not allowed():
+                raise refused()
+            yield value
+    finally:
+        producer.cancel()
+        with contextlib.suppress(BaseException):
+            await producer
 
 
 class ConsentedRemoteTier(RemoteTier):
@@ -310,6 +381,7 @@ class ConsentedRemoteTier(RemoteTier):
         self.on_consent = on_consent
         self._transport = transport
         self._backends: dict[str, GatedRemoteBackend] = {}
+        self._warned: str | None = None
 
     def _gated(self, provider: RemoteProvider) -> GatedRemoteBackend:
         backend = self._backends.get(provider.name)
@@ -320,14 +392,25 @@ class ConsentedRemoteTier(RemoteTier):
             self._backends[provider.name] = backend
         return backend
 
+    def _providers(self) -> list[RemoteProvider]:
+        # On the request path a damaged providers file means "no remote provider":
+        # local tiers keep answering, and the problem is logged (once per version).
+        try:
+            return self.providers.all()
+        except StateFileError as exc:
+            if self._warned != str(exc):
+                log.warning("%s (the remote tier is off until then)", exc.message)
+                self._warned = str(exc)
+            return []
+
     async def models(self) -> list[ModelInfo]:
         return [ModelInfo(id=m, backend=p.name, tier="remote")
-                for p in self.providers.all() for m in p.models]
+                for p in self._providers() for m in p.models]
 
     async def candidates(self, model: str | None, capability: Capability) -> list[Candidate]:
         granted: list[Candidate] = []
         others: list[Candidate] = []
-        for provider in self.providers.all():
+        for provider in self._providers():
             if model is None:
                 # Unnamed requests only ever chat remotely; default embeddings stay local
                 # so an index never mixes vector spaces.

@@ -9,7 +9,7 @@ substitution.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from .backends.base import Backend
@@ -23,6 +23,7 @@ from .types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    ChatStream,
     EmbeddingRequest,
     EmbeddingResponse,
     ModelInfo,
@@ -183,7 +184,7 @@ class Router:
         raise _exhausted(errors)
 
     async def stream_chat(self, request: ChatRequest, *,
-                          sensitive: bool = False) -> AsyncIterator[ChatChunk]:
+                          sensitive: bool = False) -> ChatStream:
         errors: list[str] = []
         for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
             stream = cand.backend.stream_chat(request, cand.model)
@@ -193,7 +194,7 @@ class Router:
             except StopAsyncIteration:
                 first = None
             except BackendError as exc:
-                await _aclose(stream)
+                await stream.aclose()
                 if not exc.before_first_token:
                     raise
                 self._failed(cand.backend, exc, errors)
@@ -204,7 +205,7 @@ class Router:
                 async for chunk in stream:
                     yield _stamp(chunk, cand.backend)
             finally:
-                await _aclose(stream)
+                await stream.aclose()
             return
         raise _exhausted(errors)
 
@@ -243,12 +244,6 @@ def _default_allowed(backend: Backend, capability: Capability) -> bool:
 def _stamp(chunk: ChatChunk, backend: Backend) -> ChatChunk:
     chunk.backend, chunk.tier = backend.name, backend.tier
     return chunk
-
-
-async def _aclose(stream: AsyncIterator[ChatChunk]) -> None:
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        await close()
 
 
 def _exhausted(errors: list[str]) -> BackendError:

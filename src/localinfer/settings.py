@@ -8,18 +8,20 @@ settings table is checked against this model by a test.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
+
+from .errors import UsageError
 
 ENV_PREFIX = "LOCALINFER_"
 
@@ -27,6 +29,70 @@ ENV_PREFIX = "LOCALINFER_"
 def default_home() -> Path:
     env = os.environ.get(ENV_PREFIX + "HOME")
     return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("localinfer"))
+
+
+class SettingsError(UsageError):
+    """A setting has a value it cannot take, or config.toml cannot be read."""
+
+    code = "bad_settings"
+
+
+def config_path(home: Path) -> Path:
+    return home / "config.toml"
+
+
+class HomeConfigSource(PydanticBaseSettingsSource):
+    """``config.toml`` of *this* settings' home: the ``home`` keyword when given, else
+    ``LOCALINFER_HOME``, else the default (the file lives inside home, so home is
+    resolved first). A file that is not valid TOML is one SettingsError."""
+
+    def __init__(self, settings_cls: type[BaseSettings],
+                 init_settings: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._init = init_settings
+
+    def home(self) -> Path:
+        given = getattr(self._init, "init_kwargs", {}).get("home")
+        return Path(given).expanduser() if given is not None else default_home()
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        return read_config(config_path(self.home()))
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot be read ({exc.strerror}); check its "
+                            "permissions") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc}); fix it, or move it away to "
+                            "use the defaults") from None
+
+
+def _describe(exc: ValidationError, values: dict[str, Any]) -> str:
+    """One line: which setting, what is wrong, and where the value came from."""
+    err = exc.errors()[0]
+    name = str(err["loc"][0]) if err["loc"] else "?"
+    env = ENV_PREFIX + name.upper()
+    given = values.get("home")
+    home = Path(given).expanduser() if given is not None else default_home()
+    if name in values:
+        origin = "the value passed in"
+    elif env in os.environ:
+        origin = f"environment variable {env}"
+    else:
+        origin = f"{config_path(home)} (key `{name}`)"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return (f"bad setting {name} = {err.get('input')!r} from {origin}: {err['msg']}{more}; "
+            "fix or remove it")
 
 
 def _split_csv(value: Any) -> Any:
@@ -97,6 +163,11 @@ class Settings(BaseSettings):
         default=False,
         description="Refuse every non-loopback destination before connecting.",
     )
+    strict_ledger: bool = Field(
+        default=False,
+        description="Refuse every non-loopback request while the egress ledger cannot "
+        "record it (damaged or unwritable); off: such requests go ahead with a warning.",
+    )
     remotes: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Remote providers (`[remotes.NAME]` tables in config.toml: base_url, "
@@ -159,6 +230,21 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024, ge=1024,
         description="Largest request body the gateway reads; larger ones get 413.",
     )
+    header_timeout: float = Field(
+        default=10.0, gt=0,
+        description="Seconds a client may take to send a request's headers to the gateway "
+        "before the connection is closed (slow-loris guard).",
+    )
+    body_timeout: float = Field(
+        default=60.0, gt=0,
+        description="Seconds a client may take to send a request's body to the gateway "
+        "before the connection is closed.",
+    )
+    max_connections: int = Field(
+        default=1000, ge=1,
+        description="Most open connections the gateway keeps; beyond it a new connection "
+        "gets 503 with Retry-After. The soft file-descriptor limit is raised to fit.",
+    )
     gateway_timeout: float = Field(
         default=300.0, gt=0,
         description="Seconds the gateway waits for a non-streamed answer, a stream's first "
@@ -190,7 +276,13 @@ class Settings(BaseSettings):
 
     @property
     def config_file(self) -> Path:
-        return self.home / "config.toml"
+        return config_path(self.home)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, values)) from None
 
     @classmethod
     def settings_customise_sources(
@@ -201,9 +293,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The config file lives inside home, so home is resolved first (env or default).
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_home() / "config.toml")
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, HomeConfigSource(settings_cls, init_settings))
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -124,6 +125,11 @@ class ChatChunk(_Served):
     @property
     def text(self) -> str:
         return "".join(c.delta.content or "" for c in self.choices)
+
+
+# What every chat stream is: an async generator, so a caller can always ``aclose()`` it
+# to stop generation (closing is how cancellation reaches a backend).
+ChatStream = AsyncGenerator[ChatChunk, None]
 
 
 class EmbeddingRequest(_Open):

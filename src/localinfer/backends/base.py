@@ -15,6 +15,7 @@ from ..types import (
     ChatMessage,
     ChatRequest,
     ChatResponse,
+    ChatStream,
     Choice,
     EmbeddingRequest,
     EmbeddingResponse,
@@ -36,7 +37,7 @@ class Backend(ABC):
         """The models this backend can serve now."""
 
     @abstractmethod
-    def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+    def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         """Yield chunks as they come. Raise BackendError(before_first_token=True) for
         failures before the first chunk, so the router can fail over."""
 

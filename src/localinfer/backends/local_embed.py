@@ -3,8 +3,6 @@ serve it like any other model. It embeds; it does not chat."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import anyio
 
 from ..errors import BackendError, LocalInferError
@@ -18,8 +16,8 @@ from ..rag.embedder import (
 )
 from ..settings import Settings
 from ..types import (
-    ChatChunk,
     ChatRequest,
+    ChatStream,
     Embedding,
     EmbeddingRequest,
     EmbeddingResponse,
@@ -48,7 +46,7 @@ class LocalEmbeddingBackend(Backend):
         inner = self._embedder
         return not isinstance(inner, LazyEmbedder) or inner.loaded
 
-    async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+    async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         raise BackendError(f"{model} is an embedding model; it does not chat",
                            backend=self.name)
         yield  # an async generator, like every other backend's stream_chat

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import httpx
 
-from ..errors import BackendError
+from ..errors import BackendError, StreamTruncated
 from ..http import EgressPolicy, backend_error, iter_sse, make_client, raise_for_status
 from ..types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    ChatStream,
     EmbeddingRequest,
     EmbeddingResponse,
     ModelInfo,
@@ -82,21 +83,27 @@ class OpenAIHTTPBackend(Backend):
         except Exception as exc:
             raise backend_error(exc, self.name, self.api_base) from exc
 
-    async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+    async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         body = request.wire(model=model, stream=True)
-        started = False
+        started = finished = False
         try:
             async with self._http.stream("POST", "/chat/completions", json=body) as response:
                 await raise_for_status(response)
-                async for payload in iter_sse(response):
-                    data = json.loads(payload)
-                    if isinstance(data, dict) and "error" in data:
-                        raise BackendError(
-                            f"{self.name}: {data['error']}", backend=self.name,
-                            before_first_token=not started)
-                    chunk = ChatChunk.model_validate(data)
-                    started = True
-                    yield chunk
+                try:
+                    async for payload in iter_sse(response, source=self.name):
+                        data = json.loads(payload)
+                        if isinstance(data, dict) and "error" in data:
+                            raise BackendError(
+                                f"{self.name}: {data['error']}", backend=self.name,
+                                before_first_token=not started)
+                        chunk = ChatChunk.model_validate(data)
+                        started = True
+                        finished = finished or any(c.finish_reason for c in chunk.choices)
+                        yield chunk
+                except StreamTruncated as exc:
+                    if not finished:  # a finish_reason is an end marker too
+                        exc.backend, exc.before_first_token = self.name, not started
+                        raise
         except BackendError:
             raise
         except Exception as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import Client, is_model_file
+from ..files import safe_resolve
 from ..settings import Settings
 
 
@@ -19,7 +20,7 @@ def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
     model: str | None = getattr(args, "model", None)
     if model is not None and is_model_file(model):
         # `-m FILE.gguf`: that file becomes the embedded engine's model.
-        overrides.update(embedded=True, embedded_model=Path(model).expanduser().resolve())
+        overrides.update(embedded=True, embedded_model=safe_resolve(Path(model)))
     return Settings(**overrides)
 
 
@@ -30,7 +31,7 @@ def open_client(args: argparse.Namespace, **overrides: Any) -> Client:
 def model_arg(args: argparse.Namespace) -> str | None:
     model: str | None = getattr(args, "model", None)
     if is_model_file(model):
-        return Path(str(model)).expanduser().resolve().name
+        return safe_resolve(Path(str(model))).name
     return model
 
 

@@ -22,6 +22,8 @@ def register(sub: Any) -> None:
     p.add_argument("--since", metavar="DURATION",
                    help="only the last DURATION (e.g. 1h, 24h, 7d); default: all kept records")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--repair", action="store_true",
+                   help="move a damaged ledger aside (never deleted) and start a new one")
     p.set_defaults(func=run)
 
 
@@ -50,6 +52,14 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings()
     since = time.time() - parse_duration(args.since) if args.since else None
     ledger = EgressLedger.for_home(settings.home)
+    if args.repair:
+        try:
+            aside = ledger.repair()
+        finally:
+            ledger.close()
+        print(f"moved the damaged ledger to {aside}; a new one starts now" if aside
+              else f"the egress ledger {ledger.path} is fine; nothing to repair")
+        return 0
     try:
         report = ledger.report(since=since)
     finally:

@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """Bind before starting the server, so a taken port is one clear line."""
+    """Bind and listen before starting the server, so a taken port is one clear line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -45,15 +45,17 @@ def bind(host: str, port: int) -> socket.socket:
         hint = (" (another gateway or server is using it; choose --port)"
                 if exc.errno == errno.EADDRINUSE else "")
         raise LocalInferError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    # Listen now, before the URL is announced: a client that connects right after the
+    # announcement must find a listening socket, not a refusal.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ..client import AsyncClient
     from ..gateway import create_app
+    from ..gateway.server import serve
 
     overrides: dict[str, Any] = {name: value for name in
                                  ("host", "port", "token", "allowed_origins", "allowed_hosts")
@@ -66,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     note(f"localinfer gateway on http://{shown}:{port}  (OpenAI: /v1, Ollama: /api, "
          f"schema: /openapi.json){'  token required' if settings.token else ''}")
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=args.log_level in
-                            ("info", "debug"), server_header=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    serve(app, settings, sock, log_level=args.log_level,
+          access_log=args.log_level in ("info", "debug"))
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from ..client import AsyncClient
 from ..settings import Settings
-from ..types import ChatChunk, ChatRequest, ChatResponse
+from ..types import ChatRequest, ChatResponse, ChatStream
 from .streaming import until_disconnect
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ class Gateway:
         ``x-localinfer-sensitive: true`` (the library's ``sensitive=True``)."""
         return request.headers.get(SENSITIVE_HEADER, "").strip().lower() in {"1", "true", "yes"}
 
-    async def stream(self, chat: ChatRequest, sensitive: bool) -> AsyncIterator[ChatChunk]:
+    async def stream(self, chat: ChatRequest, sensitive: bool) -> ChatStream:
         chunks = await self.client.complete(chat, stream=True, sensitive=sensitive)
         assert not isinstance(chunks, ChatResponse)
         return chunks

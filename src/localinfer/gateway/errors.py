@@ -23,6 +23,12 @@ class InvalidRequest(UsageError):
         self.param = param
 
 
+class BadHeaders(UsageError):
+    """Malformed request headers (a repeated Host or Origin)."""
+
+    code = "bad_headers"
+
+
 class Unauthorized(LocalInferError):
     http_status = 401
     error_type = "authentication_error"
@@ -44,6 +50,12 @@ class PayloadTooLarge(LocalInferError):
     http_status = 413
     error_type = "invalid_request_error"
     code = "body_too_large"
+
+
+class ServiceUnavailable(LocalInferError):
+    http_status = 503
+    error_type = "server_error"
+    code = "too_many_connections"
 
 
 class RouteNotFound(LocalInferError):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,7 +23,7 @@ from .. import __version__
 from ..errors import LocalInferError, ModelNotFound
 from ..types import ChatChunk, ChatMessage, ChatRequest, ChatResponse, ModelInfo
 from .context import Gateway
-from .errors import ollama_error
+from .errors import from_validation, ollama_error
 from .openai_api import listing_headers
 from .streaming import ChunkStreamResponse, peek
 from .wire import JSONBody, check_model_name, dumps, read_model, served_headers
@@ -72,12 +72,29 @@ class OllamaMessage(_Open):
     tool_name: str | None = None
 
 
+class OllamaOptions(_Open):
+    """The ``options`` we translate, typed and bounded like their OpenAI targets, so a
+    bad value is a 400 naming ``options.X``. Other options (num_ctx, num_gpu, …) tune
+    Ollama's own runner and are accepted and dropped."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    num_predict: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    repeat_penalty: float | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+
+
 class OllamaChatRequest(_Open):
     model: str = Field(min_length=1)
     messages: list[OllamaMessage] = Field(min_length=1)
     tools: list[dict[str, Any]] | None = None
     format: str | dict[str, Any] | None = None
-    options: dict[str, Any] | None = None
+    options: OllamaOptions | None = None
     # Ollama streams unless told not to.
     stream: bool = True
     keep_alive: float | str | None = None
@@ -107,7 +124,7 @@ class OllamaModelRequest(_Open):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 # -- Ollama → OpenAI ----------------------------------------------------------------
@@ -142,9 +159,10 @@ def response_format(fmt: str | dict[str, Any] | None) -> dict[str, Any] | None:
 
 def to_chat_request(req: OllamaChatRequest) -> ChatRequest:
     fields: dict[str, Any] = {}
-    for option, value in (req.options or {}).items():
+    options = req.options.model_dump(exclude_none=True) if req.options else {}
+    for option, value in options.items():
         target = OPTION_FIELDS.get(option)
-        if target is not None and value is not None:
+        if target is not None:
             fields[target] = value
     if isinstance(fields.get("max_tokens"), int) and fields["max_tokens"] <= 0:
         del fields["max_tokens"]  # Ollama's -1 / -2 mean "no limit"
@@ -154,8 +172,11 @@ def to_chat_request(req: OllamaChatRequest) -> ChatRequest:
     if req.tools:
         fields["tools"] = req.tools
     messages = [openai_message(m, i) for i, m in enumerate(req.messages)]
-    return ChatRequest.model_validate({"model": req.model, "messages": messages, **fields,
-                                       "stream": req.stream})
+    try:
+        return ChatRequest.model_validate({"model": req.model, "messages": messages, **fields,
+                                           "stream": req.stream})
+    except ValidationError as exc:  # whatever the translation let through: still the caller's
+        raise from_validation(exc) from None
 
 
 # -- OpenAI → Ollama ----------------------------------------------------------------

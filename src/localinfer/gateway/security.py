@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import LocalInferError, UsageError
 from ..settings import Settings
-from .errors import Forbidden, Unauthorized
+from .errors import BadHeaders, Forbidden, Unauthorized
 from .wire import BACKEND_HEADER, NO_BACKEND, NO_TIER, TIER_HEADER, dumps
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -170,13 +170,24 @@ class AccessPolicy:
             value.strip().encode(), self.token.encode())
 
 
-def _headers(scope: Scope, names: Iterable[bytes]) -> dict[bytes, str]:
+# Headers that must appear at most once: two Hosts (RFC 9112 §3.2: 400) or two Origins
+# would let one layer check a value another layer never uses.
+_SINGLE = frozenset({b"host", b"origin", b"authorization"})
+
+
+def _headers(scope: Scope, names: Iterable[bytes]) -> tuple[dict[bytes, str], bytes | None]:
+    """The first value of each wanted header, and the name of a single-valued header
+    that was sent twice (or None)."""
     wanted = set(names)
     found: dict[bytes, str] = {}
+    repeated: bytes | None = None
     for name, value in scope["headers"]:
-        if name in wanted and name not in found:
-            found[name] = value.decode("latin-1")
-    return found
+        if name in wanted:
+            if name not in found:
+                found[name] = value.decode("latin-1")
+            elif name in _SINGLE:
+                repeated = repeated or name
+    return found, repeated
 
 
 _NAMES = (b"host", b"origin", b"sec-fetch-site", b"authorization",
@@ -201,8 +212,13 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         policy = self.policy
-        h = _headers(scope, _NAMES)
+        h, repeated = _headers(scope, _NAMES)
         path: str = scope["path"]
+        if repeated is not None:
+            name = repeated.decode()
+            await self._refuse(send, path, BadHeaders(
+                f"the {name.title()} header was sent more than once; send it once"))
+            return
         host_header = h.get(b"host", "")
         host = split_host(host_header)
         if host is None or not policy.host_allowed(host[0]):

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import BackendError, BackendTimeout, LocalInferError
-from ..types import ChatChunk
+from ..types import ChatChunk, ChatStream
 from .errors import openai_error
 from .wire import dumps
 
@@ -62,15 +62,12 @@ def timeout_error(seconds: float, what: str) -> BackendTimeout:
     return BackendTimeout(f"no {what} within {seconds:g} s (LOCALINFER_GATEWAY_TIMEOUT)")
 
 
-async def aclose_quietly(stream: AsyncIterator[T]) -> None:
+async def aclose_quietly(stream: AsyncGenerator[T, None]) -> None:
     """Close an upstream stream even from a cancelled task: closing is what stops the
     backend's generation, so it must not be skipped by the cancellation that caused it."""
-    close = getattr(stream, "aclose", None)
-    if close is None:
-        return
     with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_GRACE):
         try:
-            await close()
+            await stream.aclose()
         except Exception:  # the stream is being abandoned anyway
             log.debug("error while closing an upstream stream", exc_info=True)
 
@@ -79,21 +76,12 @@ async def aclose_quietly(stream: AsyncIterator[T]) -> None:
 # is delivered once: the backend's own cleanup (telling the llama.cpp worker to stop
 # between two tokens, closing an HTTP stream) may then still await. anyio's cancel
 # scopes would re-cancel every await of that cleanup until it gave up.
-if sys.version_info >= (3, 11):
-
-    async def within(timeout: float, work: Awaitable[T]) -> T:
-        async with asyncio.timeout(timeout):
-            return await work
-else:  # pragma: no cover - 3.10
-
-    async def within(timeout: float, work: Awaitable[T]) -> T:
-        try:
-            return await asyncio.wait_for(work, timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError from None
+async def within(timeout: float, work: Awaitable[T]) -> T:
+    async with asyncio.timeout(timeout):
+        return await work
 
 
-async def peek(stream: AsyncIterator[T], timeout: float) -> T | None:
+async def peek(stream: AsyncGenerator[T, None], timeout: float) -> T | None:
     """The first item, read before committing to 200 so early failures (no backend,
     unknown model, timeouts) become proper HTTP errors. None for an empty stream."""
     try:
@@ -168,7 +156,7 @@ class ChunkStreamResponse(Response):
     """Sends an already-peeked stream: 200 and headers, the first chunk, the rest with
     an idle timeout, then the end frame; an error after 200 becomes an error frame."""
 
-    def __init__(self, first: ChatChunk | None, rest: AsyncIterator[ChatChunk],
+    def __init__(self, first: ChatChunk | None, rest: ChatStream,
                  encoder: StreamEncoder, headers: dict[str, str], idle_timeout: float) -> None:
         # Not Response.__init__: that would declare a Content-Length of 0.
         self.status_code = 200

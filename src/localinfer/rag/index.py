@@ -20,6 +20,7 @@ import anyio
 import numpy as np
 
 from ..errors import ConsentRequired, NoBackend, SensitiveDataBlocked, UsageError
+from ..files import problem, safe_resolve, shown, undecodable_name
 from ..settings import Settings
 from ..types import ChatResponse
 from .ask import Answer, build_messages, finish
@@ -86,7 +87,7 @@ class _Prepared:
 
 
 def _norm(path: Path | str) -> str:
-    return str(Path(path).expanduser().resolve())
+    return str(safe_resolve(Path(path)))
 
 
 def _valid_collection(name: str) -> str:
@@ -147,8 +148,9 @@ class Index:
         if not roots:
             raise UsageError("nothing to add: give at least one file or folder")
         for root in roots:
-            if not root.exists():
-                raise DocumentError(f"{root}: no such file or directory")
+            why = None if root.is_dir() else problem(root)
+            if why is not None:
+                raise DocumentError(f"{shown(root)}: {why}")
         for root in roots:
             self.store.add_root(collection, str(root))
         return self._ingest(list(iter_files(roots)), collection, progress, IngestReport())
@@ -203,6 +205,14 @@ class Index:
 
     def _prepare(self, path: Path, collection: str, report: IngestReport) -> _Prepared | None:
         name = _norm(path)
+        if undecodable_name(path):
+            # SQLite and the terminal need text: skip this one file, index the rest.
+            report.skipped.append((shown(name), "file name is not valid UTF-8; rename it"))
+            return None
+        why = problem(path)
+        if why is not None:  # a FIFO or device would block or never end
+            report.skipped.append((name, why))
+            return None
         try:
             stat = path.stat()
             if stat.st_size > MAX_FILE_BYTES:

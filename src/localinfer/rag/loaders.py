@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import problem, shown
 from .blocks import Block, DocumentError, HeadingPath, decode, paragraphs
 from .html_text import html_blocks
 from .pdf_text import pdf_blocks
@@ -172,7 +173,7 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield root
             continue
         if not root.is_dir():
-            raise DocumentError(f"{root}: no such file or directory")
+            raise DocumentError(f"{shown(root)}: {problem(root) or 'not a file or folder'}")
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS)
             for name in sorted(files):

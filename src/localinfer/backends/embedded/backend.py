@@ -22,15 +22,31 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, Final
 
 from ...assets.bundled import MODEL_ID, bundled_model_path
 from ...assets.gguf import GGUFInfo, validate_gguf
-from ...errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound
+from ...errors import (
+    BackendError,
+    BackendTimeout,
+    BadModelFile,
+    ContextLengthExceeded,
+    ModelNotFound,
+)
+from ...files import safe_resolve
 from ...settings import Settings
-from ...types import ChatChunk, ChatRequest, ChunkChoice, Delta, ModelInfo, Usage, new_id
+from ...types import (
+    ChatChunk,
+    ChatRequest,
+    ChatStream,
+    ChunkChoice,
+    Delta,
+    ModelInfo,
+    Usage,
+    new_id,
+)
 from ..base import Backend
 from .params import llama_chat_params
 from .process import EXITED, Event, WorkerProcess
@@ -75,7 +91,7 @@ class EmbeddedBackend(Backend):
             bundled = bundled_model_path()
         except BadModelFile:
             return False
-        return self._explicit is None or self.model_path.resolve() == bundled.resolve()
+        return self._explicit is None or safe_resolve(self.model_path) == bundled.resolve()
 
     def _aliases(self) -> list[str]:
         path = self.model_path
@@ -109,7 +125,7 @@ class EmbeddedBackend(Backend):
         async with self._loop_lock():
             await self._ready_worker()
 
-    async def stream_chat(self, request: ChatRequest, model: str) -> AsyncIterator[ChatChunk]:
+    async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         self._check_model(model)
         params = llama_chat_params(request)
         async with self._loop_lock():
@@ -168,6 +184,9 @@ class EmbeddedBackend(Backend):
                     return
                 elif kind == "error":
                     finished = True
+                    if event.get("kind") == "context_length":
+                        raise ContextLengthExceeded(model, int(event["tokens"]),
+                                                    int(event["limit"]), backend=self.name)
                     raise BackendError(f"embedded engine: {event['message']}",
                                        backend=self.name, before_first_token=not yielded)
                 elif kind == EXITED:
@@ -207,7 +226,7 @@ class EmbeddedBackend(Backend):
         worker.send({"op": "cancel", "id": rid})
         try:
             await asyncio.wait_for(_until_done(events, rid), CANCEL_GRACE)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._discard(worker)
         except asyncio.CancelledError:  # cancelled again while stopping: no more waiting
             self._discard(worker)

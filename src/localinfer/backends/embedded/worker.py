@@ -20,6 +20,7 @@ Protocol, one JSON object per line:
       {"ev": "end", "id": int, "finish": str|null, "usage": {...}, "cancelled": bool,
        "decode_s": float}                          first to last generated token
       {"ev": "error", "id": int|null, "message": str}         request or load failed
+       (+ "kind": "context_length", "tokens", "limit" when the prompt does not fit)
 
 stdin closing means the parent is gone: the worker exits at once.
 """
@@ -36,10 +37,14 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
 from typing import IO, Any
+
+# llama-cpp-python's words when a prompt does not fit the context window.
+CONTEXT_EXCEEDED = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
 
 
 class Cancels:
@@ -147,7 +152,13 @@ class Worker:
                 if delta:
                     self.send({"ev": "delta", "id": rid, "d": delta})
         except Exception as exc:
-            self.send({"ev": "error", "id": rid, "message": str(exc) or type(exc).__name__})
+            event: dict[str, Any] = {"ev": "error", "id": rid,
+                                     "message": str(exc) or type(exc).__name__}
+            too_long = CONTEXT_EXCEEDED.search(str(exc))
+            if too_long:  # the caller's prompt, not an engine failure
+                event.update(kind="context_length", tokens=int(too_long[1]),
+                             limit=int(too_long[2]))
+            self.send(event)
             return
         cancelled = self.cancels.id == rid
         self.send({"ev": "end", "id": rid, "finish": None if cancelled else finish,
