@@ -94,8 +94,9 @@ def static_site(directory: Path) -> Starlette:
 
 
 class FakeRemote:
-    """A remote OpenAI-compatible endpoint on loopback that answers one scripted stream
-    and counts every request it receives (preflights included)."""
+    """An OpenAI-compatible endpoint on loopback (a remote provider, or a local server that
+    allows the page's origin, as Ollama does with OLLAMA_ORIGINS) that streams scripted
+    chunks and counts every request it receives (preflights included)."""
 
     def __init__(self, allow_origin: str, chunks: list[str]) -> None:
         self.allow_origin = allow_origin
@@ -124,5 +125,12 @@ class FakeRemote:
                 yield b"data: [DONE]\n\n"
             return StreamingResponse(events(), media_type="text/event-stream",
                                      headers=self.cors())
+        async def models(request: Request) -> Response:
+            self.requests.append((request.method, request.url.path))
+            return Response(orjson.dumps({"object": "list", "data": [
+                {"id": "remote-model", "object": "model", "owned_by": "fake"}]}),
+                media_type="application/json", headers=self.cors())
+
         return Starlette(routes=[Route("/v1/chat/completions", chat,
-                                       methods=["POST", "OPTIONS"])])
+                                       methods=["POST", "OPTIONS"]),
+                                 Route("/v1/models", models, methods=["GET"])])

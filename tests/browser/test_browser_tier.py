@@ -109,6 +109,54 @@ def test_gateway_without_a_chat_backend_counts_as_no_local_server(
     assert recorder.bytes_under("/ui/models/") == 0
 
 
+def test_a_local_server_that_allows_the_page_is_found_after_the_gateway(
+        run_app: RunApp, refused_url: str, export_dir: Path, new_page: NewPage) -> None:
+    recorder = Recorder()
+    site = run_app(recorder.wrap(static_site(export_dir)))
+    server = FakeRemote(allow_origin=site, chunks=["Local ", "server."])
+    server_url = run_app(server.app())
+    page = new_page()
+    page.goto(app_url(site, "/", gateway=refused_url, servers=server_url))
+    page.wait_for_selector("#tier[data-tier=local]")
+    ask(page, "Hello?")
+    wait_answers(page, 1)
+    reply = app_state(page)["replies"][0]
+    assert (reply["tier"], reply["content"]) == ("local", "Local server.")
+    assert reply["backend"] == server_url.removeprefix("http://")
+    tried = page.evaluate("localinferApp.li.status()")["local"]["tried"]
+    assert [(t["url"], t["ok"]) for t in tried] == [(site, False), (refused_url, False),
+                                                    (server_url, True)]
+    assert recorder.bytes_under("/models/") == 0
+    assert not [p for p in recorder.paths() if p.startswith("/vendor/")]
+
+
+def test_engine_choice_is_wllama_without_a_real_gpu(run_app: RunApp, export_dir: Path,
+                                                   new_page: NewPage) -> None:
+    site = run_app(static_site(export_dir))
+    page = new_page()
+    page.goto(app_url(site, "/", gateway="none", servers="none"))
+    page.wait_for_selector("body[data-state=idle]")
+    choose = "async (o) => (await import('./lib/choose.js')).chooseEngine(o)"
+    # This browser, as it is: headless Chromium has no real GPU adapter.
+    assert page.evaluate("async () => (await import('./lib/choose.js')).chooseEngine()"
+                         )["engine"] == "wllama"
+    stubs = {
+        "none": "({gpu: undefined})",
+        "null": "({gpu: {requestAdapter: async () => null}})",
+        "swiftshader": "({gpu: {requestAdapter: async () => ({info: {vendor: 'google', "
+                       "architecture: 'swiftshader'}})}, webllmAvailable: true})",
+        "fallback": "({gpu: {requestAdapter: async () => ({isFallbackAdapter: true, info: {}})},"
+                    " webllmAvailable: true})",
+        "gpu-no-webllm": "({gpu: {requestAdapter: async () => ({info: {vendor: 'nvidia'}})}})",
+        "gpu-webllm": "({gpu: {requestAdapter: async () => ({info: {vendor: 'nvidia'}})},"
+                      " webllmAvailable: true})",
+    }
+    chosen = {name: page.evaluate(f"async () => ({choose})({stub})")["engine"]
+              for name, stub in stubs.items()}
+    assert chosen == {"none": "wllama", "null": "wllama", "swiftshader": "wllama",
+                      "fallback": "wllama", "gpu-no-webllm": "wllama", "gpu-webllm": "webllm"}
+
+
 # -- 2-5. the exported static site, no server reachable --------------------------------------
 
 def test_export_discloses_streams_in_a_worker_stays_responsive_and_stops(

@@ -9,6 +9,7 @@
 // gateway, local servers the page may reach); the in-browser engine (wllama in a Web
 // Worker; the first load is disclosed and waits for the page's yes); a page-configured
 // remote endpoint, only after the user's consent, and never for `sensitive` requests.
+import { chooseEngine } from './lib/choose.js';
 import { clearCached, deleteCached, isCached, listCached } from './lib/cache.js';
 import { grant, isGranted, listGrants, revoke } from './lib/consent.js';
 import { detect, DEFAULT_GATEWAY, DEFAULT_SERVERS } from './lib/detect.js';
@@ -165,7 +166,7 @@ export class LocalInfer {
     return {
       local: { kind: this.detected.kind, url: this.detected.origin, models: this.detected.models,
         tried: this.detected.tried },
-      browser: { available: model !== null, engine: 'wllama',
+      browser: { available: model !== null, engine: 'wllama', choice: await chooseEngine(),
         engine_version: this.manifest?.engine?.version ?? null,
         model: model?.name ?? null, cached: model ? await isCached(model.sha256) : false,
         loaded: this.engine.loaded, threads: this.engine.threads,
