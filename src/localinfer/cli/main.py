@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "rag",
     "sandbox",
     "web",
+    "mcp",
 ]
 
 
