@@ -9,6 +9,7 @@ Decodes are kept short (max_tokens 8-48) so the suite stays fast on two shared c
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -92,6 +93,28 @@ def test_gateway_with_a_local_server_answers_tier_local_and_fetches_no_engine(
     # The page contacted its own origin only.
     assert [o["origin"] for o in origins(page)] == [gateway]
     assert "stayed on this machine" in page.inner_text("#privacy-summary")
+
+
+def test_stop_on_the_local_tier_cancels_the_backend(run_app: RunApp, tmp_path: Path,
+                                                     new_page: NewPage) -> None:
+    backend = FakeBackend("fake-local", tier="local").enqueue(
+        Script(chunks=[f"word{i} " for i in range(200)], delay=0.05))
+    gateway = run_app(gateway_app(tmp_path / "home", [backend]))
+    page = new_page()
+    page.goto(app_url(gateway, "/ui/"))
+    ask(page, "Count slowly.")
+    page.wait_for_function("() => (document.querySelector('.msg.assistant:last-of-type span')"
+                           "?.textContent ?? '').length > 0")
+    page.click("#stop")
+    wait_answers(page, 1)
+    reply = app_state(page)["replies"][0]
+    assert reply["tier"] == "local" and reply["aborted"] is True
+    assert 0 < len(reply["content"].split()) < 200
+    # The gateway saw the page go away and closed the backend's stream.
+    deadline = time.monotonic() + 30
+    while backend.closed_streams == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert backend.closed_streams == 1
 
 
 def test_gateway_without_a_chat_backend_counts_as_no_local_server(

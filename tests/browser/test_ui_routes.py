@@ -81,7 +81,10 @@ def test_security_headers_on_every_ui_answer(gateway: str) -> None:
         assert "connect-src 'self' blob: http://127.0.0.1:11434;" in csp
         assert "default-src 'none'" in csp
         assert "http:" not in csp.replace("http://127.0.0.1:11434", "")
-    assert httpx.get(f"{gateway}/ui/app.js").headers["content-type"].startswith("text/javascript")
+    js = httpx.get(f"{gateway}/ui/app.js")
+    assert js.headers["content-type"].startswith("text/javascript")
+    revalidated = httpx.get(f"{gateway}/ui/app.js", headers={"If-None-Match": js.headers["etag"]})
+    assert revalidated.status_code == 304 and revalidated.content == b""
     assert httpx.get(f"{gateway}/ui/vendor/wllama/single-thread/wllama.wasm"
                      ).headers["content-type"] == "application/wasm"
 

@@ -79,7 +79,7 @@ def _static_file(relative: str) -> Path | None:
     return path
 
 
-def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
+def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     """(start, end inclusive), None for no/ignored range, "bad" when unsatisfiable."""
     match = RANGE.match(header.strip())
     if not match:
@@ -101,7 +101,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
 
 async def _file_chunks(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
     remaining = end - start + 1
-    with open(path, "rb") as fh:  # noqa: ASYNC230 - reads run in a thread below
+    with open(path, "rb") as fh:
         fh.seek(start)
         while remaining > 0:
             chunk = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
@@ -167,9 +167,13 @@ def ui_routes(settings: Settings) -> list[BaseRoute]:
                                            "type": "not_found", "param": None,
                                            "code": "not_found"}},
                                 status_code=404, headers=headers)
+        st = path.stat()
+        etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+        extra: dict[str, Any] = {"cache-control": "no-cache", "etag": etag}
+        if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers={**headers, **extra})
         body = await asyncio.to_thread(path.read_bytes)
         ctype = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "text/plain"
-        extra: dict[str, Any] = {"cache-control": "no-cache"}
         return Response(body if request.method == "GET" else b"", media_type=ctype,
                         headers={**headers, **extra, "content-length": str(len(body))})
 

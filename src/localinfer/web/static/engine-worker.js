@@ -46,10 +46,12 @@ function post(message) { scope.postMessage(message); }
  * @param {string} url
  * @param {string} type
  * @param {(done: number, total: number) => void} [onProgress]
+ * @param {RequestCache} [cache] the model: no-store (it lives in the Cache API); the
+ *   engine: the HTTP cache, revalidated by ETag
  * @returns {Promise<Blob>}
  */
-async function download(url, type, onProgress) {
-  const response = await fetch(url, { cache: 'no-store', credentials: 'same-origin' });
+async function download(url, type, onProgress, cache = /** @type {RequestCache} */ ('no-store')) {
+  const response = await fetch(url, { cache, credentials: 'same-origin' });
   if (!response.ok || !response.body) throw new Error(`${url}: HTTP ${response.status}`);
   const total = Number(response.headers.get('content-length') ?? 0);
   const reader = response.body.getReader();
@@ -91,7 +93,8 @@ async function load(model, engineBase, threads) {
   post({ op: 'progress', phase: 'load', done: 0, total: blob.size });
   const multi = threads > 1 && self.crossOriginIsolated;
   const wasmName = multi ? 'multi-thread/wllama.wasm' : 'single-thread/wllama.wasm';
-  const wasm = await download(new URL(wasmName, engineBase).href, 'application/wasm');
+  const wasm = await download(new URL(wasmName, engineBase).href, 'application/wasm',
+    undefined, 'no-cache');
   const wasmUrl = URL.createObjectURL(wasm);
   const mod = await import(new URL('index.js', engineBase).href);
   const paths = multi ? { 'single-thread/wllama.wasm': wasmUrl, 'multi-thread/wllama.wasm': wasmUrl }

@@ -306,8 +306,13 @@ export class LocalInfer {
     const response = await postChat(baseUrl, body, { headers, signal: controller.signal });
     const backend = response.headers.get('x-localinfer-backend') ?? new URL(baseUrl).host;
     async function* chunks() {
-      for await (const raw of sseJson(response, controller.signal)) {
-        yield /** @type {ChatChunk} */ ({ ...raw, tier, backend });
+      try {
+        for await (const raw of sseJson(response, controller.signal)) {
+          yield /** @type {ChatChunk} */ ({ ...raw, tier, backend });
+        }
+      } catch (err) {
+        // Stopped by the caller: the answer ends where it was, as the engine's does.
+        if (!(err instanceof Aborted)) throw err;
       }
     }
     return new ChatStream(tier, backend, chunks(), controller);

@@ -148,6 +148,7 @@ export class BrowserEngine {
   async *chat(req, signal) {
     if (!this.model) throw new LocalInferError('no model chosen', 'engine_not_loaded');
     await this.load(this.model);
+    if (signal?.aborted) throw new Aborted();
     const worker = this.spawn();
     const id = this.nextId++;
     /** @type {StreamEvent[]} */
@@ -156,7 +157,6 @@ export class BrowserEngine {
     let wake = null;
     this.streams.set(id, (event) => { queue.push(event); wake?.(); });
     const onAbort = () => worker.postMessage({ op: 'abort', id });
-    if (signal?.aborted) throw new Aborted();
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.postMessage({ op: 'chat', id, messages: req.messages, max_tokens: req.max_tokens,
       temperature: req.temperature, top_p: req.top_p, seed: req.seed });
