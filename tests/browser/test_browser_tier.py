@@ -117,19 +117,30 @@ def test_stop_on_the_local_tier_cancels_the_backend(run_app: RunApp, tmp_path: P
     assert backend.closed_streams == 1
 
 
-def test_gateway_without_a_chat_backend_counts_as_no_local_server(
+def test_gateway_without_a_chat_backend_runs_the_model_in_the_page(
         run_app: RunApp, tmp_path: Path, new_page: NewPage) -> None:
     recorder = Recorder()
     gateway = run_app(recorder.wrap(gateway_app(tmp_path / "home", [], embedded=False)))
     page = new_page()
-    page.goto(app_url(gateway, "/ui/", servers="none"))
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(msg.text))
+    page.goto(app_url(gateway, "/ui/", servers="none", max_tokens=8))
     page.wait_for_selector("#tier[data-tier=browser]")
     status = page.evaluate("localinferApp.li.status()")
     assert status["local"]["kind"] is None
-    assert status["local"]["tried"][0] == {"url": gateway, "ok": False,
-                                           "note": "gateway has no local chat model"}
+    assert status["local"]["tried"] == [{"url": gateway, "ok": False,
+                                         "note": "gateway has no local chat model"}]
     # Nothing of the engine or the model is fetched before the user says yes.
     assert recorder.bytes_under("/ui/models/") == 0
+    # The in-browser engine under the gateway's own COOP/COEP and strict CSP.
+    assert page.evaluate("crossOriginIsolated") is True
+    ask(page, "Say hello.")
+    page.click("#disclose-yes")
+    wait_answers(page, 1)
+    state = app_state(page)
+    assert state["errors"] == [] and state["replies"][0]["tier"] == "browser"
+    assert recorder.bytes_under("/ui/models/") > 0
+    assert not [line for line in console if "Content Security Policy" in line], console
 
 
 def test_a_local_server_that_allows_the_page_is_found_after_the_gateway(
