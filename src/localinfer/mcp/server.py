@@ -112,7 +112,7 @@ def _fail(exc: LocalInferError) -> Exception:
 
 def create_server(tools: LocalTools) -> FastMCP:
     """The MCP server over ``tools``; run it with ``run_stdio_async()``."""
-    server = _Server("localinfer", instructions=INSTRUCTIONS)
+    server = _Server("localinfer", instructions=INSTRUCTIONS, log_level="WARNING")
     read_only = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 
     async def collection_names() -> list[str]:
