@@ -149,6 +149,24 @@ class NotCached(DownloadError):
     code = "model_not_cached"
 
 
+class SandboxUnavailable(LocalInferError):
+    """The sandbox extra is not installed, or a runtime file is missing or altered."""
+
+    exit_code = 2
+    http_status = 503
+    error_type = "service_unavailable"
+    code = "sandbox_unavailable"
+
+
+class SandboxLimit(LocalInferError):
+    """A sandboxed run hit its time, memory or fuel limit."""
+
+    exit_code = 124
+    http_status = 422
+    error_type = "invalid_request_error"
+    code = "sandbox_limit"
+
+
 class Cancelled(LocalInferError):
     exit_code = 130
     http_status = 499

@@ -10,11 +10,11 @@ Needs the ``sandbox`` extra (``pip install 'localinfer[sandbox]'``): ``wasmtime`
 packages that ship the pinned ``.wasm`` files. Nothing is downloaded at run time.
 """
 
+from ..errors import SandboxLimit, SandboxUnavailable
 from .core import (
     DEFAULT_MEMORY,
     DEFAULT_TIMEOUT,
     Sandbox,
-    SandboxLimit,
     SandboxResult,
     arun,
     default_sandbox,
@@ -22,7 +22,7 @@ from .core import (
     parse_size,
     run,
 )
-from .runtimes import RUNTIMES, Runtime, SandboxUnavailable, cache_dir, cwasm_path, get_runtime
+from .runtimes import RUNTIMES, Runtime, cache_dir, cwasm_path, get_runtime
 
 __all__ = [
     "DEFAULT_MEMORY",

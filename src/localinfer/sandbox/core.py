@@ -25,7 +25,7 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 
-from ..errors import LocalInferError, UsageError
+from ..errors import UsageError
 from .pool import WorkerDied, WorkerPool
 from .runtimes import get_runtime
 
@@ -41,15 +41,6 @@ MAX_OUTPUT_FILES_BYTES = 64 * 1024 * 1024
 KILL_GRACE = 1.0
 WORK = "/work"
 _RESERVED = {"/", WORK, "."}
-
-
-class SandboxLimit(LocalInferError):
-    """A sandboxed run hit its time, memory or fuel limit (the CLI's exit 124)."""
-
-    exit_code = 124
-    http_status = 422
-    error_type = "invalid_request_error"
-    code = "sandbox_limit"
 
 
 @dataclass

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .runtimes import Runtime, SandboxUnavailable, cwasm_path, verified_path
+from ..errors import SandboxUnavailable
+from .runtimes import Runtime, cwasm_path, verified_path
 
 log = logging.getLogger("localinfer")
 

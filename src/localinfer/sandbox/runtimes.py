@@ -15,18 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from ..errors import LocalInferError
+from ..errors import SandboxUnavailable
 
 RuntimeName = Literal["python", "micropython"]
-
-
-class SandboxUnavailable(LocalInferError):
-    """The sandbox extra is not installed, or a runtime file is missing or altered."""
-
-    exit_code = 2
-    http_status = 503
-    error_type = "service_unavailable"
-    code = "sandbox_unavailable"
 
 
 @dataclass(frozen=True)
