@@ -164,18 +164,23 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--no-native", action="store_true",
+                        help="skip the llama-cpp-python baseline (ratios then omitted)")
     args = parser.parse_args()
 
-    from llama_cpp import Llama
     from playwright.sync_api import sync_playwright
 
     home = Path(tempfile.mkdtemp())
     settings = Settings(home=home, scan_default_ports=False, embedded=False)
     server = AppServer(create_app(settings, AsyncClient(settings))).start()
     url = f"{server.base_url}/ui/"
-    llm = Llama(model_path=str(bundled_model_path()), n_threads=1, n_ctx=2048, n_batch=512,
-                verbose=False)
-    native_run(llm, 4)  # warm-up
+    llm = None
+    if not args.no_native:
+        from llama_cpp import Llama
+
+        llm = Llama(model_path=str(bundled_model_path()), n_threads=1, n_ctx=2048,
+                    n_batch=512, verbose=False)
+        native_run(llm, 4)  # warm-up
     browser: list[dict[str, float]] = []
     native: list[dict[str, float]] = []
     load = os.getloadavg()[0]
@@ -185,11 +190,12 @@ def main() -> None:
         version.close()
         for _ in range(args.runs):
             browser.append(browser_run(pw, url, args.tokens))
-            native.append(native_run(llm, args.tokens))
+            if llm is not None:
+                native.append(native_run(llm, args.tokens))
     server.stop()
 
     def med(rows: list[dict[str, float]], key: str) -> float:
-        return statistics.median(r[key] for r in rows)
+        return statistics.median(r[key] for r in rows) if rows else float("nan")
 
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
           f"Chromium {chromium_version} headless, wllama 2.4.0 (1 thread), load average at "
