@@ -117,6 +117,24 @@ def test_stop_on_the_local_tier_cancels_the_backend(run_app: RunApp, tmp_path: P
     assert backend.closed_streams == 1
 
 
+def test_a_failing_local_server_hands_the_request_to_the_browser_tier(
+        run_app: RunApp, tmp_path: Path, new_page: NewPage) -> None:
+    backend = FakeBackend("fake-local", tier="local").enqueue(Script(fail_before=True))
+    recorder = Recorder()
+    gateway = run_app(recorder.wrap(gateway_app(tmp_path / "home", [backend])))
+    page = new_page()
+    page.goto(app_url(gateway, "/ui/", servers="none"))
+    page.wait_for_selector("#tier[data-tier=local]")
+    ask(page, "Hello?")
+    # The gateway answered 5xx before any token: the page offers its own engine instead.
+    page.wait_for_selector("#disclose[open]")
+    assert backend.calls == [("chat", "fake-model")]
+    page.click("#disclose-no")
+    wait_answers(page, 1)
+    assert app_state(page)["errors"][-1]["code"] == "no_backend"
+    assert recorder.bytes_under("/ui/models/") == 0
+
+
 def test_gateway_without_a_chat_backend_runs_the_model_in_the_page(
         run_app: RunApp, tmp_path: Path, new_page: NewPage) -> None:
     recorder = Recorder()

@@ -268,7 +268,14 @@ export class LocalInfer {
       seed: params.seed, stream: true };
     if (this.detected.baseUrl) {
       const headers = params.sensitive ? { 'x-localinfer-sensitive': 'true' } : undefined;
-      return this.http('local', this.detected.baseUrl, body, headers, controller);
+      try {
+        return await this.http('local', this.detected.baseUrl, body, headers, controller);
+      } catch (err) {
+        // Like the Python router: a server that is gone or fails (5xx) before the first
+        // token hands the request to the next tier; a client error (4xx) is the answer.
+        const failed = err instanceof BackendError && (err.status === undefined || err.status >= 500);
+        if (!failed || controller.signal.aborted) throw err;
+      }
     }
     const model = this.browserModel();
     if (model && await this.ensureBrowser(model)) {
