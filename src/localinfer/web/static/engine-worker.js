@@ -81,9 +81,12 @@ async function load(model, engineBase, threads) {
   let blob = await readVerified(model.sha256);
   const cached = blob !== null;
   let fetched = 0;
+  let downloadMs = 0;
   if (blob === null) {
+    const t0 = performance.now();
     blob = await download(model.url, 'application/octet-stream',
       (done, total) => post({ op: 'progress', phase: 'download', done, total }));
+    downloadMs = performance.now() - t0;
     fetched = blob.size;
     post({ op: 'progress', phase: 'verify', done: 0, total: blob.size });
     await storeVerified(model.name, model.sha256, blob);
@@ -112,7 +115,7 @@ async function load(model, engineBase, threads) {
     });
   }
   wllama = engine;
-  post({ op: 'loaded', cached, fetched_bytes: fetched, verified: true,
+  post({ op: 'loaded', cached, fetched_bytes: fetched, download_ms: downloadMs, verified: true,
     load_ms: performance.now() - started, threads: engine.getNumThreads(),
     multithread: engine.isMultithread() });
 }

@@ -215,11 +215,10 @@ export class LocalInfer {
       }
       try { await navigator.storage.persist(); } catch { /* best effort */ }
     }
-    const started = performance.now();
     const loaded = await this.engine.load(model);
-    if (loaded.fetched_bytes > 0) {
-      const seconds = (performance.now() - started) / 1000;
-      localStorage.setItem(BANDWIDTH_KEY, String(Math.round(loaded.fetched_bytes / Math.max(seconds, 0.001))));
+    if (loaded.fetched_bytes > 0 && loaded.download_ms > 0) {
+      const bps = loaded.fetched_bytes / (loaded.download_ms / 1000);
+      localStorage.setItem(BANDWIDTH_KEY, String(Math.round(bps)));
     }
     this.options.onProgress?.({ phase: 'ready', done: model.bytes, total: model.bytes });
     return true;

@@ -10,6 +10,7 @@ import { Aborted, EngineCrashed, LocalInferError } from './errors.js';
  * @typedef {object} Loaded
  * @property {boolean} cached
  * @property {number} fetched_bytes
+ * @property {number} download_ms
  * @property {boolean} verified
  * @property {number} load_ms
  * @property {number} threads
