@@ -17,6 +17,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..client import AsyncClient
 from ..errors import BackendError, LocalInferError
+from ..mcp.http import mcp_routes
 from ..settings import Settings
 from .context import Gateway
 from .errors import MethodNotAllowed, RouteNotFound, ollama_error, openai_error
@@ -116,6 +117,7 @@ def create_app(settings: Settings, client: AsyncClient, *,
         *OpenAIRoutes(gw).routes(),
         *OllamaRoutes(gw).routes(),
         *ui_routes(settings),
+        *mcp_routes(settings, client),  # MCP over streamable HTTP
     ]
     return Starlette(
         routes=routes,
