@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,41 @@ def test_usage_errors(tmp_path: Path) -> None:
             run_with_tools(client, "x", tools=[])
         with pytest.raises(UsageError):
             run_with_tools(client)
+
+
+@pytest.fixture(scope="module")
+def function_calling_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """llama-cpp-python's server on the bundled GGUF with a tool-calling chat format
+    (``chatml-function-calling``): the same llama.cpp engine the embedded tier runs."""
+    pytest.importorskip("llama_cpp.server")
+    from localinfer.assets.bundled import bundled_model_path
+    from tests.conftest import SERVER_THREADS, _serve
+    from tests.fakes.serve import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-fc") / "server.log"
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
+           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+           "--n_threads", SERVER_THREADS, "--chat_format", "chatml-function-calling"]
+    yield from _serve(cmd, "/v1/models", port, log)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_real_model_with_a_tool_calling_format(tmp_path: Path, warm_sandbox: None,
+                                                 function_calling_server: str) -> None:
+    """Whatever the 135M model answers, the loop runs to an end: each call it makes is
+    executed in the sandbox and answered, within the round limit."""
+    s = Settings(home=tmp_path, scan_default_ports=False, servers=[function_calling_server],
+                 embedded=False)
+    with Client(s) as client:
+        reply = run_with_tools(client, "Use the run_python tool to compute 17 * 23.",
+                               tools=[run_python], max_rounds=2, max_tokens=96,
+                               temperature=0.0, tool_choice="auto")
+    assert reply.tier == "local"
+    assert reply.rounds <= 2
+    assert all(c.result for c in reply.calls)
+    assert len(reply.messages) >= 2
+    print(f"\nreal model: {len(reply.calls)} tool call(s); answer: {reply.text[:200]!r}")
+    for c in reply.calls:
+        print(f"  {c.name}({c.arguments[:120]}) -> {c.result[:160]}")
