@@ -55,23 +55,31 @@ def _engine() -> wasmtime.Engine:
 
 def _load(engine: wasmtime.Engine, wasm: str, cwasm: str) -> tuple[wasmtime.Module, dict[str, Any]]:
     info: dict[str, Any] = {"compiled": False}
+    # A .cwasm is native code: load only our own, from a directory only we can write.
+    os.makedirs(os.path.dirname(cwasm), mode=0o700, exist_ok=True)
     with contextlib.suppress(Exception):
-        return wasmtime.Module.deserialize_file(engine, cwasm), info
-    os.makedirs(os.path.dirname(cwasm), exist_ok=True)
+        if _owned(cwasm):
+            return wasmtime.Module.deserialize_file(engine, cwasm), info
     with open(cwasm + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with contextlib.suppress(Exception):  # another worker compiled it while we waited
-            return wasmtime.Module.deserialize_file(engine, cwasm), info
+            if _owned(cwasm):
+                return wasmtime.Module.deserialize_file(engine, cwasm), info
         started = time.monotonic()
         module = wasmtime.Module.from_file(engine, wasm)
         data = module.serialize()
         tmp = f"{cwasm}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
             f.write(data)
         os.replace(tmp, cwasm)
         info = {"compiled": True, "compile_seconds": round(time.monotonic() - started, 2),
                 "cwasm_bytes": len(data)}
     return module, info
+
+
+def _owned(path: str) -> bool:
+    st = os.stat(path)
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 class _Capped:
