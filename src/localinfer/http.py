@@ -265,6 +265,9 @@ def backend_error(exc: Exception, backend: str, base_url: str) -> BackendError:
             return ContextLengthExceeded(backend, *too_long, backend=backend)
         return BackendError(f"{backend} answered {status}: {_error_message(exc.response)}",
                             backend=backend, status=status)
+    if isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
+        return BackendError(f"{backend} at {base_url} closed the connection mid-response: "
+                            "the answer is incomplete", backend=backend)
     if isinstance(exc, httpx.HTTPError):
         return BackendError(f"{backend} at {base_url}: {type(exc).__name__}: {exc}",
                             backend=backend)

@@ -411,10 +411,8 @@ class ConsentedRemoteTier(RemoteTier):
         granted: list[Candidate] = []
         others: list[Candidate] = []
         for provider in self._providers():
-            if model is None:
-                # Unnamed requests only ever chat remotely; default embeddings stay local
-                # so an index never mixes vector spaces.
-                if capability != "chat" or not provider.models:
+            if model is None:  # the router asks only where its default rule allows
+                if not provider.models:
                     continue
                 pick = provider.models[0]
             elif model in provider.models:

@@ -28,9 +28,19 @@ from .types import (
     EmbeddingResponse,
     ModelInfo,
     ServerInfo,
+    Tier,
 )
 
 DEFAULT_MODEL_NAMES = frozenset({"", "default"})
+
+# Which tiers may answer a request that names no model. Default embeddings come only
+# from the embedded embedder, so an index never mixes vector spaces because a server
+# happened to be running (a server's embedding model is used when named). This is the
+# one place that rule lives.
+DEFAULT_TIERS: dict[Capability, frozenset[Tier]] = {
+    "chat": frozenset({"local", "embedded", "remote"}),
+    "embeddings": frozenset({"embedded"}),
+}
 
 NO_BACKEND_HINT = (
     "no local inference backend: start a server (e.g. `ollama serve`, "
@@ -138,11 +148,11 @@ class Router:
             catalogue.extend(models)
             if default:
                 pick = _default_model(models)
-                if pick is not None and _default_allowed(backend, capability):
+                if pick is not None and backend.tier in DEFAULT_TIERS[capability]:
                     tiers.append(Candidate(backend, pick.id))
             else:
                 tiers.extend(Candidate(backend, m.id) for m in models if m.answers_to(wanted))
-        if not sensitive:
+        if not sensitive and (not default or "remote" in DEFAULT_TIERS[capability]):
             tiers.extend(await self.remote.candidates(None if default else wanted, capability))
         if tiers:
             return tiers
@@ -232,13 +242,6 @@ def _default_model(models: list[ModelInfo]) -> ModelInfo | None:
         return None
     loaded = [m for m in models if m.loaded]
     return (loaded or models)[0]
-
-
-def _default_allowed(backend: Backend, capability: Capability) -> bool:
-    # Default embeddings come from the embedded embedder, so an index never mixes vector
-    # spaces because a server happened to be running; servers' embedding models are
-    # used when named.
-    return capability == "chat" or backend.tier == "embedded"
 
 
 def _stamp(chunk: ChatChunk, backend: Backend) -> ChatChunk:

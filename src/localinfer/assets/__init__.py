@@ -6,21 +6,18 @@ The rest of localinfer calls three things::
     disclose(name_or_url, settings)       -> Disclosure   # cost, before any byte moves
     pull(name_or_url, settings, ...)      -> PullResult   # what `localinfer pull` does
 
-Each has an ``a``-prefixed coroutine twin; the sync forms run it on a private event
-loop (in a worker thread when called from inside a running loop).
+Each has an ``a``-prefixed coroutine twin; the sync forms run it through
+``syncbridge.run_sync`` (the one sync-over-async mechanism).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 from ..errors import DiskFull, DownloadError, NotCached
 from ..http import EgressPolicy
 from ..settings import Settings
+from ..syncbridge import run_sync
 from .cache import CachedModel, ModelCache, VerifyResult
 from .catalog import Catalog, CatalogEntry, load_catalog
 from .disclosure import Disclosure, adisclose
@@ -50,22 +47,6 @@ __all__ = [
     "pull",
     "resolve",
 ]
-
-T = TypeVar("T")
-
-
-def run_sync(make: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        return await make()
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(main())
-    # Called from async code (e.g. the gateway): never block or re-enter its loop.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, main()).result()
-
 
 def resolve(name: str, settings: Settings, *, progress: ProgressCallback | None = None,
             allow_download: bool = True, policy: EgressPolicy | None = None) -> Path:

@@ -114,24 +114,16 @@ def run_embed(args: argparse.Namespace) -> int:
         raise UsageError("nothing to embed: give TEXT arguments or lines on stdin")
     settings = _settings(args)
     try:
-        from ..backends.local_embed import LocalEmbeddingBackend
-        from ..rag.embedder import MODEL_ALIASES, MODEL_ID
+        import localinfer.backends.local_embed  # noqa: F401 - the `rag` extra is installed
     except ImportError as exc:
         raise LocalInferError(f"local embeddings need the 'rag' extra ({exc.name} is "
                               "missing): pip install 'localinfer[rag]'") from exc
 
-    if args.model and args.model not in (MODEL_ID, *MODEL_ALIASES):
-        from ..client import Client
+    from ..client import Client
 
-        with Client(settings) as client:
-            response = client.embed(texts, model=args.model, sensitive=True)
-    else:
-        import anyio
-
-        from ..types import EmbeddingRequest
-
-        backend = LocalEmbeddingBackend(settings)
-        response = anyio.run(backend.embed, EmbeddingRequest(input=texts), MODEL_ID)
+    # The router's rule: no model (or the built-in one's name) is the local embedder.
+    with Client(settings) as client:
+        response = client.embed(texts, model=args.model, sensitive=True)
     if args.json:
         print_json(response.model_dump(mode="json"))
         return 0
