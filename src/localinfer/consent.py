@@ -21,8 +21,8 @@ from .statefile import (
     JsonStateFile,
     StateFileError,
     want_dict,
-    want_number,
     want_str,
+    want_time,
     write_json_atomic,
 )
 
@@ -72,9 +72,9 @@ def _parse_grants(raw: Any) -> dict[str, Grant]:
             expires = entry.get("expires_at")
             grants[name] = Grant(
                 provider=name, base_url=want_str(entry.get("base_url"), f"'{name}'.base_url"),
-                granted_at=want_number(entry.get("granted_at"), f"'{name}'.granted_at"),
+                granted_at=want_time(entry.get("granted_at"), f"'{name}'.granted_at"),
                 expires_at=None if expires is None
-                else want_number(expires, f"'{name}'.expires_at"))
+                else want_time(expires, f"'{name}'.expires_at"))
         except (TypeError, ValueError) as exc:
             # One damaged grant grants nothing; the others still count.
             log.warning("%s: ignoring a damaged grant: %s", CONSENT_FILE, exc)

@@ -115,6 +115,19 @@ def want_number(value: Any, what: str) -> float:
     return float(value)
 
 
+# Epoch seconds a state file may hold: 1970 up to the year 5000 (time_t and the
+# formatting of times stay well-defined inside it).
+MAX_TIME = 95_617_584_000.0
+
+
+def want_time(value: Any, what: str) -> float:
+    """Epoch seconds: a finite number from 1970 to the year 5000."""
+    seconds = want_number(value, what)
+    if not 0 <= seconds <= MAX_TIME:
+        raise ValueError(f"{what} must be a time after 1970, not {value!r}")
+    return seconds
+
+
 def want_str(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, not {value!r}")
