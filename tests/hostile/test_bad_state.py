@@ -3,6 +3,7 @@ consent fails closed (hardening §9). Fuzzed with hypothesis: any bytes, a clean
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -152,10 +153,8 @@ def test_fuzz_consent_reader(tmp_path: Path, data: bytes) -> None:
 @given(data=JSONISH)
 def test_fuzz_remotes_reader(tmp_path: Path, data: bytes) -> None:
     (tmp_path / "remotes.json").write_bytes(data)
-    try:
+    with contextlib.suppress(StateFileError):
         ProviderStore(tmp_path).all()
-    except StateFileError:
-        pass
 
 
 @FUZZ
