@@ -87,5 +87,5 @@ def test_damaged_entries_grant_nothing(tmp_path: Path) -> None:
 
 def test_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "consent.json").write_text("{not json")
-    with pytest.raises(UsageError, match="consent.json: is not valid JSON"):
+    with pytest.raises(UsageError, match=r"consent\.json: is not valid JSON"):
         ConsentStore(tmp_path).list()
