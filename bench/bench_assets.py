@@ -17,6 +17,7 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import platform
@@ -93,7 +94,7 @@ def main() -> None:
         last = fresh_settings()
         for _ in range(args.runs):
             last = fresh_settings()
-            pull_times.append(timed(lambda s=last: pull(url, s, sha256=sha)))
+            pull_times.append(timed(functools.partial(pull, url, last, sha256=sha)))
     finally:
         server.terminate()
         server.wait()
@@ -109,9 +110,9 @@ def main() -> None:
     cold, warm = [], []
     for _ in range(args.runs):
         s = fresh_settings()
-        cold.append(timed(lambda s=s: resolve("smollm2-135m-instruct", s)))
-        warm.append(timed(lambda s=s: resolve("smollm2-135m-instruct", s,
-                                              allow_download=False)))
+        cold.append(timed(functools.partial(resolve, "smollm2-135m-instruct", s)))
+        warm.append(timed(functools.partial(resolve, "smollm2-135m-instruct", s,
+                                            allow_download=False)))
     rows.append(("resolve bundled SmolLM2 (98 MB), cold: first hash check",
                  f"{statistics.median(cold) * 1000:.0f} ms", ""))
     rows.append(("resolve bundled SmolLM2, warm: stamp hit",

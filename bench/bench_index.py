@@ -14,6 +14,7 @@ measured on its own line. Results go to stdout as markdown.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import random
@@ -23,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,10 +60,18 @@ class FixedQuery:
         return np.stack([self.table[t] for t in texts])
 
 
+def _ids(store: Any, query: Any, *, bits: int) -> list[int]:
+    return [i for i, _ in vector_search(store, query, 10, None, bit_candidates=bits)]
+
+
+def _rescored_knn(store: Any, candidates: int, query: Any) -> list[int]:
+    return rescored(store.knn_sqlite_vec(query, candidates, None), store, query)
+
+
 def synthesize(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     i, j = rng.integers(0, len(base), n), rng.integers(0, len(base), n)
     x = base[i] + 0.4 * base[j] + 0.04 * rng.standard_normal((n, base.shape[1]))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
 
 def build_store(path: Path, vectors: np.ndarray, texts: list[str]) -> tuple[Store, float]:
@@ -151,15 +161,14 @@ def run(work: Path) -> int:
         load_ms = (time.perf_counter() - started) * 1000
         for bits in (300, 1000, 3000, 10000):
             p50, p95, recall = measure(
-                lambda q, b=bits, s=store: [i for i, _ in vector_search(
-                    s, q, 10, None, bit_candidates=b)],
+                functools.partial(_ids, store, bits=bits),
                 queries, exact)
             default = " (default)" if bits == BIT_CANDIDATES else ""
             lines.append(f"| {size:,} | in memory: {bits} by bits, 100 by int8, "
                          f"exact float32{default} | {p50:.1f} | {p95:.1f} | {recall:.3f} |")
         for candidates in (100, 1000):  # what sqlite-vec's own KNN costs instead
             p50, p95, recall = measure(
-                lambda q, c=candidates, s=store: rescored(s.knn_sqlite_vec(q, c, None), s, q),
+                functools.partial(_rescored_knn, store, candidates),
                 queries, exact)
             lines.append(f"| {size:,} | sqlite-vec KNN on bits (k={candidates}), re-scored "
                          f"| {p50:.1f} | {p95:.1f} | {recall:.3f} |")

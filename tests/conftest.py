@@ -26,6 +26,21 @@ SERVER_THREADS = os.environ.get("LOCALINFER_TEST_THREADS", "2")
 RunApp = Callable[..., str]
 
 
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory,
+                         monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own LOCALINFER_HOME and none of the developer's LOCALINFER_*
+    settings (as simonw/llm's ``env_setup`` does), so a real config.toml, a running
+    Ollama named in LOCALINFER_SERVERS, or an exported token can never change an
+    outcome. LOCALINFER_TEST_* knobs (thread counts for the suite) are kept."""
+    for name in list(os.environ):
+        if name.startswith("LOCALINFER_") and not name.startswith("LOCALINFER_TEST_"):
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LOCALINFER_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def run_app() -> Iterator[RunApp]:
     """``run_app(asgi_app, port=0) -> base_url``: serve the app with uvicorn on

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Self
 
 from localinfer.backends.base import Backend
 from localinfer.errors import BackendError
@@ -45,7 +46,7 @@ class FakeBackend(Backend):
         self.calls: list[tuple[str, str]] = []
         self.closed_streams = 0
 
-    def enqueue(self, script: Script | None = None) -> FakeBackend:
+    def enqueue(self, script: Script | None = None) -> Self:
         self.scripts.append(script or Script())
         return self
 

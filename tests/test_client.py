@@ -73,7 +73,7 @@ def test_sync_errors_surface_as_library_errors(tmp_path: Path) -> None:
     fake = FakeBackend("embedded", tier="embedded")
     with Client(settings(tmp_path), embedded=[factory(fake)]) as client, \
             pytest.raises(ModelNotFound):
-        list(client.chat("hi", model="nope", stream=True))  # type: ignore[arg-type]
+        list(client.chat("hi", model="nope", stream=True))
 
 
 def test_status_shape(tmp_path: Path) -> None:

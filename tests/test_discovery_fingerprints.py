@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from localinfer.discovery import KINDS, discover
-from localinfer.http import EgressPolicy
+from localinfer.http import EgressPolicy, EgressRecord
 from localinfer.settings import Settings
 from localinfer.types import ServerInfo
-from tests.fakes.network import FakeNetwork, Reply, ok
+from tests.fakes.network import FakeNetwork, Reply, Routes, ok
 
 
 def openai_list(*ids: str, owned_by: str = "me", **extra: Any) -> dict[str, Any]:
@@ -280,7 +280,7 @@ async def test_localinfer_gateway_is_skipped(health: Reply) -> None:
 
 async def test_unrecognised_servers_are_not_listed() -> None:
     web_page = {"/": ok("<html>my blog</html>"), "/health": ok({"status": "ok"})}
-    broken = {path: (500, {"error": "boom"}, {}) for path in ("/", "/v1/models", "/health")}
+    broken: Routes = {path: (500, {"error": "boom"}, {}) for path in ("/", "/v1/models", "/health")}
     network = FakeNetwork({("127.0.0.1", 7005): web_page, ("127.0.0.1", 7006): broken})
     assert await sweep(network, servers=["http://127.0.0.1:7005",
                                          "http://127.0.0.1:7006"]) == []
@@ -310,7 +310,7 @@ async def test_offline_refuses_non_loopback_before_connecting() -> None:
 
 
 async def test_configured_lan_server_goes_through_the_egress_record() -> None:
-    records = []
+    records: list[EgressRecord] = []
     policy = EgressPolicy(recorders=[records.append])
     network = FakeNetwork({("192.168.1.20", 11434): OLLAMA, ("127.0.0.1", 7009): VLLM})
     found = await sweep(network, policy,

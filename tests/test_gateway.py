@@ -9,6 +9,7 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ollama
@@ -102,7 +103,7 @@ def test_tools_and_response_format_pass_through(run_app: RunApp, tmp_path: Path)
                 yield chunk
 
     url = serve_gateway(run_app, tmp_path, [Recording("rec", tier="embedded")])
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
+    tools: list[Any] = [{"type": "function", "function": {"name": "lookup", "parameters": {
         "type": "object", "properties": {"q": {"type": "string"}}}}}]
     sdk(url).chat.completions.create(
         model="fake-model", messages=[{"role": "user", "content": "hi"}], tools=tools,
@@ -225,9 +226,11 @@ def test_discovery_skips_the_gateway(gateway: str, tmp_path: Path) -> None:
 
 
 def test_every_response_names_backend_and_tier(gateway: str) -> None:
-    for method, path, body in [("GET", "/v1/models", None), ("GET", "/nope", None),
-                               ("POST", "/v1/chat/completions", {"messages": []}),
-                               ("GET", "/openapi.json", None), ("GET", "/api/version", None)]:
+    requests: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("GET", "/v1/models", None), ("GET", "/nope", None),
+        ("POST", "/v1/chat/completions", {"messages": []}),
+        ("GET", "/openapi.json", None), ("GET", "/api/version", None)]
+    for method, path, body in requests:
         response = httpx.request(method, gateway + path, json=body)
         assert "x-localinfer-backend" in response.headers, path
         assert "x-localinfer-tier" in response.headers, path

@@ -7,6 +7,7 @@ would be, records what reached it and answers from a script.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,12 @@ ALLOWED = [
     "http://localhost:1234/v1/models",
     "http://[::1]:8000/v1/models",
 ]
+
+
+def record_and_allow(asked: list[Any], question: Any) -> bool:
+    """An on_consent callback that notes the question and says yes."""
+    asked.append(question)
+    return True
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
@@ -126,7 +133,7 @@ async def test_remote_tier_offline_refuses_before_asking(tmp_path: Path) -> None
     async with AsyncClient(settings, embedded=[]) as client:
         client.router.remote = ConsentedRemoteTier(
             settings, client.policy, transport=transport,
-            on_consent=lambda q: asked.append(q) or True)
+            on_consent=functools.partial(record_and_allow, asked))
         with pytest.raises(EgressBlocked, match=r"api\.example\.com"):
             await client.chat("hi", model="big-model")
     assert transport.seen == [] and asked == []

@@ -27,7 +27,7 @@ from localinfer.assets import (
 )
 from localinfer.assets.wheel import pip_egress
 from localinfer.cli.main import main
-from localinfer.errors import BadModelFile, EgressBlocked
+from localinfer.errors import BadModelFile, DownloadError, EgressBlocked
 from localinfer.ledger import EgressLedger
 from localinfer.settings import Settings
 from tests.fakes.ollama_pull import OllamaPullFake
@@ -132,7 +132,7 @@ def test_interrupted_download_resumes_with_range(
 def test_server_ignoring_range_means_start_over(home: Path, file_server: FileServer) -> None:
     served = Served(blob(2 * MB), ranges=False, cut_after=MB, cuts=1)
     url = file_server.add("/norange.bin", served)
-    with pytest.raises(download.DownloadError):
+    with pytest.raises(DownloadError):
         pull(url, Settings(), sha256=served.sha256)
 
     result = pull(url, Settings(), sha256=served.sha256)
@@ -148,7 +148,7 @@ def test_changed_etag_means_start_over(home: Path, file_server: FileServer,
     old = Served(blob(2 * MB, seed=1), etag='"old"', cut_after=MB, cuts=1,
                  honor_if_range=honor_if_range)
     url = file_server.add("/moving.bin", old)
-    with pytest.raises(download.DownloadError):
+    with pytest.raises(DownloadError):
         pull(url, Settings())
     new = Served(blob(2 * MB, seed=2), etag='"new"', honor_if_range=honor_if_range)
     file_server.files["/moving.bin"] = new

@@ -15,7 +15,7 @@ def _cache(vectors: np.ndarray, collections: list[str]) -> VectorCache:
 
 def _unit(n: int, dim: int, seed: int) -> np.ndarray:
     x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
 
 def test_bit_stage_keeps_the_nearest_by_hamming_distance() -> None:

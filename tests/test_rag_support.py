@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,10 +52,10 @@ def corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def index(tmp_path: Path, rag_home: Path, embedder: OnnxEmbedder) -> Index:
+def index(tmp_path: Path, rag_home: Path, embedder: OnnxEmbedder) -> Iterator[Index]:
     settings = Settings(home=rag_home, index_path=tmp_path / "index.db")
     with Index(settings, embedder=embedder) as ix:
-        yield ix  # type: ignore[misc]
+        yield ix
 
 
 def cli_env(home: Path, index_path: Path, **extra: str) -> dict[str, str]:
