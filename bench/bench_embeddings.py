@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # sentence-transformers must not r
 
 import numpy as np
 
-from localinfer.rag.embedder import OnnxEmbedder, load_default_embedder
+from localinfer.backends.onnx.embedder import OnnxEmbedder, load_default_embedder
 from localinfer.settings import Settings
 
 Embed = Callable[[list[str]], np.ndarray]

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from localinfer.backends.local_embed import LocalEmbeddingBackend
+from localinfer.backends.onnx.embedder import MAX_TOKENS
 from localinfer.errors import BackendError, BadModelFile
 from localinfer.rag import OnnxEmbedder
-from localinfer.rag.embedder import MAX_TOKENS
 from localinfer.settings import Settings
 from localinfer.types import ChatMessage, ChatRequest, EmbeddingRequest
 from tests import test_rag_support as support
@@ -88,7 +88,7 @@ def test_int8_model_is_derived_once_and_reused(rag_home: Path, embedder: OnnxEmb
 
 
 def test_batches_hold_a_padded_token_budget() -> None:
-    from localinfer.rag.embedder import batches
+    from localinfer.backends.onnx.embedder import batches
 
     lengths = [3, 3, 4, 10, 200, 256, 256]
     got = batches(lengths, 512, 64)

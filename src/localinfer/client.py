@@ -4,7 +4,6 @@ facade that runs the same coroutines on a private event loop thread."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, Literal, TypeVar, overload
@@ -13,7 +12,6 @@ import httpx
 
 from .backends.base import Backend
 from .discovery import Discovery, status_json_servers
-from .http import EgressPolicy
 from .ledger import EgressLedger
 from .remote import ConsentedRemoteTier, OnConsent
 from .router import BackendFactory, RemoteTier, Router
@@ -31,7 +29,6 @@ from .types import (
     ServerInfo,
 )
 
-log = logging.getLogger("localinfer")
 T = TypeVar("T")
 # Seconds a close (explicit, by the garbage collector or at exit) waits for backends.
 CLOSE_TIMEOUT: Final = 10.0
@@ -96,15 +93,8 @@ class AsyncClient:
     ) -> None:
         self.settings = settings or Settings()
         # Every outbound request is recorded in the egress ledger (`localinfer privacy`).
-        self.ledger = EgressLedger.for_home(
-            self.settings.home, retention_seconds=self.settings.ledger_retention_days * 86400,
-            max_rows=self.settings.ledger_max_rows)
-        problem = self.ledger.problem()
-        if problem is not None:
-            log.warning("%s", problem)  # every command that makes a client says so
-        self.policy = EgressPolicy(
-            offline=self.settings.offline, recorders=[self.ledger],
-            unrecordable=self.ledger.problem if self.settings.strict_ledger else None)
+        self.ledger = EgressLedger.from_settings(self.settings)
+        self.policy = self.ledger.policy(self.settings)
         self.discovery = Discovery(self.settings, self.policy, transport=transport)
         factories = embedded_factories(self.settings) if embedded is None else embedded
         if remote is None:

@@ -21,11 +21,14 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import iso_time
 from .errors import UsageError
-from .http import EgressRecord
+from .http import EgressPolicy, EgressRecord
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 LEDGER_FILE = "egress.sqlite3"
 REPAIR_HINT = "run `localinfer privacy --repair` (it moves the file aside, never deletes it)"
@@ -132,6 +135,22 @@ class EgressLedger:
     @classmethod
     def for_home(cls, home: Path, **kwargs: Any) -> EgressLedger:
         return cls(home / LEDGER_FILE, **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EgressLedger:
+        return cls.for_home(settings.home,
+                            retention_seconds=settings.ledger_retention_days * 86400,
+                            max_rows=settings.ledger_max_rows)
+
+    def policy(self, settings: Settings) -> EgressPolicy:
+        """The egress policy that records into this ledger, with the settings' offline
+        and strict-ledger rules. A damaged ledger is said once here, so every command
+        that makes a client (or fetches an asset) warns."""
+        problem = self.problem()
+        if problem is not None:
+            log.warning("%s", problem)
+        return EgressPolicy(offline=settings.offline, recorders=[self],
+                            unrecordable=self.problem if settings.strict_ledger else None)
 
     # -- health ----------------------------------------------------------------------
 

@@ -17,10 +17,8 @@ def egress_policy(settings: Settings, policy: EgressPolicy | None = None
     if policy is not None:
         yield policy
         return
-    ledger = EgressLedger.for_home(settings.home,
-                                   retention_seconds=settings.ledger_retention_days * 86400,
-                                   max_rows=settings.ledger_max_rows)
+    ledger = EgressLedger.from_settings(settings)
     try:
-        yield EgressPolicy(offline=settings.offline, recorders=[ledger])
+        yield ledger.policy(settings)
     finally:
         ledger.close()

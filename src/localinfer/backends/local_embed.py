@@ -6,14 +6,6 @@ from __future__ import annotations
 import anyio
 
 from ..errors import BackendError, LocalInferError
-from ..rag.embedder import (
-    MODEL_ALIASES,
-    MODEL_ID,
-    Embedder,
-    LazyEmbedder,
-    OnnxEmbedder,
-    Vectors,
-)
 from ..settings import Settings
 from ..types import (
     ChatRequest,
@@ -25,6 +17,14 @@ from ..types import (
     Usage,
 )
 from .base import Backend
+from .onnx.embedder import (
+    MODEL_ALIASES,
+    MODEL_ID,
+    Embedder,
+    LazyEmbedder,
+    OnnxEmbedder,
+    Vectors,
+)
 
 
 class LocalEmbeddingBackend(Backend):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any
 
-from ..assets import ModelCache, Progress, disclose, load_catalog, pull
+from ..assets import ModelCache, disclose, load_catalog, pull
 from ..assets.plan import make_plan
 from ..assets.progress import format_bytes, format_duration
 from ..errors import UsageError
 from .common import confirm, note, print_json, print_table, settings_from_args
+from .progress import ProgressBar
 
 
 def register(sub: Any) -> None:
@@ -47,56 +48,6 @@ def register(sub: Any) -> None:
     ver.set_defaults(func=run_cache_verify)
     path = csub.add_parser("path", help="print the cache directory")
     path.set_defaults(func=run_cache_path)
-
-
-class ProgressBar:
-    """Draws Progress events on stderr: a live bar on a terminal, phase lines otherwise."""
-
-    WIDTH = 28
-
-    def __init__(self, stream: TextIO, live: bool) -> None:
-        self._out = stream
-        self._live = live
-        self._phase: str | None = None
-        self._drawn = False
-
-    def __call__(self, p: Progress) -> None:
-        if p.phase == "plan":
-            self._end_line()
-            print(p.detail or "", file=self._out, flush=True)
-            return
-        if p.phase != self._phase:
-            self._end_line()
-            self._phase = p.phase
-            if not self._live and p.phase != "done":
-                print(f"{p.phase}: {p.detail or ''} ({format_bytes(p.total)})".rstrip(),
-                      file=self._out, flush=True)
-        if p.phase == "done":
-            return
-        if self._live:
-            self._out.write("\r" + self.render(p))
-            self._out.flush()
-            self._drawn = True
-
-    def render(self, p: Progress) -> str:
-        frac = p.fraction
-        filled = int(self.WIDTH * frac) if frac is not None else 0
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        pct = f"{frac * 100:5.1f}%" if frac is not None else "  ?  "
-        speed = f"{format_bytes(p.speed_bps)}/s" if p.speed_bps else "-"
-        eta = format_duration(p.eta_s) if p.eta_s is not None else "-"
-        label = p.phase if p.phase != "ollama" else (p.detail or "ollama")[:24]
-        return (f"{label:>10} [{bar}] {pct} {format_bytes(p.done)}/{format_bytes(p.total)} "
-                f"{speed} ETA {eta}   ")
-
-    def _end_line(self) -> None:
-        if self._drawn:
-            self._out.write("\n")
-            self._out.flush()
-            self._drawn = False
-
-    def close(self) -> None:
-        self._end_line()
 
 
 def run_pull(args: argparse.Namespace) -> int:

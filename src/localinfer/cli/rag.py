@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import LocalInferError, UsageError
 from ..settings import Settings
 from .common import note, print_json, print_table, settings_from_args
+from .progress import ItemsBar
 
 
 def register(sub: Any) -> None:
@@ -150,9 +151,7 @@ def _print_report(report: Any, verb: str) -> None:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from ..rag.progress import ProgressBar
-
-    bar = ProgressBar("indexing")
+    bar = ItemsBar("indexing")
     with _index(args) as index:
         try:
             report = index.add([Path(p) for p in args.paths], collection=args.collection,
@@ -167,9 +166,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_sync(args: argparse.Namespace) -> int:
-    from ..rag.progress import ProgressBar
-
-    bar = ProgressBar("syncing")
+    bar = ItemsBar("syncing")
     with _index(args) as index:
         try:
             report = index.sync(collection=args.collection, progress=bar)

@@ -7,10 +7,10 @@ with citations.
 >>> print(index.ask("How do I rotate the API token?").answer)
 """
 
+from ..backends.onnx.embedder import Embedder, OnnxEmbedder, load_default_embedder
 from .ask import Answer
 from .blocks import Block, DocumentError
 from .chunking import Chunk, chunk_blocks
-from .embedder import Embedder, OnnxEmbedder, load_default_embedder
 from .index import DEFAULT_COLLECTION, Index, IngestReport
 from .search import Hit
 from .store import DocumentRow, IndexUnusable

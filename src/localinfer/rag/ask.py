@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.onnx.embedder import Embedder, Vectors
 from ..types import ChatResponse
-from .embedder import Embedder, Vectors
 from .search import Hit
 
 SYSTEM_PROMPT = (

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 import numpy as np
 
+from ..backends.onnx.embedder import Embedder, LazyEmbedder
 from ..errors import ConsentRequired, NoBackend, SensitiveDataBlocked, UsageError
 from ..files import problem, safe_resolve, shown, undecodable_name
 from ..settings import Settings
@@ -26,7 +27,6 @@ from ..types import ChatResponse
 from .ask import Answer, build_messages, finish
 from .blocks import DocumentError
 from .chunking import Chunk, chunk_blocks
-from .embedder import Embedder, LazyEmbedder
 from .loaders import MAX_FILE_BYTES, iter_files, load
 from .search import Hit, hybrid_search
 from .server_embedder import PREFIX as SERVER_PREFIX

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.onnx.embedder import Embedder, Vectors
 from .bitscan import BIT_CANDIDATES, dot_rows
-from .embedder import Embedder, Vectors
 from .store import ChunkRow, Store
 
 RRF_K = 60

