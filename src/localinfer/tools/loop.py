@@ -102,7 +102,8 @@ class _Loop:
             if not call.id:
                 call.id = f"call_{self.rounds}_{i}"
         assert message is not None
-        self.messages.append(ChatMessage(role="assistant", content=message.content or None,
+        # content "" rather than null: some chat templates read it unconditionally.
+        self.messages.append(ChatMessage(role="assistant", content=message.content or "",
                                          tool_calls=calls))
         return calls
 
