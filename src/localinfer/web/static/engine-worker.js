@@ -105,7 +105,7 @@ async function load(model, engineBase, threads) {
   const quiet = { debug() {}, log() {}, warn() {}, error: console.error.bind(console) };
   const engine = /** @type {WllamaInstance} */ (new mod.Wllama(paths,
     { suppressNativeLog: true, logger: quiet }));
-  await engine.loadModel([blob], { n_threads: multi ? threads : 1, n_ctx: 2048, n_batch: 512 });
+  await engine.loadModel([blob], { n_threads: multi ? threads : 1, n_ctx: 2048, n_batch: 32 });
   // A crash in wllama's own worker would otherwise leave its promises pending forever.
   const inner = /** @type {any} */ (engine).proxy?.worker;
   if (inner instanceof Worker) {
@@ -137,6 +137,7 @@ async function chat(id, req) {
       nPredict: maxTokens, stream: true, abortSignal: ctrl.signal,
       sampling: { temp: req.temperature ?? 0.7, top_p: req.top_p ?? 0.95 },
     });
+    const templated = performance.now();
     let sent = '';
     let tokens = 0;
     /** @type {number | null} */
@@ -158,6 +159,7 @@ async function chat(id, req) {
       usage: { prompt_tokens: promptTokens, completion_tokens: tokens,
         total_tokens: promptTokens + tokens },
       timings: { first_token_ms: firstAt === null ? null : firstAt - started,
+        template_ms: templated - started, prompt_tokens: promptTokens,
         decode_ms: firstAt === null ? 0 : ended - firstAt, tokens } });
   } finally {
     running.delete(id);

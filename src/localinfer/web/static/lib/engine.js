@@ -22,7 +22,7 @@ import { Aborted, EngineCrashed, LocalInferError } from './errors.js';
  * @property {boolean} aborted
  * @property {string} finish_reason
  * @property {import('./types.js').Usage} usage
- * @property {{first_token_ms: number | null, decode_ms: number, tokens: number}} timings
+ * @property {{first_token_ms: number | null, template_ms: number, prompt_tokens: number, decode_ms: number, tokens: number}} timings
  */
 
 /**
