@@ -1,4 +1,4 @@
-"""Print the README's settings table from the settings model (run after adding a field)."""
+"""Print docs/settings.md's settings table from the settings model (run after adding a field)."""
 
 from localinfer.settings import Settings
 

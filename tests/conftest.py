@@ -26,6 +26,17 @@ SERVER_THREADS = os.environ.get("LOCALINFER_TEST_THREADS", "2")
 RunApp = Callable[..., str]
 
 
+LAYERS = ("integration", "browser", "slow")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test in none of the heavier layers is a ``unit`` test: in-process, no server
+    process, no engine, no browser — the fast loop (`./dev test -m unit`)."""
+    for item in items:
+        if not any(item.get_closest_marker(layer) for layer in LAYERS):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory,
                          monkeypatch: pytest.MonkeyPatch) -> Path:

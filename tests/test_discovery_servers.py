@@ -20,8 +20,14 @@ from tests.fakes import FAKES, AppServer, GatewayFake, OllamaFake, VLLMFake, por
 GUARD = 10.0
 
 
+# Per-probe timeout for identification tests: a loaded CI machine can take longer than
+# the 0.5 s default to answer a fake, and a missed probe changes the kind reported.
+PROBE_TIMEOUT = 5.0
+
+
 async def sweep(*servers: str, **kw: object) -> list[ServerInfo]:
-    settings = Settings(**{"scan_default_ports": False, "servers": list(servers), **kw})
+    settings = Settings(**{"scan_default_ports": False, "servers": list(servers),
+                           "discovery_timeout": PROBE_TIMEOUT, **kw})
     return await asyncio.wait_for(discover(settings, EgressPolicy()), GUARD)
 
 
@@ -65,7 +71,8 @@ async def test_ollama_models_loaded_aliases_and_embeddings(run_app: RunApp) -> N
 async def test_failing_server_is_left_out(mode: str, run_app: RunApp) -> None:
     broken = VLLMFake(fail=mode, fail_scope="all")  # type: ignore[arg-type]
     healthy = OllamaFake()
-    found = await sweep(run_app(broken.app), run_app(healthy.app), discovery_timeout=0.3)
+    # Long enough for the healthy fake on a loaded machine; the hanging one never answers.
+    found = await sweep(run_app(broken.app), run_app(healthy.app), discovery_timeout=2.0)
     assert [s.kind for s in found] == ["ollama"]
 
 

@@ -44,11 +44,6 @@ def endless(**options: object) -> ChatRequest:
     return ask("Tell me a very long story about a lighthouse.", **{**settings, **options})
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -111,15 +106,16 @@ async def test_seed_makes_sampling_repeatable(backend: EmbeddedBackend) -> None:
 
 
 async def test_stop_sequence_cuts_the_answer(backend: EmbeddedBackend) -> None:
+    # The stop string is taken from the model's own answer (whatever this build of
+    # llama.cpp makes the tiny model say), so the test does not depend on its wording.
     request = ask("Count from one to twenty in words, separated by commas.", max_tokens=60,
-                  temperature=0)
+                  temperature=0, seed=7)
     full = (await backend.chat(request, MODEL_ID)).text
-    words = [w for w in full.replace(",", " ").split() if len(w) > 3]
-    assert len(words) >= 3, full
-    stop_at = words[2]
+    assert len(full) >= 16, full
+    stop_at = full[10:14]
     cut = await backend.chat(request.model_copy(update={"stop": [stop_at]}), MODEL_ID)
     assert stop_at not in cut.text
-    assert full.startswith(cut.text.rstrip()) and len(cut.text) < len(full)
+    assert cut.text == full[:full.index(stop_at)]
     assert cut.choices[0].finish_reason == "stop"
 
 
@@ -170,11 +166,12 @@ async def test_closing_the_stream_stops_generation_and_keeps_the_engine(
     assert len(await take(stream, 3)) >= 3
     pid = backend.worker_pid
     assert pid is not None
-    await stream.aclose()  # type: ignore[attr-defined]
-    # Generation has stopped: the worker burns (almost) no CPU any more.
-    before = cpu_seconds(pid)
-    await asyncio.sleep(0.5)
-    assert cpu_seconds(pid) - before < 0.1
+    confirmed = backend.cancels_confirmed
+    await stream.aclose()
+    # Generation has stopped: the worker itself said so (an event, not a timing), and
+    # it was not killed for it.
+    assert backend.cancels_confirmed == confirmed + 1
+    assert backend.worker_pid == pid
     # ...and it stayed warm: the next request is served by the same process.
     reply = await backend.chat(ask("Say yes.", max_tokens=5), MODEL_ID)
     assert reply.text and backend.worker_pid == pid
@@ -191,13 +188,12 @@ async def test_cancelling_the_task_stops_generation(backend: EmbeddedBackend) ->
     task = asyncio.create_task(consume())
     await asyncio.wait_for(started.wait(), 60)
     pid = backend.worker_pid
+    confirmed = backend.cancels_confirmed
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert pid is not None and not gone(pid)
-    before = cpu_seconds(pid)
-    await asyncio.sleep(0.5)
-    assert cpu_seconds(pid) - before < 0.1
+    assert backend.cancels_confirmed == confirmed + 1  # the worker confirmed the stop
     assert (await backend.chat(ask("Say yes.", max_tokens=5), MODEL_ID)).text
 
 
@@ -205,7 +201,7 @@ async def test_a_closed_stream_does_not_disturb_the_next_request(
         backend: EmbeddedBackend) -> None:
     first = backend.stream_chat(endless(), MODEL_ID)
     await take(first, 2)
-    await first.aclose()  # type: ignore[attr-defined]
+    await first.aclose()
     pid = backend.worker_pid
     # Keep the next request going past the cancel grace period: a stop left pending
     # from the closed stream would kill the worker under it.
@@ -217,7 +213,7 @@ async def test_a_closed_stream_does_not_disturb_the_next_request(
         if texts and time.monotonic() > deadline:
             break
     still = backend.worker_pid
-    await second.aclose()  # type: ignore[attr-defined]
+    await second.aclose()
     assert texts > 0 and still == pid
 
 

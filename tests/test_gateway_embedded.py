@@ -4,7 +4,6 @@ mid-stream stops the generation in the worker process."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ from tests.gateway_harness import RunApp, client_over, gateway_settings
 
 pytestmark = pytest.mark.integration
 
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture
@@ -36,11 +34,6 @@ def url(run_app: RunApp, tmp_path: Path, engine: EmbeddedBackend) -> str:
 
     settings = gateway_settings(tmp_path, embedded_threads=2)
     return run_app(create_app(settings, client_over(settings, [engine])))
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 def test_openai_sdk_chats_with_the_embedded_engine(url: str) -> None:
@@ -71,20 +64,19 @@ def test_ollama_client_chats_with_the_embedded_engine(url: str) -> None:
 def test_disconnect_stops_generation_in_the_worker(url: str, engine: EmbeddedBackend) -> None:
     body = {"model": "smollm2", "stream": True, "max_tokens": 1500, "temperature": 1.0,
             "messages": [{"role": "user", "content": "Write a very long story."}]}
+    confirmed = engine.cancels_confirmed
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=120) as response:
         events = (line for line in response.iter_lines() if line)
         for _ in range(3):
             assert next(events).startswith("data: ")
     pid = engine.worker_pid
     assert pid is not None
-    deadline = time.monotonic() + 10
-    while True:
-        before = cpu_seconds(pid)
-        time.sleep(0.5)
-        busy = cpu_seconds(pid) - before
-        if busy < 0.1:
-            break
-        assert time.monotonic() < deadline, f"worker still generating ({busy:.2f} s CPU/0.5 s)"
+    # The worker confirms the stop (an event, waited for generously), and is not killed.
+    deadline = time.monotonic() + 60
+    while engine.cancels_confirmed == confirmed:
+        assert time.monotonic() < deadline, "the worker never confirmed it stopped generating"
+        time.sleep(0.05)
+    assert engine.worker_pid == pid
     # And the engine is free for the next caller at once.
     reply = httpx.post(url + "/v1/chat/completions", timeout=60, json={
         "model": "smollm2", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]})

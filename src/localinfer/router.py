@@ -59,7 +59,7 @@ BackendFactory = Callable[[], Awaitable[Backend | None]]
 
 
 class RemoteTier:
-    """The slot for the remote tier. The consent issue fills it: ``candidates`` must
+    """The slot for the remote tier (remote.ConsentedRemoteTier fills it): ``candidates`` must
     return nothing, and open no connection, unless the user has consented."""
 
     async def candidates(self, model: str | None, capability: Capability) -> list[Candidate]:

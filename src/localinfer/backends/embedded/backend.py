@@ -72,6 +72,9 @@ class EmbeddedBackend(Backend):
         # Seconds, for benchmarks: the current worker's import and load, and the last
         # request's decode (first to last token, measured inside the worker).
         self.timings: dict[str, float] = {}
+        # Requests the worker confirmed it stopped (an "end" with cancelled=True) after the
+        # caller closed the stream: how tests know generation stopped, without timing it.
+        self.cancels_confirmed = 0
 
     # -- identity ------------------------------------------------------------------------
 
@@ -225,7 +228,9 @@ class EmbeddedBackend(Backend):
         """The caller stopped reading: stop generation, or the worker if it won't."""
         worker.send({"op": "cancel", "id": rid})
         try:
-            await asyncio.wait_for(_until_done(events, rid), CANCEL_GRACE)
+            last = await asyncio.wait_for(_until_done(events, rid), CANCEL_GRACE)
+            if last.get("cancelled"):  # the worker itself confirmed it stopped generating
+                self.cancels_confirmed += 1
         except TimeoutError:
             self._discard(worker)
         except asyncio.CancelledError:  # cancelled again while stopping: no more waiting
@@ -312,11 +317,11 @@ class EmbeddedBackend(Backend):
         raise ModelNotFound(model, [self.model_id])
 
 
-async def _until_done(events: asyncio.Queue[Event], rid: int) -> None:
+async def _until_done(events: asyncio.Queue[Event], rid: int) -> Event:
     while True:
         event = await events.get()
         if event["ev"] == EXITED or (event.get("id") == rid and event["ev"] in ("end", "error")):
-            return
+            return event
 
 
 class _DeadOnArrival(BackendError):
