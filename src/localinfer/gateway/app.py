@@ -19,6 +19,7 @@ from ..client import AsyncClient
 from ..errors import BackendError, LocalInferError
 from ..mcp.http import mcp_routes
 from ..settings import Settings
+from ..tools.gateway import tools_middleware
 from .context import Gateway
 from .errors import MethodNotAllowed, RouteNotFound, ollama_error, openai_error
 from .ollama_api import OllamaRoutes
@@ -121,7 +122,8 @@ def create_app(settings: Settings, client: AsyncClient, *,
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, policy=policy, error_body=error_body)],
+        middleware=[Middleware(SecurityMiddleware, policy=policy, error_body=error_body),
+                    *tools_middleware(settings, client)],  # x-localinfer-tools
         exception_handlers={
             LocalInferError: on_localinfer_error,
             HTTPException: on_http_error,
