@@ -257,6 +257,23 @@ def test_fuel_limit(sandbox: Sandbox) -> None:
     assert ok.fuel_used is not None and ok.fuel_used > 0
 
 
+def test_disk_cap_on_the_scratch_directory(sandbox: Sandbox, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    r = sandbox.run("chunk = b'x' * (4 << 20)\n"
+                    "with open('big.bin', 'wb') as f:\n"
+                    "    while True:\n"
+                    "        f.write(chunk); f.flush()\n", disk="32M", timeout=60)
+    assert r.error == "disk"
+    assert r.worker_pid in sandbox.pool.killed
+    r = sandbox.run("import os\n"
+                    "for i in range(100_000):\n"
+                    "    open(f'f{i}', 'w').close()\n", disk="32M", timeout=60)
+    assert r.error == "disk"  # too many entries counts too
+    assert list(tmp_path.iterdir()) == []  # and every byte of it is gone
+    assert sandbox.run("open('ok.txt', 'w').write('x' * 1000)", disk="32M").ok
+
+
 def test_guest_exit_code_and_stdin(sandbox: Sandbox) -> None:
     r = sandbox.run("import sys\nprint(sys.stdin.read().upper())\nsys.exit(7)", stdin="abc")
     assert r.exit_code == 7 and r.error is None

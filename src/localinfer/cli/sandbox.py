@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
                    help="hard wall-clock limit (default 10)")
     r.add_argument("--memory", default="256M", metavar="SIZE",
                    help="guest memory cap, e.g. 256M, 1G (default 256M)")
+    r.add_argument("--disk", default="256M", metavar="SIZE",
+                   help="how much the guest may write into its /work (default 256M)")
     r.add_argument("--fuel", type=int, default=None, metavar="N",
                    help="instruction budget (wasmtime fuel); default unlimited")
     r.add_argument("--file", action="append", default=[], metavar="NAME=PATH",
@@ -116,7 +118,7 @@ def run_cmd(args: argparse.Namespace) -> int:
         result = sandbox.run(argv, files=_parse_files(args.file),
                              mounts=_parse_mounts(args.mount), timeout=args.timeout,
                              memory=memory, fuel=args.fuel, env=_parse_env(args.env),
-                             stdin=stdin, runtime=runtime)
+                             stdin=stdin, runtime=runtime, disk=parse_size(args.disk))
     if args.out:
         out = Path(args.out)
         for name, data in result.files.items():
@@ -136,7 +138,8 @@ def run_cmd(args: argparse.Namespace) -> int:
         sys.stderr.buffer.write(result.stderr)
         sys.stderr.flush()
     if result.error is not None:
-        raise SandboxLimit(result.describe_limit(args.timeout, memory, args.fuel))
+        raise SandboxLimit(result.describe_limit(args.timeout, memory, args.fuel,
+                                                 parse_size(args.disk)))
     if result.exit_code is None:
         note(f"sandbox: the guest trapped: {result.trap}")
         return 1

@@ -29,12 +29,14 @@ from ..errors import UsageError
 from .pool import WorkerDied, WorkerPool
 from .runtimes import get_runtime
 
-LimitError = Literal["timeout", "memory", "fuel"]
+LimitError = Literal["timeout", "memory", "fuel", "disk"]
 MountMode = Literal["ro", "rw"]
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MEMORY = 256 * 1024 * 1024
 DEFAULT_OUTPUT_CAP = 1024 * 1024  # bytes of stdout (and of stderr) kept
+DEFAULT_DISK = 256 * 1024 * 1024  # bytes the guest may write into /work
+MAX_WORK_ENTRIES = 10_000  # files and directories in /work
 MAX_OUTPUT_FILES_BYTES = 64 * 1024 * 1024
 # After the epoch deadline a CPU-bound guest stops by itself; the worker is killed only
 # if it has not answered this long after the deadline (a guest blocked in a host call).
@@ -66,13 +68,17 @@ class SandboxResult:
     def text(self) -> str:
         return self.stdout.decode("utf-8", "replace")
 
-    def describe_limit(self, timeout: float, memory: int, fuel: int | None) -> str:
+    def describe_limit(self, timeout: float, memory: int, fuel: int | None,
+                       disk: int | None = None) -> str:
         if self.error == "timeout":
             return f"sandbox: timed out after {timeout:g} s"
         if self.error == "memory":
             return f"sandbox: out of memory (limit {format_size(memory)})"
         if self.error == "fuel":
             return f"sandbox: out of fuel (limit {fuel})"
+        if self.error == "disk":
+            return "sandbox: wrote too much into /work (limit " + (
+                f"{format_size(disk)})" if disk else "reached)")
         return ""
 
 
@@ -169,6 +175,7 @@ class Sandbox:
         stdin: bytes | str = b"",
         runtime: str = "python",
         output_cap: int = DEFAULT_OUTPUT_CAP,
+        disk: int | str = DEFAULT_DISK,
         _cancel: threading.Event | None = None,
     ) -> SandboxResult:
         """Run ``code_or_argv`` (Python source, or a full argv such as
@@ -179,6 +186,7 @@ class Sandbox:
         if fuel is not None and fuel <= 0:
             raise UsageError("fuel must be positive")
         mem = parse_size(memory)
+        disk_cap = parse_size(disk)
         argv = _argv(code_or_argv, rt.program)
         preopens: list[tuple[str, str, bool]] = []
         for guest, spec in (mounts or {}).items():
@@ -211,18 +219,27 @@ class Sandbox:
                 "stdout": str(io / "stdout"), "stderr": str(io / "stderr"),
                 "memory": mem, "fuel": fuel, "timeout": timeout, "output_cap": output_cap,
             }
+            over_disk = False
+
+            def watch() -> bool:
+                nonlocal over_disk
+                over_disk = _over(work, disk_cap)
+                return over_disk
+
             worker = self.pool.acquire(rt, _cancel)
             started = time.monotonic()
             try:
-                reply = worker.call(job, started + timeout + KILL_GRACE, _cancel)
+                reply = worker.call(job, started + timeout + KILL_GRACE, _cancel, watch)
             except WorkerDied:
                 reply = {"exit_code": None, "error": "trap", "trap": "the sandbox worker died"}
             finally:
                 self.pool.release(worker)
             wall = time.monotonic() - started
-            if reply is None:  # killed at the hard deadline (or cancelled)
+            if reply is None:  # killed: the hard deadline, too much disk, or cancelled
                 self.pool.killed.append(worker.pid)
-                reply = {"exit_code": None, "error": "timeout"}
+                reply = {"exit_code": None, "error": "disk" if over_disk else "timeout"}
+            elif _over(work, disk_cap):  # wrote past the cap between two checks
+                reply = {**reply, "error": "disk"}
             stdout = _read(io / "stdout")
             stderr = _read(io / "stderr")
             error = reply.get("error")
@@ -250,6 +267,30 @@ class Sandbox:
         except anyio.get_cancelled_exc_class():
             cancel.set()
             raise
+
+
+def _over(work: Path, cap: int) -> bool:
+    """Whether the guest's scratch directory holds more than ``cap`` bytes (or too many
+    entries to keep counting)."""
+    total = entries = 0
+    stack = [work]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    if entries > MAX_WORK_ENTRIES:
+                        return True
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    else:
+                        with contextlib.suppress(OSError):
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    if total > cap:
+                        return True
+        except OSError:
+            continue
+    return False
 
 
 def _read(path: Path) -> bytes:

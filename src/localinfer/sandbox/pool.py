@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ log = logging.getLogger("localinfer")
 WORKER_SCRIPT = Path(__file__).resolve().with_name("_worker.py")
 # A first compile of the CPython module takes 25-40 s on 2 busy cores; give it room.
 READY_TIMEOUT = 600.0
+WATCH_SECONDS = 0.25
 
 
 class WorkerDied(Exception):
@@ -77,10 +79,10 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def call(self, job: dict[str, Any], deadline: float,
-             cancel: threading.Event | None) -> dict[str, Any] | None:
-        """Send one job; the result, or None when the deadline passed or ``cancel`` was set
-        (the worker is then killed)."""
+    def call(self, job: dict[str, Any], deadline: float, cancel: threading.Event | None,
+             watch: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+        """Send one job; the result, or None when the deadline passed, ``cancel`` was set
+        or ``watch()`` (polled every quarter second) said stop: the worker is then killed."""
         assert self.proc.stdin is not None
         self.calls += 1
         try:
@@ -89,17 +91,23 @@ class Worker:
         except (BrokenPipeError, OSError) as exc:
             self.kill()
             raise WorkerDied(str(exc)) from exc
-        result = self._read_line(deadline, cancel)
+        result = self._read_line(deadline, cancel, watch)
         if result is None:
             self.kill()
         return result
 
-    def _read_line(self, deadline: float, cancel: threading.Event | None) -> dict[str, Any] | None:
+    def _read_line(self, deadline: float, cancel: threading.Event | None,
+                   watch: Callable[[], bool] | None = None) -> dict[str, Any] | None:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
+        next_watch = time.monotonic() + WATCH_SECONDS
         while b"\n" not in self._buf:
             if cancel is not None and cancel.is_set():
                 return None
+            if watch is not None and time.monotonic() >= next_watch:
+                if watch():
+                    return None
+                next_watch = time.monotonic() + WATCH_SECONDS
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
