@@ -46,3 +46,7 @@ def test_bad_arguments_are_usage_errors(tmp_path: object) -> None:
             sb.run("1", mounts={"/data": (str(tmp_path), "rwx")})  # type: ignore[dict-item]
         with pytest.raises(UsageError):
             sb.run([])
+        with pytest.raises(UsageError):
+            sb.run("1", env={"A=B": "c"})
+        with pytest.raises(UsageError):
+            sb.run("1", files={"../escape.txt": b"x"})

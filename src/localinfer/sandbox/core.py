@@ -197,6 +197,9 @@ class Sandbox:
             if not host_path.is_dir():
                 raise UsageError(f"a mount must be an existing directory: {host}")
             preopens.append((str(host_path), _check_mount(guest), mode == "rw"))
+        for key, value in (env or {}).items():
+            if not key or "=" in key or "\0" in key or "\0" in value:
+                raise UsageError(f"bad environment variable name or value: {key!r}")
         inputs = {_check_name(n): (v.encode() if isinstance(v, str) else bytes(v))
                   for n, v in (files or {}).items()}
 
