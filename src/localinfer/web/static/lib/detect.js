@@ -11,6 +11,7 @@ export const DEFAULT_SERVERS = ['http://127.0.0.1:11434', 'http://127.0.0.1:1234
   'http://127.0.0.1:8080'];
 export const DEFAULT_TIMEOUT_MS = 500;
 const NO_CHAT = 'gateway has no local chat model';
+const GATEWAY_MODELS_TIMEOUT_MS = 15000;
 
 /**
  * @typedef {object} Probe
@@ -116,7 +117,9 @@ async function run(opts) {
         : 'no gateway answered (or it does not allow this origin: --allow-origin)' });
       continue;
     }
-    const models = await chatModels(origin, timeoutMs);
+    // Identified by /health: its first model listing may take a while (a cold gateway
+    // sweeps for servers and starts its backends), so it gets longer than a probe.
+    const models = await chatModels(origin, GATEWAY_MODELS_TIMEOUT_MS);
     if (!models || models.length === 0) {
       tried.push({ url: origin, ok: false, note: NO_CHAT });
       continue;
