@@ -16,11 +16,12 @@ from urllib.parse import urlencode
 
 import pytest
 
+from localinfer.gateway import create_app
 from localinfer.web.assets import ENGINE_SINGLE_THREAD, engine_files
 from tests.browser.conftest import NewPage
 from tests.browser.harness import FakeRemote, Recorder, static_site
 from tests.fake_backend import FakeBackend, Script
-from tests.gateway_harness import RunApp, gateway_app
+from tests.gateway_harness import RunApp, client_over, gateway_app, gateway_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -93,6 +94,31 @@ def test_gateway_with_a_local_server_answers_tier_local_and_fetches_no_engine(
     # The page contacted its own origin only.
     assert [o["origin"] for o in origins(page)] == [gateway]
     assert "stayed on this machine" in page.inner_text("#privacy-summary")
+
+
+def test_the_real_embedded_engine_behind_the_gateway_answers_tier_local(
+        run_app: RunApp, tmp_path: Path, new_page: NewPage) -> None:
+    pytest.importorskip("llama_cpp")
+    from localinfer.backends.embedded import EmbeddedBackend
+
+    settings = gateway_settings(tmp_path / "home", embedded_threads=1)
+    engine = EmbeddedBackend(settings)
+    try:
+        recorder = Recorder()
+        gateway = run_app(recorder.wrap(create_app(settings, client_over(settings, [engine]))))
+        page = new_page()
+        page.goto(app_url(gateway, "/ui/", max_tokens=8))
+        page.wait_for_selector("#tier[data-tier=local]")
+        ask(page, "Say hello.")
+        wait_answers(page, 1)
+        state = app_state(page)
+        assert state["errors"] == []
+        reply = state["replies"][0]
+        assert (reply["tier"], reply["backend"]) == ("local", "embedded")
+        assert reply["content"].strip() and reply["usage"]["completion_tokens"] <= 8
+        assert not [p for p in recorder.paths() if p.startswith(("/ui/vendor/", "/ui/models/"))]
+    finally:
+        engine._discard(engine._worker)  # stop the worker process
 
 
 def test_stop_on_the_local_tier_cancels_the_backend(run_app: RunApp, tmp_path: Path,
