@@ -148,6 +148,18 @@ def test_read_write_mount_and_output_files(sandbox: Sandbox, tmp_path: Path) -> 
     assert r.files == {"report.txt": b"rows=3"}  # the unchanged input is not echoed back
 
 
+def test_symlinks_the_guest_plants_are_never_followed_by_the_host(sandbox: Sandbox) -> None:
+    r = sandbox.run(
+        "import os\n"
+        "os.symlink('../../../../../../etc', 'etc_dir')\n"
+        "os.symlink('../../../../../../etc/hostname', 'host_file')\n"
+        "os.mkdir('sub'); os.symlink('../../../../../../../etc/passwd', 'sub/p')\n"
+        "open('real.txt', 'w').write('mine')\n"
+        "print(sorted(os.listdir('.')))\n")
+    assert r.ok, r.stderr
+    assert r.files == {"real.txt": b"mine"}
+
+
 def test_environment_is_exactly_what_was_given(sandbox: Sandbox) -> None:
     os.environ.setdefault("HOME", "/root")
     r = sandbox.run("import os; print(sorted(os.environ.items()))", env={"ONLY": "this"})

@@ -14,6 +14,7 @@ import functools
 import os
 import re
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -312,20 +313,27 @@ def _looks_out_of_memory(stderr: bytes, reply: Mapping[str, Any], memory: int) -
 
 
 def _changed_files(work: Path, inputs: Mapping[Path, bytes]) -> dict[str, bytes]:
+    """Regular files in ``work`` that are new or changed. Symlinks are never followed: the
+    guest can plant relative ones (``d -> ../../../etc``) that only the host could resolve."""
     out: dict[str, bytes] = {}
     total = 0
-    for path in sorted(work.rglob("*")):
-        if not path.is_file() or path.is_symlink():
-            continue
-        rel = path.relative_to(work)
-        with contextlib.suppress(OSError):
-            size = path.stat().st_size
-            if total + size > MAX_OUTPUT_FILES_BYTES:
+    for root, dirs, names in os.walk(work, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(root) / name
+            try:
+                st = path.lstat()
+                if not stat.S_ISREG(st.st_mode) or total + st.st_size > MAX_OUTPUT_FILES_BYTES:
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd, "rb") as f:
+                    data = f.read(MAX_OUTPUT_FILES_BYTES - total + 1)
+            except OSError:
                 continue
-            data = path.read_bytes()
+            rel = path.relative_to(work)
             if inputs.get(rel) != data:
                 out[rel.as_posix()] = data
-                total += size
+                total += len(data)
     return out
 
 
