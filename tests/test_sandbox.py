@@ -124,7 +124,10 @@ def test_read_only_mount_refuses_writes(sandbox: Sandbox, tmp_path: Path) -> Non
         "            lambda: open('/data/new.txt', 'x').write('new'),\n"
         "            lambda: os.remove('/data/keep.txt'),\n"
         "            lambda: os.mkdir('/data/sub'),\n"
-        "            lambda: os.rename('/data/keep.txt', '/data/moved.txt')]\n"
+        "            lambda: os.rename('/data/keep.txt', '/data/moved.txt'),\n"
+        "            lambda: os.rename('/data/keep.txt', '/work/moved.txt'),\n"
+        "            lambda: os.link('/data/keep.txt', '/work/hard.txt'),\n"
+        "            lambda: os.symlink('/data/keep.txt', '/data/s')]\n"
         "for attempt in attempts:\n"
         "    try:\n"
         "        attempt(); print('WROTE')\n"
@@ -132,7 +135,7 @@ def test_read_only_mount_refuses_writes(sandbox: Sandbox, tmp_path: Path) -> Non
         "        print('refused')\n",
         mounts={"/data": (str(tmp_path), "ro")})
     assert r.exit_code == 0, r.stderr
-    assert r.text.split() == ["refused"] * 6
+    assert r.text.split() == ["refused"] * 9
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
     assert (tmp_path / "keep.txt").read_text() == "original"
 
