@@ -29,8 +29,11 @@ def _why_not() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Any]:
+    # Package scope, not session: Playwright's sync API keeps an asyncio loop running on
+    # the main thread while it is open, and every async test after it would fail with
+    # "cannot be called from a running event loop".
     why = _why_not()
     if why:
         pytest.skip(why)
