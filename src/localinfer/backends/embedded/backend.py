@@ -83,7 +83,7 @@ class EmbeddedBackend(Backend):
         """The GGUF this backend serves (BadModelFile if the bundled one is missing)."""
         if self._explicit is not None:
             return Path(self._explicit).expanduser()
-        return bundled_model_path()
+        return bundled_model_path(self.settings.home)
 
     @property
     def model_id(self) -> str:
@@ -91,7 +91,7 @@ class EmbeddedBackend(Backend):
 
     def _is_bundled(self) -> bool:
         try:
-            bundled = bundled_model_path()
+            bundled = bundled_model_path(self.settings.home)
         except BadModelFile:
             return False
         return self._explicit is None or safe_resolve(self.model_path) == bundled.resolve()
