@@ -43,3 +43,16 @@ def test_response_formats_map_onto_llama_grammars() -> None:
         {"type": "json_object", "schema": schema}
     assert mapped({"type": "text"}) is None
     assert mapped({"type": "something-new"}) is None
+
+
+def test_max_completion_tokens_is_the_token_limit() -> None:
+    """langchain-openai 1.x sends only max_completion_tokens: it must limit generation."""
+    from localinfer.backends.embedded.params import llama_chat_params
+    from localinfer.types import ChatRequest
+
+    request = ChatRequest.model_validate({"messages": [{"role": "user", "content": "hi"}],
+                                          "max_completion_tokens": 5})
+    assert llama_chat_params(request)["max_tokens"] == 5
+    both = ChatRequest.model_validate({"messages": [{"role": "user", "content": "hi"}],
+                                       "max_tokens": 7, "max_completion_tokens": 5})
+    assert llama_chat_params(both)["max_tokens"] == 7

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Tier = Literal["local", "embedded", "remote"]
 Role = Literal["system", "user", "assistant", "tool", "developer"]
@@ -51,12 +51,21 @@ class ChatRequest(_Open):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
+    # The field current OpenAI clients send instead of max_tokens (langchain-openai 1.x
+    # sends only this one); it means the same limit here.
+    max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     stream: bool = False
+
+    @model_validator(mode="after")
+    def _one_token_limit(self) -> ChatRequest:
+        if self.max_tokens is None and self.max_completion_tokens is not None:
+            self.max_tokens = self.max_completion_tokens
+        return self
 
     def wire(self, *, model: str, stream: bool) -> dict[str, Any]:
         """The JSON body to send upstream: unset fields dropped, model and stream fixed."""
