@@ -4,6 +4,7 @@ fake remote endpoint that counts requests, and the exported static site."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -134,3 +135,19 @@ class FakeRemote:
         return Starlette(routes=[Route("/v1/chat/completions", chat,
                                        methods=["POST", "OPTIONS"]),
                                  Route("/v1/models", models, methods=["GET"])])
+
+
+def throttled(app: ASGIApp, prefix: str, pause: float) -> ASGIApp:
+    """``app``, pausing ``pause`` seconds before each body chunk under ``prefix`` (a slow
+    network for one kind of file)."""
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(prefix):
+            await app(scope, receive, send)
+            return
+
+        async def pacing(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                await asyncio.sleep(pause)
+            await send(message)
+        await app(scope, receive, pacing)
+    return slow

@@ -19,7 +19,7 @@ import pytest
 from localinfer.gateway import create_app
 from localinfer.web.assets import ENGINE_SINGLE_THREAD, engine_files
 from tests.browser.conftest import NewPage
-from tests.browser.harness import FakeRemote, Recorder, static_site
+from tests.browser.harness import FakeRemote, Recorder, static_site, throttled
 from tests.fake_backend import FakeBackend, Script
 from tests.gateway_harness import RunApp, client_over, gateway_app, gateway_settings
 
@@ -303,6 +303,29 @@ def test_export_discloses_streams_in_a_worker_stays_responsive_and_stops(
     page.click("#privacy-refresh")
     page.wait_for_function("() => document.getElementById('privacy-summary').textContent"
                            ".includes('stayed on this machine')")
+
+
+def test_stop_during_the_first_download_ends_it_and_keeps_nothing(
+        run_app: RunApp, refused_url: str, export_dir: Path, new_page: NewPage) -> None:
+    recorder = Recorder()
+    # A slow network for the model only: ~64 KiB per 50 ms, so the download takes a minute.
+    site = run_app(recorder.wrap(throttled(static_site(export_dir), "/models/", 0.05)))
+    page = new_page()
+    page.goto(app_url(site, "/", gateway=refused_url, servers="none", max_tokens=8))
+    ask(page, "Hello?")
+    page.click("#disclose-yes")
+    page.wait_for_function("() => localinferApp.progress.includes('download')")
+    page.click("#stop")
+    wait_answers(page, 1)
+    assert app_state(page)["errors"][-1]["code"] == "aborted"
+    assert page.evaluate("localinferApp.li.engine.loaded") is None
+    assert page.evaluate("localinferApp.li.cache.list()") == []
+    # The server saw the download end early.
+    deadline = time.monotonic() + 30
+    while not [s for s in recorder.served if s.path.startswith("/models/")]:
+        assert time.monotonic() < deadline, "the model request never ended"
+        time.sleep(0.05)
+    assert 0 < recorder.bytes_under("/models/") < model_size(export_dir)
 
 
 def test_second_visit_loads_from_the_cache_and_fetches_no_model_bytes(

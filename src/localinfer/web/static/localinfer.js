@@ -233,6 +233,8 @@ export class LocalInfer {
     const controller = new AbortController();
     params.signal?.addEventListener('abort', () => controller.abort(), { once: true });
     if (params.signal?.aborted) controller.abort();
+    // Stopping while the in-browser model downloads or loads ends that load too.
+    controller.signal.addEventListener('abort', () => this.engine.cancelLoad(), { once: true });
     this.inflight.add(controller);
     const cleanup = () => this.inflight.delete(controller);
     try {

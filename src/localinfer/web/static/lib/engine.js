@@ -176,6 +176,22 @@ export class BrowserEngine {
     }
   }
 
+  /** Stop a first download or load in progress: the worker (and its fetch) is ended; the
+   * load fails with Aborted; nothing half-downloaded is kept (the cache only takes a file
+   * whose sha256 matched). @returns {boolean} true if a load was stopped */
+  cancelLoad() {
+    if (!this.loading) return false;
+    const reject = this.onLoadError;
+    this.worker?.terminate();
+    this.worker = null;
+    this.loaded = null;
+    this.loading = null;
+    reject?.(new Aborted());
+    for (const w of this.timingWaiters) w([]);
+    this.timingWaiters = [];
+    return true;
+  }
+
   /** @returns {Promise<import('./timing.js').TimingEntry[]>} the worker's Resource Timing */
   async timing() {
     if (!this.worker) return [];
