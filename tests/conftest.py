@@ -26,13 +26,19 @@ SERVER_THREADS = os.environ.get("LOCALINFER_TEST_THREADS", "2")
 RunApp = Callable[..., str]
 
 
-LAYERS = ("integration", "browser", "slow")
+LAYERS = ("integration", "browser", "slow", "hostile")
+# Fixtures that bring up a real engine or server: a test using one is integration.
+ENGINE_FIXTURES = frozenset({"embedder", "fp32_embedder", "index", "llama_server",
+                             "llama_cpp_python_server", "llama_server_bin", "bundled_gguf"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test in none of the heavier layers is a ``unit`` test: in-process, no server
-    process, no engine, no browser — the fast loop (`./dev test -m unit`)."""
+    """Layers: a test that uses a real engine or server fixture is ``integration``; a
+    test in none of the heavier layers is ``unit`` — in-process, no engine, no browser,
+    no CLI subprocess: the fast loop (`./dev test -m unit`)."""
     for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
         if not any(item.get_closest_marker(layer) for layer in LAYERS):
             item.add_marker(pytest.mark.unit)
 

@@ -14,6 +14,8 @@ import pytest
 from localinfer import errors
 from tests.terminal import Terminal
 
+pytestmark = pytest.mark.integration  # the real `localinfer` command in subprocesses
+
 LOCALINFER = [sys.executable, "-m", "localinfer.cli.main"]
 
 

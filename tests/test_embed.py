@@ -25,6 +25,8 @@ from localinfer.types import ChatMessage, ChatRequest, EmbeddingRequest
 from tests import test_rag_support as support
 from tests.test_rag_support import cli, cli_env
 
+pytestmark = pytest.mark.integration  # the real ONNX embedder and the CLI
+
 # Shared fixtures, bound here so pytest finds them.
 embedder = support.embedder
 fp32_embedder = support.fp32_embedder

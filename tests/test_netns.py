@@ -21,7 +21,7 @@ from tests.netns import needs_netns, run_in_netns
 PUBLIC = "https://api.example.com/v1"
 
 
-pytestmark = needs_netns
+pytestmark = [needs_netns, pytest.mark.integration]  # CLI runs in a network namespace
 
 
 def in_netns(home: Path, *args: str, env: dict[str, str] | None = None,

@@ -20,6 +20,8 @@ from localinfer.types import ChatMessage, ChatResponse, Choice
 from tests import test_rag_support as support
 from tests.test_rag_support import assert_consistent, cli, cli_env
 
+pytestmark = pytest.mark.integration  # the real embedder, the index and the CLI
+
 embedder = support.embedder
 rag_home = support.rag_home
 corpus = support.corpus

@@ -19,6 +19,8 @@ from localinfer.ledger import EgressLedger
 from tests.terminal import Terminal
 from tests.test_remote_fake import KEY, KEY_ENV, MODEL, FakeRemoteProvider, remote_provider
 
+pytestmark = pytest.mark.integration  # runs the real CLI in subprocesses
+
 __all__ = ["remote_provider"]  # the fixture, used by name
 
 Remote = tuple[FakeRemoteProvider, str]

@@ -12,6 +12,7 @@ parse without reading past the end of anything.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,9 @@ class _Reader:
                 done += 1
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def validate_gguf(path: Path) -> GGUFInfo:
     """Check ``path`` is a well-formed GGUF (v2/v3) file and describe it.
 
@@ -226,7 +230,9 @@ def validate_gguf(path: Path) -> GGUFInfo:
     except OSError as exc:
         raise BadModelFile(f"cannot read model file {path}: {exc.strerror or exc}") from None
     except _Bad as exc:
-        raise BadModelFile(f"invalid GGUF file {path}: {exc}") from None
+        # Key names come from the file: escape control characters so it stays one line.
+        said = _CONTROL.sub(lambda m: repr(m[0])[1:-1], str(exc))
+        raise BadModelFile(f"invalid GGUF file {path}: {said}") from None
 
 
 def _file_size(f: BinaryIO) -> int:
