@@ -246,6 +246,11 @@ class Client:
     def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         return self._loop.call(fn)
 
+    def run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run a coroutine function that uses ``self.aio`` on this client's loop (how
+        sync helpers built on AsyncClient, such as the tool loop, stay one code path)."""
+        return self._loop.call(fn)
+
     @overload
     def chat(self, prompt: str | None = ..., *, stream: Literal[False] = ...,
              messages: Sequence[MessageLike] | None = ..., model: str | None = ...,

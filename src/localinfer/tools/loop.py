@@ -149,25 +149,10 @@ def run_with_tools(client: Client, prompt: str | None = None, *,
     """``client.chat`` that executes the model's tool calls (``run_python`` in the sandbox
     by default) and feeds the results back, at most ``max_rounds`` times. Other keyword
     arguments (``model``, ``sensitive``, ``max_tokens``, …) go to every ``chat`` call."""
-    loop = _Loop(prompt, messages, system, tools, max_rounds)
-    while True:
-        reply = client.chat(stream=False, **loop.request(options))
-        assert isinstance(reply, ChatResponse)
-        calls = loop.take(reply)
-        if not calls:
-            return loop.finish(reply)
-        for call in calls:
-            started = time.monotonic()
-            tool, arguments = loop.prepare(call)
-            if tool is None:
-                loop.answer(call, str(arguments), False, 0.0)
-                continue
-            assert isinstance(arguments, dict)
-            try:
-                result, ok = tool.call(arguments), True
-            except Exception as exc:  # a failing tool is the model's problem, not ours
-                result, ok = _failed(exc), False
-            loop.answer(call, result, ok, time.monotonic() - started)
+    # One loop, written once: the sync form runs the async one on the client's loop.
+    return client.run(lambda: arun_with_tools(client.aio, prompt, messages=messages,
+                                              system=system, tools=tools,
+                                              max_rounds=max_rounds, **options))
 
 
 async def arun_with_tools(client: AsyncClient, prompt: str | None = None, *,
