@@ -20,8 +20,10 @@ from ..errors import BackendError, LocalInferError
 from ..mcp.http import mcp_routes
 from ..settings import Settings
 from ..tools.gateway import tools_middleware
+from .completions import completion_routes
 from .context import Gateway
 from .errors import MethodNotAllowed, RouteNotFound, ollama_error, openai_error
+from .generate import generate_routes, management_routes
 from .ollama_api import OllamaRoutes
 from .openai_api import OpenAIRoutes
 from .openapi import build_openapi
@@ -116,7 +118,10 @@ def create_app(settings: Settings, client: AsyncClient, *,
         Route("/openapi.json", get_openapi, methods=["GET"]),
         Route("/", get_root, methods=["GET"]),
         *OpenAIRoutes(gw).routes(),
+        *completion_routes(gw),
         *OllamaRoutes(gw).routes(),
+        *generate_routes(gw),
+        *management_routes(),
         *ui_routes(settings),
         *mcp_routes(settings, client),  # MCP over streamable HTTP
     ]

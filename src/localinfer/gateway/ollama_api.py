@@ -20,10 +20,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import __version__
-from ..errors import LocalInferError, ModelNotFound
+from ..errors import LocalInferError
 from ..types import ChatChunk, ChatMessage, ChatRequest, ChatResponse, ModelInfo
 from .context import Gateway
 from .errors import from_validation, ollama_error
+from .honest import (
+    ModelFiles,
+    check_dimensions,
+    digest_and_size,
+    find_model,
+    model_files,
+    not_found,
+    ollama_model_name,
+    refuse_unsupported,
+)
 from .openai_api import listing_headers
 from .streaming import ChunkStreamResponse, peek
 from .wire import JSONBody, check_model_name, dumps, read_model, served_headers
@@ -157,26 +167,37 @@ def response_format(fmt: str | dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def to_chat_request(req: OllamaChatRequest) -> ChatRequest:
+def chat_fields(options: OllamaOptions | None,
+                fmt: str | dict[str, Any] | None) -> dict[str, Any]:
+    """Ollama's ``options`` and ``format`` as OpenAI request fields."""
     fields: dict[str, Any] = {}
-    options = req.options.model_dump(exclude_none=True) if req.options else {}
-    for option, value in options.items():
+    values = options.model_dump(exclude_none=True) if options else {}
+    for option, value in values.items():
         target = OPTION_FIELDS.get(option)
         if target is not None:
             fields[target] = value
     if isinstance(fields.get("max_tokens"), int) and fields["max_tokens"] <= 0:
         del fields["max_tokens"]  # Ollama's -1 / -2 mean "no limit"
-    fmt = response_format(req.format)
-    if fmt is not None:
-        fields["response_format"] = fmt
+    rf = response_format(fmt)
+    if rf is not None:
+        fields["response_format"] = rf
+    return fields
+
+
+def build_chat(body: dict[str, Any]) -> ChatRequest:
+    try:
+        return ChatRequest.model_validate(body)
+    except ValidationError as exc:  # whatever the translation let through: still the caller's
+        raise from_validation(exc) from None
+
+
+def to_chat_request(req: OllamaChatRequest) -> ChatRequest:
+    fields = chat_fields(req.options, req.format)
     if req.tools:
         fields["tools"] = req.tools
     messages = [openai_message(m, i) for i, m in enumerate(req.messages)]
-    try:
-        return ChatRequest.model_validate({"model": req.model, "messages": messages, **fields,
-                                           "stream": req.stream})
-    except ValidationError as exc:  # whatever the translation let through: still the caller's
-        raise from_validation(exc) from None
+    return build_chat({"model": req.model, "messages": messages, **fields,
+                       "stream": req.stream})
 
 
 # -- OpenAI → Ollama ----------------------------------------------------------------
@@ -258,9 +279,18 @@ class NDJSONEncoder:
             return b""
         self.timing.mark_first()
         self.pieces += 1
-        return dumps({"model": self.model, "created_at": now_iso(),
-                      "message": {"role": "assistant", "content": text},
+        return dumps({"model": self.model, "created_at": now_iso(), **self.piece(text),
                       "done": False}) + b"\n"
+
+    def piece(self, text: str) -> dict[str, Any]:
+        """What one piece of text is in this route's lines (``/api/chat``: a message)."""
+        return {"message": {"role": "assistant", "content": text}}
+
+    def final(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": ""}
+        if self.calls:
+            message["tool_calls"] = ollama_tool_calls([self.calls[i] for i in sorted(self.calls)])
+        return {"message": message}
 
     def _merge_call(self, delta: dict[str, Any]) -> None:
         slot = self.calls.setdefault(int(delta.get("index") or 0),
@@ -270,11 +300,8 @@ class NDJSONEncoder:
         slot["function"]["arguments"] += fn.get("arguments") or ""
 
     def end(self) -> bytes:
-        message: dict[str, Any] = {"role": "assistant", "content": ""}
-        if self.calls:
-            message["tool_calls"] = ollama_tool_calls([self.calls[i] for i in sorted(self.calls)])
         eval_count = self.completion_tokens if self.completion_tokens is not None else self.pieces
-        return dumps({"model": self.model, "created_at": now_iso(), "message": message,
+        return dumps({"model": self.model, "created_at": now_iso(), **self.final(),
                       "done": True, "done_reason": DONE_REASONS.get(self.finish or "", "stop"),
                       **self.timing.stats(self.prompt_tokens, eval_count)}) + b"\n"
 
@@ -287,9 +314,10 @@ def details(m: ModelInfo) -> dict[str, Any]:
             "family": "", "families": None, "parameter_size": "", "quantization_level": ""}
 
 
-def tag(m: ModelInfo) -> dict[str, Any]:
-    return {"name": m.id, "model": m.id, "modified_at": "1970-01-01T00:00:00Z", "size": 0,
-            "digest": "", "details": details(m),
+def tag(m: ModelInfo, files: ModelFiles | None = None) -> dict[str, Any]:
+    digest, size = digest_and_size(m, files or {})
+    return {"name": m.id, "model": m.id, "modified_at": "1970-01-01T00:00:00Z", "size": size,
+            "digest": digest, "details": details(m),
             "localinfer": {"backend": m.backend, "tier": m.tier,
                            "capabilities": list(m.capabilities)}}
 
@@ -314,6 +342,8 @@ class OllamaRoutes:
         req = await read_model(request, OllamaChatRequest, gw.settings.max_body_bytes)
         check_model_name(req.model, required=True)
         chat = to_chat_request(req)
+        chat.model = await ollama_model_name(gw, req.model)
+        await refuse_unsupported(gw, chat, gw.is_sensitive(request))
         sensitive = gw.is_sensitive(request)
         if req.stream:
             encoder = NDJSONEncoder(req.model)
@@ -337,11 +367,13 @@ class OllamaRoutes:
         timing = Timing()
         if not texts:
             return JSONBody({"model": req.model, "embeddings": [], **timing.stats(0, 0)})
+        name = await ollama_model_name(gw, req.model)
         reply = await gw.until_disconnect(
-            request, lambda: gw.client.embed(texts, model=req.model,
+            request, lambda: gw.client.embed(texts, model=name,
                                              sensitive=gw.is_sensitive(request)))
         if reply is None:
             return Response(status_code=499)
+        check_dimensions(req.dimensions, reply.vectors)
         usage = reply.usage.prompt_tokens if reply.usage else 0
         stats = timing.stats(usage, 0)
         return JSONBody({"model": req.model, "embeddings": reply.vectors,
@@ -353,8 +385,9 @@ class OllamaRoutes:
         gw = self.gw
         req = await read_model(request, OllamaEmbeddingsRequest, gw.settings.max_body_bytes)
         check_model_name(req.model, required=True)
+        name = await ollama_model_name(gw, req.model)
         reply = await gw.until_disconnect(
-            request, lambda: gw.client.embed([req.prompt], model=req.model,
+            request, lambda: gw.client.embed([req.prompt], model=name,
                                              sensitive=gw.is_sensitive(request)))
         if reply is None:
             return Response(status_code=499)
@@ -363,11 +396,14 @@ class OllamaRoutes:
 
     async def tags(self, request: Request) -> Response:
         models = await self.gw.client.models()
-        return JSONBody({"models": [tag(m) for m in models]}, headers=listing_headers(models))
+        files = await model_files(self.gw)
+        return JSONBody({"models": [tag(m, files) for m in models]},
+                        headers=listing_headers(models))
 
     async def ps(self, request: Request) -> Response:
         models = [m for m in await self.gw.client.models() if m.loaded]
-        running = [{**tag(m), "expires_at": "2999-01-01T00:00:00Z", "size_vram": 0}
+        files = await model_files(self.gw)
+        running = [{**tag(m, files), "expires_at": "2999-01-01T00:00:00Z", "size_vram": 0}
                    for m in models]
         return JSONBody({"models": running}, headers=listing_headers(models))
 
@@ -375,14 +411,14 @@ class OllamaRoutes:
         req = await read_model(request, OllamaModelRequest, self.gw.settings.max_body_bytes)
         name = check_model_name(req.wanted, required=True) or ""
         models = await self.gw.client.models()
-        for m in models:
-            if m.answers_to(name):
-                caps = ["completion" if c == "chat" else "embedding" for c in m.capabilities]
-                return JSONBody({"modelfile": "", "parameters": "", "template": "",
-                                 "details": details(m), "model_info": {},
-                                 "capabilities": caps, "modified_at": "1970-01-01T00:00:00Z"},
-                                headers=served_headers(m.backend, m.tier))
-        raise ModelNotFound(name, sorted({m.id for m in models}))
+        m = find_model(models, name, ollama=True)
+        if m is None:
+            raise not_found(name, models)
+        caps = ["completion" if c == "chat" else "embedding" for c in m.capabilities]
+        return JSONBody({"modelfile": "", "parameters": "", "template": "",
+                         "details": details(m), "model_info": {},
+                         "capabilities": caps, "modified_at": "1970-01-01T00:00:00Z"},
+                        headers=served_headers(m.backend, m.tier))
 
     async def version(self, request: Request) -> Response:
         return JSONBody({"version": OLLAMA_API_VERSION, "localinfer": __version__})

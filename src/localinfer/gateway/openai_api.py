@@ -7,15 +7,24 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import ModelNotFound
 from ..types import ChatRequest, EmbeddingRequest, EmbeddingResponse, ModelInfo, Usage
 from .context import Gateway
-from .streaming import ChunkStreamResponse, SSEEncoder, peek
-from .wire import JSONBody, check_model_name, read_model, served_headers
+from .errors import InvalidRequest
+from .honest import (
+    check_dimensions,
+    default_model,
+    find_model,
+    is_default_name,
+    not_found,
+    refuse_unsupported,
+)
+from .streaming import ChunkStreamResponse, SSEEncoder, peek, wants_usage
+from .wire import JSONBody, check_model_name, parse_model, read_body, read_model, served_headers
 
 
 def b64_floats(vector: Sequence[float]) -> str:
@@ -37,6 +46,19 @@ def listing_headers(models: Sequence[ModelInfo]) -> dict[str, str]:
     return served_headers(backends, tiers)
 
 
+def token_ids(body: bytes) -> bool:
+    """Whether a body's ``input`` is token ids (``[1, 2]`` or ``[[1, 2]]``)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    value = data.get("input") if isinstance(data, dict) else None
+    if not isinstance(value, list) or not value:
+        return False
+    items = [y for x in value for y in (x if isinstance(x, list) else [x])]
+    return bool(items) and all(isinstance(i, int) and not isinstance(i, bool) for i in items)
+
+
 class OpenAIRoutes:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -54,11 +76,13 @@ class OpenAIRoutes:
         chat = await read_model(request, ChatRequest, gw.settings.max_body_bytes)
         check_model_name(chat.model)
         sensitive = gw.is_sensitive(request)
+        await refuse_unsupported(gw, chat, sensitive)
         if chat.stream:
             chunks = await gw.stream(chat, sensitive)
             first = await peek(chunks, gw.timeout)
             backend, tier = (first.backend, first.tier) if first else (None, None)
-            return ChunkStreamResponse(first, chunks, SSEEncoder(),
+            include_usage = wants_usage((chat.model_extra or {}).get("stream_options"))
+            return ChunkStreamResponse(first, chunks, SSEEncoder(include_usage=include_usage),
                                        served_headers(backend, tier), gw.timeout)
         reply = await gw.until_disconnect(request, lambda: gw.answer(chat, sensitive))
         if reply is None:
@@ -70,8 +94,19 @@ class OpenAIRoutes:
 
     async def embeddings(self, request: Request) -> Response:
         gw = self.gw
-        req = await read_model(request, EmbeddingRequest, gw.settings.max_body_bytes)
+        body = await read_body(request, gw.settings.max_body_bytes)
+        try:
+            req = parse_model(body, EmbeddingRequest)
+        except InvalidRequest as exc:
+            if (exc.param or "").startswith("input") and token_ids(body):
+                raise InvalidRequest("token-id input is not supported: send the text itself "
+                                     "(a string or a list of strings)", param="input") from None
+            raise
         check_model_name(req.model)
+        dimensions = (req.model_extra or {}).get("dimensions")
+        if dimensions is not None and (not isinstance(dimensions, int)
+                                       or isinstance(dimensions, bool) or dimensions < 1):
+            raise InvalidRequest("dimensions must be a positive integer", param="dimensions")
         sensitive = gw.is_sensitive(request)
 
         async def answer() -> EmbeddingResponse:
@@ -80,6 +115,7 @@ class OpenAIRoutes:
         reply = await gw.until_disconnect(request, answer)
         if reply is None:
             return Response(status_code=499)
+        check_dimensions(dimensions, reply.vectors)
         b64 = req.encoding_format == "base64"
         usage = reply.usage or Usage()
         data = {
@@ -101,9 +137,16 @@ class OpenAIRoutes:
     async def model(self, request: Request) -> Response:
         name = request.path_params["model"]
         check_model_name(name, required=True)
+        if is_default_name(name):
+            # Chat accepts `default`; so does retrieve: the card of what it resolves to.
+            picked = await default_model(self.gw)
+            if picked is not None:
+                card = {**model_card(picked), "id": name}
+                card["localinfer"]["resolves_to"] = picked.id
+                return JSONBody(card, headers=served_headers(picked.backend, picked.tier))
         models = await self.gw.client.models()
-        for m in models:
-            if m.answers_to(name):
-                return JSONBody(model_card(m), headers=served_headers(m.backend, m.tier))
-        raise ModelNotFound(name, sorted({m.id for m in models}))
+        found = find_model(models, name)
+        if found is None:
+            raise not_found(name, models)
+        return JSONBody(model_card(found), headers=served_headers(found.backend, found.tier))
 

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import BackendError, BackendTimeout, LocalInferError
-from ..types import ChatChunk, ChatStream
+from ..types import ChatChunk, ChatStream, Usage
 from .errors import openai_error
 from .wire import dumps
 
@@ -43,19 +43,58 @@ class StreamEncoder(Protocol):
         """The frames that end a stream which failed after 200 was sent."""
 
 
+def wants_usage(stream_options: Any) -> bool:
+    """OpenAI's ``stream_options: {"include_usage": true}``."""
+    return isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+
+
 class SSEEncoder:
-    """OpenAI's stream: ``data: {chunk}`` events, then ``data: [DONE]``."""
+    """OpenAI's stream: ``data: {chunk}`` events, then ``data: [DONE]``.
+
+    With ``include_usage`` (``stream_options.include_usage``), usage goes in a separate
+    last chunk with ``choices: []``, as OpenAI's spec says, whatever chunk the backend
+    put it on (the embedded tier puts it on the finishing chunk). Without it, a backend's
+    usage stays where the backend put it (lenient readers such as localinfer.js use it)."""
 
     media_type = "text/event-stream"
 
+    def __init__(self, *, include_usage: bool = False) -> None:
+        self.include_usage = include_usage
+        self.usage: Usage | None = None
+        self.pieces = 0
+        self.last: ChatChunk | None = None
+
     def chunk(self, chunk: ChatChunk) -> bytes:
+        if not self.include_usage:
+            return self.frame(chunk)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+            chunk.usage = None
+        self.last = chunk
+        if not chunk.choices:
+            return b""  # a usage-only chunk from upstream: sent once, at the end
+        self.pieces += sum(1 for c in chunk.choices if c.delta.content)
+        return self.frame(chunk)
+
+    def frame(self, chunk: ChatChunk) -> bytes:
         return b"data: " + dumps(chunk) + b"\n\n"
 
+    def usage_chunk(self) -> bytes:
+        last = self.last
+        if not self.include_usage or last is None:
+            return b""
+        usage = self.usage or Usage(completion_tokens=self.pieces)
+        usage.total_tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+        final = {"id": last.id, "object": last.object, "created": last.created,
+                 "model": last.model, "choices": [],
+                 "usage": usage.model_dump(mode="json", exclude_none=True)}
+        return b"data: " + dumps(final) + b"\n\n"
+
     def end(self) -> bytes:
-        return b"data: [DONE]\n\n"
+        return self.usage_chunk() + b"data: [DONE]\n\n"
 
     def error(self, exc: LocalInferError) -> bytes:
-        return b"data: " + dumps(openai_error(exc)) + b"\n\n" + self.end()
+        return b"data: " + dumps(openai_error(exc)) + b"\n\n" + b"data: [DONE]\n\n"
 
 
 def timeout_error(seconds: float, what: str) -> BackendTimeout:

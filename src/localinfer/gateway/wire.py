@@ -86,7 +86,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def read_model(request: Request, model: type[M], limit: int) -> M:
     """The body parsed straight from JSON into ``model``, strictly: JSON types must match
     (``"stream": 0`` is not a boolean), as OpenAI's own API insists."""
-    body = await read_body(request, limit)
+    return parse_model(await read_body(request, limit), model)
+
+
+def parse_model(body: bytes, model: type[M]) -> M:
+    """``read_model`` for a body already read (a route that inspects it first)."""
     if not body.strip():
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:

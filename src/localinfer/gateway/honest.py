@@ -1,0 +1,168 @@
+"""Honest parameters and model names: what a tier cannot do is refused with a 400
+naming the parameter, never silently dropped; names clients derive from our listings
+(``default``, Ollama's ``name:latest``) are accepted back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ModelNotFound
+from ..router import DEFAULT_MODEL_NAMES
+from ..types import ChatRequest, ModelInfo
+from .context import Gateway
+from .errors import InvalidRequest
+
+# What the embedded llama.cpp tier does not do (yet): asked for, it is a 400, because
+# answering one choice without logprobs or a forced tool call would look right and be wrong.
+EMBEDDED_UNSUPPORTED = "the embedded tier (llama.cpp) does not support"
+
+
+def unsupported_asks(chat: ChatRequest) -> list[tuple[str, str]]:
+    """(param, what) for every parameter in ``chat`` the embedded tier cannot honour."""
+    extra = chat.model_extra or {}
+    asks: list[tuple[str, str]] = []
+    n = extra.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+        asks.append(("n", f"n={n} (several choices); send n=1 or several requests"))
+    if extra.get("logprobs"):
+        asks.append(("logprobs", "logprobs"))
+    if extra.get("top_logprobs") is not None:
+        asks.append(("top_logprobs", "top_logprobs"))
+    choice = chat.tool_choice
+    if choice == "required" or isinstance(choice, dict):
+        what = "a named tool_choice" if isinstance(choice, dict) else "tool_choice 'required'"
+        asks.append(("tool_choice", f"{what} (forced tool calls); use 'auto' or 'none'"))
+    return asks
+
+
+async def refuse_unsupported(gw: Gateway, chat: ChatRequest, sensitive: bool) -> None:
+    """400 for a parameter the tier that would serve ``chat`` cannot honour. Costs a
+    model resolution only when such a parameter is present."""
+    asks = unsupported_asks(chat)
+    if not asks:
+        return
+    candidates = await gw.client.router.candidates(chat.model, "chat", sensitive=sensitive)
+    if candidates and candidates[0].backend.tier == "embedded":
+        param, what = asks[0]
+        raise InvalidRequest(f"{EMBEDDED_UNSUPPORTED} {what}", param=param)
+
+
+# -- names --------------------------------------------------------------------------
+
+
+def ollama_variants(name: str) -> list[str]:
+    """Ollama treats ``name`` and ``name:latest`` as one model."""
+    if name.endswith(":latest"):
+        return [name, name[: -len(":latest")]]
+    if ":" not in name:
+        return [name, f"{name}:latest"]
+    return [name]
+
+
+def find_model(models: Sequence[ModelInfo], name: str, *, ollama: bool = False) -> ModelInfo | None:
+    for wanted in ollama_variants(name) if ollama else [name]:
+        for m in models:
+            if m.answers_to(wanted):
+                return m
+    return None
+
+
+async def ollama_model_name(gw: Gateway, name: str) -> str:
+    """The name to route for an Ollama request: as given if some model answers to it,
+    else its ``:latest`` twin; unknown names are left for the router's 404."""
+    if ":" in name and not name.endswith(":latest"):
+        return name
+    models = await gw.client.models()
+    found = find_model(models, name, ollama=True)
+    if found is None or found.answers_to(name):
+        return name
+    return found.id
+
+
+async def default_model(gw: Gateway) -> ModelInfo | None:
+    """What ``model: "default"`` (or none) resolves to for chat, as the router picks it."""
+    candidates = await gw.client.router.candidates(None, "chat")
+    if not candidates:
+        return None
+    first = candidates[0]
+    for m in await first.backend.models():
+        if m.id == first.model:
+            return m
+    return ModelInfo(id=first.model, backend=first.backend.name, tier=first.backend.tier)
+
+
+def is_default_name(name: str) -> bool:
+    return name in DEFAULT_MODEL_NAMES
+
+
+def not_found(name: str, models: Sequence[ModelInfo]) -> ModelNotFound:
+    return ModelNotFound(name, sorted({m.id for m in models}))
+
+
+# -- digests and sizes (llm-ollama groups models by digest) --------------------------
+
+ModelFiles = dict[tuple[str, str], tuple[str, int]]
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> tuple[str, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        try:
+            with path.open("rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+        except OSError:
+            return None
+        digest = _FILE_DIGESTS[key] = h.hexdigest()
+    return digest, st.st_size
+
+
+async def model_files(gw: Gateway) -> ModelFiles:
+    """(backend, model id) → (sha256 of its file, size) for the models whose file this
+    process knows (the embedded engine's GGUF). Hashed once per file version, off-loop."""
+    out: ModelFiles = {}
+    for backend in await gw.client.router.embedded_backends():
+        try:
+            path = getattr(backend, "model_path", None)
+        except Exception:  # a misconfigured engine: no file to describe
+            continue
+        if not isinstance(path, Path | str) or not os.path.isfile(path):
+            continue
+        found = await asyncio.to_thread(_file_digest, Path(path))
+        if found is None:
+            continue
+        for m in await backend.models():
+            out[(m.backend, m.id)] = found
+    return out
+
+
+def name_digest(m: ModelInfo) -> str:
+    return hashlib.sha256(f"{m.backend}\0{m.id}".encode()).hexdigest()
+
+
+def digest_and_size(m: ModelInfo, files: ModelFiles) -> tuple[str, int]:
+    return files.get((m.backend, m.id)) or (name_digest(m), 0)
+
+
+def check_dimensions(dimensions: int | None, vectors: Sequence[Sequence[float]]) -> None:
+    """``dimensions`` is honoured only when it is the model's own size: truncating a
+    model that was not Matryoshka-trained (the built-in MiniLM was not) gives vectors
+    that look right and compare wrongly."""
+    if dimensions is None or not vectors or dimensions == len(vectors[0]):
+        return
+    raise InvalidRequest(
+        f"dimensions={dimensions} is not supported: this model makes {len(vectors[0])}-d "
+        "vectors and was not trained to be truncated (Matryoshka); omit dimensions or send "
+        f"{len(vectors[0])}", param="dimensions")
