@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal, TypeVar, overload
 
 import httpx
@@ -32,7 +32,7 @@ from .types import (
 T = TypeVar("T")
 # Seconds a close (explicit, by the garbage collector or at exit) waits for backends.
 CLOSE_TIMEOUT: Final = 10.0
-MessageLike = ChatMessage | dict[str, Any]
+MessageLike = ChatMessage | Mapping[str, Any]
 
 
 def is_model_file(model: str | None) -> bool:

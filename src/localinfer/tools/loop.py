@@ -67,12 +67,9 @@ class _Loop:
                  system: str | None, tools: Sequence[Tool], max_rounds: int) -> None:
         if max_rounds < 1:
             raise UsageError("max_rounds must be at least 1")
-        built = [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m)
-                 for m in (messages or [])]
-        if prompt is not None:
-            built.append(ChatMessage(role="user", content=prompt))
-        if system is not None and not any(m.role == "system" for m in built):
-            built.insert(0, ChatMessage(role="system", content=system))
+        from ..client import build_messages  # the client's own rule (prompt, system)
+
+        built = build_messages(prompt, messages, system)
         if not built:
             raise UsageError("nothing to send: give a prompt or messages")
         self.messages = built
