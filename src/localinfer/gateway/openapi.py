@@ -10,6 +10,8 @@ from pydantic.json_schema import models_json_schema
 
 from .. import __version__
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest
+from .completions import CompletionRequest
+from .generate import OllamaGenerateRequest
 from .ollama_api import (
     OllamaChatRequest,
     OllamaEmbeddingsRequest,
@@ -35,6 +37,7 @@ REQUEST_MODELS: list[tuple[type[BaseModel], Any]] = [
     (ChatRequest, "validation"), (EmbeddingRequest, "validation"),
     (OllamaChatRequest, "validation"), (OllamaEmbedRequest, "validation"),
     (OllamaEmbeddingsRequest, "validation"), (OllamaModelRequest, "validation"),
+    (CompletionRequest, "validation"), (OllamaGenerateRequest, "validation"),
     (ChatResponse, "serialization"),
 ]
 
@@ -102,13 +105,36 @@ def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = top.get("$defs", {})
     # What pydantic cannot say in JSON Schema: the model-name rule, where the model may
     # default, and that `input` is non-empty whether a string or a list.
-    for name in ("ChatRequest", "EmbeddingRequest"):
+    for name in ("ChatRequest", "EmbeddingRequest", "CompletionRequest"):
         schemas[name]["properties"]["model"] = MODEL_OR_DEFAULT
-    for name in ("OllamaChatRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest"):
+    for name in ("OllamaChatRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest",
+                 "OllamaGenerateRequest"):
         schemas[name]["properties"]["model"] = MODEL_NAME
     schemas["EmbeddingRequest"]["properties"]["input"] = {"anyOf": [
         {"type": "string", "minLength": 1},
         {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+    # What the routes refuse (a 400 naming the field) is outside the schema, so a
+    # client that follows it is never refused: forced tool calls on the embedded tier,
+    # fill-in-the-middle, several choices, logprobs, token ids, raw prompts, images.
+    schemas["ChatRequest"]["properties"]["tool_choice"] = {
+        "anyOf": [{"type": "string", "not": {"const": "required"}}, {"type": "null"}],
+        "description": "'required' or a named function: 400 on the embedded tier"}
+    absent = {"type": "null"}
+    completion = schemas["CompletionRequest"]["properties"]
+    completion["prompt"] = {"anyOf": [{"type": "string"},
+                                      {"type": "array", "items": {"type": "string"}}]}
+    for name in ("suffix", "logprobs"):
+        completion[name] = {"anyOf": [absent, {"const": ""}] if name == "suffix" else [absent]}
+    for name in ("n", "best_of"):
+        completion[name] = {"anyOf": [absent, {"const": 1}]}
+    generate = schemas["OllamaGenerateRequest"]["properties"]
+    generate["raw"] = generate["think"] = {"anyOf": [absent, {"const": False}]}
+    for name in ("suffix", "template"):
+        generate[name] = {"anyOf": [absent, {"const": ""}]}
+    for name in ("images", "context"):
+        generate[name] = {"anyOf": [absent, {"type": "array", "maxItems": 0}]}
+    # Only the model's own size is accepted (nothing here is Matryoshka-trained).
+    schemas["OllamaEmbedRequest"]["properties"].pop("dimensions", None)
     show = schemas["OllamaModelRequest"]
     show["properties"]["model"] = MODEL_NAME
     show["required"] = ["model"]
@@ -150,6 +176,14 @@ def build_openapi() -> dict[str, Any]:
         "/api/tags": _get("Ollama model list", _json(OPEN_OBJECT), OLLAMA_ERROR, "ollama"),
         "/api/ps": _get("Ollama loaded models", _json(OPEN_OBJECT), OLLAMA_ERROR, "ollama"),
         "/api/version": _get("Ollama API level", _json(OPEN_OBJECT), OLLAMA_ERROR, "ollama"),
+        "/v1/completions": _post(
+            "Legacy text completion (the prompt is sent as a user message, so the chat "
+            "template applies; stream: SSE text_completion chunks)", "CompletionRequest",
+            {**_json(OPEN_OBJECT), "text/event-stream": {"schema": SSE_EVENT}},
+            OPENAI_ERROR, "openai"),
+        "/api/generate": _post(
+            "Ollama generate (stream: NDJSON, the default; an empty prompt preloads)",
+            "OllamaGenerateRequest", {**ollama_chat_ok}, OLLAMA_ERROR, "ollama"),
         "/health": _get("Identifies localinfer's gateway (discovery skips it)",
                         _json({"type": "object", "required": ["status", "service"],
                                "properties": {"status": {"const": "ok"},
