@@ -1,0 +1,60 @@
+"""The new routes over the real embedded engine (llama.cpp on the bundled SmolLM2-135M):
+``/api/generate``, ``/v1/completions`` with ``include_usage``, and ``/api/tags`` digests
+of the real GGUF file."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import ollama
+import openai
+import pytest
+
+from localinfer.backends.embedded import EmbeddedBackend
+from tests.gateway_harness import RunApp, client_over, gateway_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[EmbeddedBackend]:
+    pytest.importorskip("llama_cpp")
+    backend = EmbeddedBackend(gateway_settings(tmp_path, embedded_threads=2))
+    yield backend
+    backend._discard(backend._worker)  # stop the worker process
+
+
+@pytest.fixture
+def url(run_app: RunApp, tmp_path: Path, engine: EmbeddedBackend) -> str:
+    from localinfer.gateway import create_app
+
+    settings = gateway_settings(tmp_path, embedded_threads=2)
+    return run_app(create_app(settings, client_over(settings, [engine])))
+
+
+def test_generate_and_tags_on_the_embedded_engine(url: str, engine: EmbeddedBackend) -> None:
+    client = ollama.Client(host=url, timeout=300)
+    assert client.generate(model="smollm2").done_reason == "load"
+    parts = list(client.generate(model="smollm2", prompt="Say hello.", stream=True,
+                                 options={"num_predict": 8, "temperature": 0}))
+    assert "".join(p.response or "" for p in parts).strip()
+    assert parts[-1].done and parts[-1].eval_count and parts[-1].eval_count <= 8
+    (tag,) = client.list().models  # the engine's one model (`smollm2` is an alias)
+    assert tag.size == engine.model_path.stat().st_size
+    assert tag.digest == hashlib.sha256(engine.model_path.read_bytes()).hexdigest()
+
+
+def test_legacy_completion_stream_with_usage_on_the_embedded_engine(url: str) -> None:
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=300)
+    chunks = list(client.completions.create(
+        model="smollm2", prompt="The capital of France is", max_tokens=6, temperature=0,
+        stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].text for c in chunks if c.choices).strip()
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == [] and usage is not None
+    assert 0 < usage.completion_tokens <= 6 and usage.prompt_tokens > 0
+    with pytest.raises(openai.BadRequestError, match="logprobs"):
+        client.chat.completions.create(model="smollm2", logprobs=True, max_tokens=2,
+                                       messages=[{"role": "user", "content": "hi"}])
