@@ -118,3 +118,10 @@ def test_model_management_is_501_naming_the_command(gateway: str, path: str) -> 
     assert response.status_code == 501
     error = response.json()["error"]
     assert isinstance(error, str) and ("localinfer" in error)
+
+
+def test_ollama_embed_dimensions(oll: ollama.Client) -> None:
+    assert len(oll.embed(model="fake-embedder", input="ab", dimensions=2).embeddings[0]) == 2
+    with pytest.raises(ollama.ResponseError) as info:
+        oll.embed(model="fake-embedder", input="ab", dimensions=1)
+    assert info.value.status_code == 400 and "dimensions" in info.value.error
