@@ -51,7 +51,7 @@ from ..base import Backend
 from .params import llama_chat_params
 from .process import EXITED, Event, WorkerProcess
 
-CANCEL_GRACE: Final = 2.0
+CANCEL_GRACE: Final = 5.0  # generous: a loaded machine may take seconds to answer
 STALLED: Final = "stalled"  # the watchdog's marker event
 ACCEPTED_DEFAULTS: Final = frozenset({"", "default"})
 
