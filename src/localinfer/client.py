@@ -198,9 +198,7 @@ class AsyncClient:
     async def aclose(self) -> None:
         try:
             await self.router.aclose()
-            close_remote = getattr(self.router.remote, "aclose", None)
-            if close_remote is not None:
-                await close_remote()
+            await self.router.remote.aclose()
         finally:
             self.ledger.close()
 
@@ -243,9 +241,6 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return self._loop.call(fn)
-
     def run(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run a coroutine function that uses ``self.aio`` on this client's loop (how
         sync helpers built on AsyncClient, such as the tool loop, stay one code path)."""
@@ -278,20 +273,20 @@ class Client:
         ``close()`` (or leaving the ``for`` loop and dropping it) stops generation."""
         if stream:
             return self._loop.iterate(lambda: self.aio.chat(prompt, stream=True, **kwargs))
-        return self._call(lambda: self.aio.chat(prompt, stream=False, **kwargs))
+        return self.run(lambda: self.aio.chat(prompt, stream=False, **kwargs))
 
     def embed(self, texts: str | Sequence[str], *, model: str | None = None,
               sensitive: bool = False) -> EmbeddingResponse:
-        return self._call(lambda: self.aio.embed(texts, model=model, sensitive=sensitive))
+        return self.run(lambda: self.aio.embed(texts, model=model, sensitive=sensitive))
 
     def models(self, *, refresh: bool = False) -> list[ModelInfo]:
-        return self._call(lambda: self.aio.models(refresh=refresh))
+        return self.run(lambda: self.aio.models(refresh=refresh))
 
     def servers(self, *, refresh: bool = False) -> list[ServerInfo]:
-        return self._call(lambda: self.aio.servers(refresh=refresh))
+        return self.run(lambda: self.aio.servers(refresh=refresh))
 
     def status(self, *, refresh: bool = False) -> dict[str, Any]:
-        return self._call(lambda: self.aio.status(refresh=refresh))
+        return self.run(lambda: self.aio.status(refresh=refresh))
 
     def close(self) -> None:
         """Close backends (the embedded worker stops) and the loop thread. Idempotent."""

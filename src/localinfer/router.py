@@ -69,6 +69,9 @@ class RemoteTier:
     async def models(self) -> list[ModelInfo]:
         return []
 
+    async def aclose(self) -> None:
+        """Release the tier's connections."""
+
 
 class Router:
     def __init__(
