@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 async def sweep(*servers: str) -> list[ServerInfo]:
-    settings = Settings(scan_default_ports=False, servers=list(servers))
+    # A generous probe timeout: a loaded machine answers slower than the 0.5 s default.
+    settings = Settings(scan_default_ports=False, servers=list(servers), discovery_timeout=5.0)
     return await asyncio.wait_for(discover(settings, EgressPolicy()), 30)
 
 

@@ -8,6 +8,7 @@ pytest 9. Bounded: a fixed seed, a per-operation example cap and a time budget.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -35,4 +36,9 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(
         cwd=tmp_path, capture_output=True, text=True, timeout=BUDGET_SECONDS + 120)
     summary = result.stdout[-6000:]
     assert result.returncode == 0, summary
-    assert "No issues found" in result.stdout, summary
+    # Exit 0 is schemathesis' verdict; its summary then says "No issues found", or, when a
+    # slow run hit a warning (e.g. too few valid model ids for one route), every
+    # generated case passed — never a failure.
+    cases = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert "No issues found" in result.stdout or (
+        cases is not None and cases[1] == cases[2] and "failed" not in summary), summary
