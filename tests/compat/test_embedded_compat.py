@@ -5,33 +5,19 @@ of the real GGUF file."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import ollama
 import openai
 import pytest
 
 from localinfer.backends.embedded import EmbeddedBackend
-from tests.gateway_harness import RunApp, client_over, gateway_settings
+from tests.test_gateway_embedded import engine, url
+
+__all__ = ["engine", "url"]  # the fixtures, shared with test_gateway_embedded, used by name
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EmbeddedBackend]:
-    pytest.importorskip("llama_cpp")
-    backend = EmbeddedBackend(gateway_settings(tmp_path, embedded_threads=2))
-    yield backend
-    backend._discard(backend._worker)  # stop the worker process
-
-
-@pytest.fixture
-def url(run_app: RunApp, tmp_path: Path, engine: EmbeddedBackend) -> str:
-    from localinfer.gateway import create_app
-
-    settings = gateway_settings(tmp_path, embedded_threads=2)
-    return run_app(create_app(settings, client_over(settings, [engine])))
 
 
 def test_generate_and_tags_on_the_embedded_engine(url: str, engine: EmbeddedBackend) -> None:

@@ -34,8 +34,8 @@ from .ollama_api import (
     build_chat,
     chat_fields,
     now_iso,
+    ollama_answer,
 )
-from .streaming import ChunkStreamResponse, peek
 from .wire import JSONBody, check_model_name, read_model, served_headers
 
 
@@ -120,19 +120,10 @@ async def generate(gw: Gateway, request: Request) -> Response:
     messages.append({"role": "user", "content": req.prompt})
     chat = build_chat({"model": name, "messages": messages,
                        **chat_fields(req.options, req.format), "stream": req.stream})
-    sensitive = gw.is_sensitive(request)
-    if req.stream:
-        chunks = await gw.stream(chat, sensitive)
-        first = await peek(chunks, gw.timeout)
-        backend, tier = (first.backend, first.tier) if first else (None, None)
-        return ChunkStreamResponse(first, chunks, GenerateEncoder(req.model),
-                                   served_headers(backend, tier), gw.timeout)
-    timing = Timing()
-    reply = await gw.until_disconnect(request, lambda: gw.answer(chat, sensitive))
-    if reply is None:
-        return Response(status_code=499)
-    return JSONBody(generate_reply(reply, req.model, timing),
-                    headers=served_headers(reply.backend, reply.tier))
+    return await ollama_answer(
+        gw, request, chat, gw.is_sensitive(request), stream=req.stream,
+        encoder=GenerateEncoder(req.model),
+        whole=lambda reply, timing: generate_reply(reply, req.model, timing))
 
 
 def generate_routes(gw: Gateway) -> list[Route]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -35,7 +36,7 @@ from .honest import (
     refuse_unsupported,
 )
 from .openai_api import listing_headers
-from .streaming import ChunkStreamResponse, peek
+from .streaming import ChunkStreamResponse, StreamEncoder, peek
 from .wire import JSONBody, check_model_name, dumps, read_model, served_headers
 
 # The Ollama API level these routes implement (apps gate features on it: /api/embed
@@ -322,6 +323,25 @@ def tag(m: ModelInfo, files: ModelFiles | None = None) -> dict[str, Any]:
                            "capabilities": list(m.capabilities)}}
 
 
+async def ollama_answer(gw: Gateway, request: Request, chat: ChatRequest, sensitive: bool, *,
+                        stream: bool, encoder: StreamEncoder,
+                        whole: Callable[[ChatResponse, Timing], dict[str, Any]]) -> Response:
+    """How every Ollama generation route answers: NDJSON frames after the first chunk
+    was peeked (so early failures are HTTP errors), or one JSON object built by
+    ``whole`` from the finished reply."""
+    if stream:
+        chunks = await gw.stream(chat, sensitive)
+        first = await peek(chunks, gw.timeout)
+        backend, tier = (first.backend, first.tier) if first else (None, None)
+        return ChunkStreamResponse(first, chunks, encoder, served_headers(backend, tier),
+                                   gw.timeout)
+    timing = Timing()
+    reply = await gw.until_disconnect(request, lambda: gw.answer(chat, sensitive))
+    if reply is None:
+        return Response(status_code=499)
+    return JSONBody(whole(reply, timing), headers=served_headers(reply.backend, reply.tier))
+
+
 class OllamaRoutes:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -343,21 +363,11 @@ class OllamaRoutes:
         check_model_name(req.model, required=True)
         chat = to_chat_request(req)
         chat.model = await ollama_model_name(gw, req.model)
-        await refuse_unsupported(gw, chat, gw.is_sensitive(request))
         sensitive = gw.is_sensitive(request)
-        if req.stream:
-            encoder = NDJSONEncoder(req.model)
-            chunks = await gw.stream(chat, sensitive)
-            first = await peek(chunks, gw.timeout)
-            backend, tier = (first.backend, first.tier) if first else (None, None)
-            return ChunkStreamResponse(first, chunks, encoder, served_headers(backend, tier),
-                                       gw.timeout)
-        timing = Timing()
-        reply = await gw.until_disconnect(request, lambda: gw.answer(chat, sensitive))
-        if reply is None:
-            return Response(status_code=499)
-        return JSONBody(chat_reply(reply, req.model, timing),
-                        headers=served_headers(reply.backend, reply.tier))
+        await refuse_unsupported(gw, chat, sensitive)
+        return await ollama_answer(
+            gw, request, chat, sensitive, stream=req.stream, encoder=NDJSONEncoder(req.model),
+            whole=lambda reply, timing: chat_reply(reply, req.model, timing))
 
     async def embed(self, request: Request) -> Response:
         gw = self.gw
