@@ -55,7 +55,9 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Installed on the ``localinfer`` logger: log lines get the same treatment."""
+    """Log lines get the same treatment. A logger's filter sees only that logger's own
+    records, so it goes on the ``localinfer`` logger and on the handlers localinfer
+    installs (the CLI's), which see every ``localinfer.*`` record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

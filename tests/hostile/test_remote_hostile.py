@@ -146,3 +146,12 @@ def test_bearer_shapes_are_redacted(text: str, secret: str) -> None:
 def test_ordinary_text_is_left_alone() -> None:
     text = "the tokenizer splits words; Bearer of news"
     assert redact(text) == text
+
+
+def test_cli_notices_from_child_loggers_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    from localinfer.cli.main import _show_library_notices
+
+    _show_library_notices()
+    logging.getLogger("localinfer.consent").warning("provider said Bearer sk-abcdefghijklmnop")
+    err = capsys.readouterr().err
+    assert "sk-abcdefghijklmnop" not in err and MASK in err

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import LocalInferError
+from ..redact import RedactingFilter
 
 # Command groups, in the order `--help` lists them. Adding a group is one line here.
 COMMAND_MODULES = [
@@ -61,7 +62,9 @@ def _show_library_notices() -> None:
     # the `localinfer` logger; the CLI prints them as plain stderr lines.
     logger = logging.getLogger("localinfer")
     if not any(isinstance(h, _StderrNotices) for h in logger.handlers):
-        logger.addHandler(_StderrNotices())
+        handler = _StderrNotices()
+        handler.addFilter(RedactingFilter())  # every localinfer.* line, not just the root's
+        logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 
 
