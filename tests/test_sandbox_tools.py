@@ -143,18 +143,100 @@ def test_rounds_are_bounded_and_bad_calls_are_answered(tmp_path: Path) -> None:
     assert backend.requests[0].tools is not None and backend.requests[2].tools is None
 
 
-def test_a_tool_is_an_openai_tool_dict(tmp_path: Path) -> None:
+def test_a_tool_is_an_openai_tool_dict() -> None:
     assert isinstance(run_python, Tool) and isinstance(run_python, dict)
     assert run_python["type"] == "function"
     assert run_python["function"]["name"] == "run_python"
     assert run_python["function"]["parameters"]["required"] == ["code"]
-    # Plain chat accepts it: the schema reaches the model, the call comes back unexecuted.
+
+
+def echo_tool(seen: list[dict[str, Any]]) -> Tool:
+    @tool("echo", "echo the text", {"type": "object",
+                                    "properties": {"text": {"type": "string"}}})
+    def echo(args: Any) -> str:
+        seen.append(dict(args))
+        return f"echo: {args.get('text')}"
+    return echo
+
+
+def test_chat_executes_tool_objects(tmp_path: Path) -> None:
+    """chat(tools=[Tool]) runs the calls and returns the model's final answer, every call
+    and result on reply.tool_run; the model saw the schema and each result."""
+    seen: list[dict[str, Any]] = []
+    echo = echo_tool(seen)
+    backend = ToolCallingBackend([("tools", [("echo", '{"text": "hi"}')]),
+                                  ("text", "It said hi.")])
+    with Client(settings(tmp_path), embedded=[factory(backend)]) as client:
+        reply = client.chat("say hi", tools=[echo], max_tokens=20)
+    assert reply.text == "It said hi."
+    assert seen == [{"text": "hi"}]
+    assert reply.tool_run is not None and reply.tool_run.rounds == 1
+    assert [(c.name, c.result, c.ok) for c in reply.tool_run.calls] == [
+        ("echo", "echo: hi", True)]
+    assert not reply.tool_run.exhausted and not reply.tool_run.handed_back
+    assert backend.requests[0].tools == [dict(echo)]
+    assert backend.requests[0].max_tokens == 20
+    assert backend.requests[1].messages[-1].role == "tool"
+    assert backend.requests[1].messages[-1].content == "echo: hi"
+
+
+async def test_async_chat_executes_tools_with_a_round_limit(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    echo = echo_tool(seen)
+    backend = ToolCallingBackend([("tools", [("echo", '{"text": "1"}')]),
+                                  ("tools", [("echo", '{"text": "2"}')])])
+    async with AsyncClient(settings(tmp_path), embedded=[factory(backend)]) as client:
+        reply = await client.chat("loop", tools=[echo], max_tool_rounds=1)
+    assert reply.tool_run is not None
+    assert reply.tool_run.rounds == 1 and reply.tool_run.exhausted
+    assert seen == [{"text": "1"}]  # the second round's call is not executed
+    assert backend.requests[1].tools is None  # the last word offers no tools
+
+
+def test_plain_tool_dicts_come_back_unexecuted(tmp_path: Path) -> None:
+    """As OpenAI's API does: a plain dict is a schema only; its calls are the caller's."""
+    plain = dict(run_python)
     backend = ToolCallingBackend([("tools", [("run_python", code_args("print(1)"))])])
     with Client(settings(tmp_path), embedded=[factory(backend)]) as client:
-        reply = client.chat("hi", tools=[run_python])
+        reply = client.chat("hi", tools=[plain])
     message = reply.choices[0].message
     assert message.tool_calls and message.tool_calls[0].function.name == "run_python"
-    assert backend.requests[0].tools == [dict(run_python)]
+    assert reply.tool_run is None
+    assert backend.requests[0].tools == [plain]
+
+
+def test_a_call_to_a_plain_tool_hands_the_reply_back(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    echo = echo_tool(seen)
+    lookup = {"type": "function", "function": {"name": "lookup", "parameters": {}}}
+    backend = ToolCallingBackend([("tools", [("echo", '{"text": "a"}')]),
+                                  ("tools", [("lookup", "{}")])])
+    with Client(settings(tmp_path), embedded=[factory(backend)]) as client:
+        reply = client.chat("go", tools=[echo, lookup])
+    assert seen == [{"text": "a"}]
+    message = reply.choices[0].message
+    assert message.tool_calls and message.tool_calls[0].function.name == "lookup"
+    assert reply.tool_run is not None and reply.tool_run.handed_back
+    assert not reply.tool_run.exhausted and reply.tool_run.rounds == 1
+    # The conversation so far, to continue it with the caller's own result.
+    assert [m.role for m in reply.tool_run.messages] == ["user", "assistant", "tool",
+                                                         "assistant"]
+
+
+def test_executing_tools_refuses_streaming(tmp_path: Path) -> None:
+    with Client(settings(tmp_path), embedded=[factory(ToolCallingBackend([]))]) as client:
+        with pytest.raises(UsageError, match="stream=False"):
+            list(client.chat("x", stream=True, tools=[run_python]))
+
+
+@pytest.mark.slow
+def test_chat_runs_python_in_the_sandbox(tmp_path: Path, warm_sandbox: None) -> None:
+    backend = ToolCallingBackend([("tools", [("run_python", code_args("print(6 * 7)"))]),
+                                  ("text", "42")])
+    with Client(settings(tmp_path), embedded=[factory(backend)]) as client:
+        reply = client.chat("6*7?", tools=[run_python], sensitive=True)
+    assert reply.text == "42" and reply.tool_run is not None
+    assert json.loads(reply.tool_run.calls[0].result)["stdout"] == "42\n"
 
 
 def test_usage_errors(tmp_path: Path) -> None:

@@ -12,11 +12,13 @@ import httpx
 
 from .backends.base import Backend
 from .discovery import Discovery, status_json_servers
+from .errors import UsageError
 from .ledger import EgressLedger
 from .remote import ConsentedRemoteTier, OnConsent
 from .router import BackendFactory, RemoteTier, Router
 from .settings import Settings
 from .syncbridge import LoopThread
+from .tools.tool import executes_tools
 from .types import (
     ChatChunk,
     ChatMessage,
@@ -148,11 +150,36 @@ class AsyncClient:
     ) -> ChatResponse | ChatStream:
         """Answer a prompt or a message list. ``stream=True`` returns an async iterator of
         chunks; closing it stops generation. ``sensitive=True`` never leaves the machine.
-        Other keywords are OpenAI request fields (``temperature``, ``max_tokens``, …)."""
+        Other keywords are OpenAI request fields (``temperature``, ``max_tokens``, …).
+
+        ``tools`` holding :class:`localinfer.tools.Tool` objects (``run_python``, or your
+        ``@tool`` functions) are *executed*: each call the model makes runs locally and
+        its result goes back to the model until it answers (at most ``max_tool_rounds``,
+        default 4); ``reply.tool_run`` lists every call and result. Plain tool dicts are
+        sent as OpenAI's API does: their calls come back to you unexecuted."""
+        if executes_tools(options.get("tools")):
+            return await self._chat_with_tools(prompt, stream, messages, model, system,
+                                               sensitive, options)
         request = self._request(prompt, messages, model, system, options)
         if stream:
             return await self.complete(request, stream=True, sensitive=sensitive)
         return await self.complete(request, stream=False, sensitive=sensitive)
+
+    async def _chat_with_tools(self, prompt: str | None, stream: bool,
+                               messages: Sequence[MessageLike] | None, model: str | None,
+                               system: str | None, sensitive: bool,
+                               options: dict[str, Any]) -> ChatResponse:
+        from .tools.loop import DEFAULT_MAX_ROUNDS, arun_with_tools
+
+        if stream:
+            raise UsageError("executing tools needs stream=False (the answer is known only "
+                             "after the tool rounds); pass plain tool dicts to stream calls")
+        tools = options.pop("tools")
+        rounds = options.pop("max_tool_rounds", DEFAULT_MAX_ROUNDS)
+        result = await arun_with_tools(self, prompt, messages=messages, system=system,
+                                       tools=tools, max_rounds=rounds, model=model,
+                                       sensitive=sensitive, **options)
+        return result.reply
 
     @overload
     async def complete(self, request: ChatRequest, *, stream: Literal[False] = ...,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -97,6 +98,30 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
 
 
+@dataclass
+class ToolCallRecord:
+    """One tool call the model made, executed by localinfer, and what it got back."""
+
+    id: str
+    name: str
+    arguments: str  # as the model wrote them (JSON text)
+    result: str  # what the model was given
+    ok: bool  # False: unknown tool, bad arguments, or the tool raised
+    seconds: float
+    round: int
+
+
+@dataclass
+class ToolRun:
+    """The tool rounds behind an answer: every call and result, and the whole conversation."""
+
+    calls: list[ToolCallRecord] = field(default_factory=list)
+    messages: list[ChatMessage] = field(default_factory=list)
+    rounds: int = 0
+    exhausted: bool = False  # stopped at max_rounds with the model still calling tools
+    handed_back: bool = False  # the model called a tool localinfer cannot execute
+
+
 class ChatResponse(_Served):
     id: str = Field(default_factory=lambda: new_id("chatcmpl"))
     object: Literal["chat.completion"] = "chat.completion"
@@ -104,6 +129,8 @@ class ChatResponse(_Served):
     model: str
     choices: list[Choice]
     usage: Usage | None = None
+    # Set when chat(tools=[...]) executed tool calls on the way to this answer.
+    tool_run: ToolRun | None = Field(default=None, exclude=True)
 
     @property
     def text(self) -> str:

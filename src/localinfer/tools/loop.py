@@ -14,26 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..types import ChatMessage, ChatResponse, ToolCall
+from ..types import ChatMessage, ChatResponse, ToolCall, ToolCallRecord, ToolRun
 from .tool import Tool, run_python
 
 if TYPE_CHECKING:
     from ..client import AsyncClient, Client
 
 DEFAULT_MAX_ROUNDS = 4
-
-
-@dataclass
-class ToolCallRecord:
-    """One tool call the model made and what it got back."""
-
-    id: str
-    name: str
-    arguments: str  # as the model wrote them (JSON text)
-    result: str  # what the model was given
-    ok: bool  # False: unknown tool, bad arguments, or the tool raised
-    seconds: float
-    round: int
 
 
 @dataclass
@@ -64,7 +51,8 @@ MessageLike = ChatMessage | Mapping[str, Any]
 
 class _Loop:
     def __init__(self, prompt: str | None, messages: Sequence[MessageLike] | None,
-                 system: str | None, tools: Sequence[Tool], max_rounds: int) -> None:
+                 system: str | None, tools: Sequence[Mapping[str, Any]],
+                 max_rounds: int) -> None:
         if max_rounds < 1:
             raise UsageError("max_rounds must be at least 1")
         from ..client import build_messages  # the client's own rule (prompt, system)
@@ -73,9 +61,14 @@ class _Loop:
         if not built:
             raise UsageError("nothing to send: give a prompt or messages")
         self.messages = built
-        self.tools = {t.name: t for t in tools}
-        if not self.tools:
+        if not tools:
             raise UsageError("no tools given")
+        self.schemas = [dict(t) for t in tools]
+        # Only Tool objects run here; a call to a plain tool dict goes back to the caller.
+        self.tools = {t.name: t for t in tools if isinstance(t, Tool)}
+        self.handed_back = False
+        self.known_plain = {str(t.get("function", {}).get("name", "")) for t in tools
+                            if not isinstance(t, Tool)}
         self.max_rounds = max_rounds
         self.rounds = 0
         self.calls: list[ToolCallRecord] = []
@@ -84,7 +77,7 @@ class _Loop:
         kwargs = dict(options)
         kwargs["messages"] = list(self.messages)
         if self.rounds < self.max_rounds:
-            kwargs["tools"] = [dict(t) for t in self.tools.values()]
+            kwargs["tools"] = list(self.schemas)
         else:  # the last word: no tools offered, so the model has to answer
             kwargs.pop("tool_choice", None)
         return kwargs
@@ -93,6 +86,9 @@ class _Loop:
         message = reply.choices[0].message if reply.choices else None
         calls = list(message.tool_calls or []) if message is not None else []
         if not calls or self.rounds >= self.max_rounds:
+            return []
+        if any((c.function.name or "") in self.known_plain for c in calls):
+            self.handed_back = True  # the caller executes those: hand the reply back
             return []
         self.rounds += 1
         for i, call in enumerate(calls):
@@ -128,9 +124,11 @@ class _Loop:
 
     def finish(self, reply: ChatResponse) -> ToolReply:
         message = reply.choices[0].message if reply.choices else None
-        exhausted = bool(message is not None and message.tool_calls)
+        exhausted = bool(message is not None and message.tool_calls) and not self.handed_back
         if message is not None:
             self.messages.append(message)
+        reply.tool_run = ToolRun(calls=self.calls, messages=self.messages, rounds=self.rounds,
+                                 exhausted=exhausted, handed_back=self.handed_back)
         return ToolReply(reply=reply, calls=self.calls, messages=self.messages,
                          rounds=self.rounds, exhausted=exhausted)
 
@@ -141,8 +139,8 @@ def _failed(exc: Exception) -> str:
 
 def run_with_tools(client: Client, prompt: str | None = None, *,
                    messages: Sequence[MessageLike] | None = None, system: str | None = None,
-                   tools: Sequence[Tool] = (run_python,), max_rounds: int = DEFAULT_MAX_ROUNDS,
-                   **options: Any) -> ToolReply:
+                   tools: Sequence[Mapping[str, Any]] = (run_python,),
+                   max_rounds: int = DEFAULT_MAX_ROUNDS, **options: Any) -> ToolReply:
     """``client.chat`` that executes the model's tool calls (``run_python`` in the sandbox
     by default) and feeds the results back, at most ``max_rounds`` times. Other keyword
     arguments (``model``, ``sensitive``, ``max_tokens``, …) go to every ``chat`` call."""
@@ -154,7 +152,8 @@ def run_with_tools(client: Client, prompt: str | None = None, *,
 
 async def arun_with_tools(client: AsyncClient, prompt: str | None = None, *,
                           messages: Sequence[MessageLike] | None = None,
-                          system: str | None = None, tools: Sequence[Tool] = (run_python,),
+                          system: str | None = None,
+                          tools: Sequence[Mapping[str, Any]] = (run_python,),
                           max_rounds: int = DEFAULT_MAX_ROUNDS, **options: Any) -> ToolReply:
     """The async twin of :func:`run_with_tools`."""
     loop = _Loop(prompt, messages, system, tools, max_rounds)

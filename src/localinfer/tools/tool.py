@@ -35,6 +35,11 @@ class Tool(dict[str, Any]):
         return await anyio.to_thread.run_sync(self._func, arguments)
 
 
+def executes_tools(tools: object) -> bool:
+    """Whether a chat request's ``tools`` hold any tool localinfer can run itself."""
+    return isinstance(tools, (list, tuple)) and any(isinstance(t, Tool) for t in tools)
+
+
 def tool(name: str, description: str, parameters: Mapping[str, Any]) -> Callable[[ToolFunc], Tool]:
     """Decorator: ``@tool("lookup", "…", {"type": "object", …})`` over ``f(args) -> str``."""
 
