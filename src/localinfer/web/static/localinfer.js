@@ -14,6 +14,7 @@ import { clearCached, deleteCached, isCached, listCached } from './lib/cache.js'
 import { grant, isGranted, listGrants, revoke } from './lib/consent.js';
 import { detect, DEFAULT_GATEWAY, DEFAULT_SERVERS } from './lib/detect.js';
 import { BrowserEngine, defaultThreads } from './lib/engine.js';
+import { BrowserSandbox } from './lib/sandbox.js';
 import {
   Aborted, BackendError, ConsentRequired, DownloadDeclined, EngineCrashed, IntegrityError,
   LocalInferError, NoBackend, SensitiveDataBlocked,
@@ -21,6 +22,7 @@ import {
 import { postChat, sseJson } from './lib/http.js';
 import { byOrigin, ownEntries } from './lib/timing.js';
 
+export { BrowserSandbox } from './lib/sandbox.js';
 export {
   Aborted, BackendError, ConsentRequired, DownloadDeclined, EngineCrashed, IntegrityError,
   LocalInferError, NoBackend, SensitiveDataBlocked, DEFAULT_GATEWAY, DEFAULT_SERVERS,
@@ -129,6 +131,10 @@ export class LocalInfer {
       revoke: (url) => revoke(url),
     };
     this.privacy = { origins: () => this.origins() };
+    /** The WebAssembly sandbox (the Python side's guests, in a worker that cannot fetch):
+     * `await li.sandbox.run(code, {files, timeout, runtime})`. */
+    this.sandbox = new BrowserSandbox({ workerUrl: new URL('sandbox-worker.js', base).href,
+      runtimeBase: new URL('sandbox/', base).href });
   }
 
   /**

