@@ -38,6 +38,26 @@ PACKAGES: dict[str, tuple[dict[str, str], str, str]] = {
         # (its build is ~1.5x slower here), and 2.4.0's first token came 2x sooner.
         "2.4.0 measured fastest on this hardware (see docs/benchmarks.md)",
     ),
+    "@huggingface/transformers": (
+        {
+            # The browser bundle with ONNX Runtime inside (no bare imports to resolve).
+            "dist/transformers.min.js": "transformers/transformers.min.js",
+            "LICENSE": "transformers/LICENSE",
+        },
+        "Apache-2.0",
+        # 2.17 (@xenova/transformers) cannot open our MiniLM ONNX file (too old a runtime).
+        "4.x runs the shipped all-MiniLM-L6-v2 ONNX at cosine 1.0 to Python's fp32 embedder",
+    ),
+    "onnxruntime-web": (
+        {
+            # Only the plain CPU (SIMD, threaded) build: the embeddings run on wasm, not
+            # WebGPU, so the jsep/asyncify/jspi variants are left out.
+            "dist/ort-wasm-simd-threaded.mjs": "transformers/ort-wasm-simd-threaded.mjs",
+            "dist/ort-wasm-simd-threaded.wasm": "transformers/ort-wasm-simd-threaded.wasm",
+        },
+        "MIT",
+        "the runtime build @huggingface/transformers 4.3.1 bundles (same version)",
+    ),
 }
 
 

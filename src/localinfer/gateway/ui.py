@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..settings import Settings
 from ..web.assets import STATIC_ROOT, WebModel, ui_manifest, web_models
+from .ui_embeddings import embedding_routes
 
 CHUNK = 1 << 20
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -181,5 +182,6 @@ def ui_routes(settings: Settings) -> list[BaseRoute]:
         Route("/ui", redirect, methods=["GET", "HEAD"]),
         Route("/ui/manifest.json", manifest, methods=["GET", "HEAD"]),
         Route("/ui/models/{name}", model_file, methods=["GET", "HEAD"]),
+        *embedding_routes(settings, headers),
         Route("/ui/{path:path}", static, methods=["GET", "HEAD"]),
     ]

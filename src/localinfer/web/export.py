@@ -14,9 +14,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.onnx.embedder import MODEL_ID
 from ..errors import UsageError
 from ..settings import Settings
 from .assets import BUILD_HINT, STATIC_ROOT, ui_manifest, vendor_manifest, web_models
+from .embed_assets import embed_manifest, embed_model
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,19 @@ def export_site(dest: Path, settings: Settings, *, models: list[str] | None = No
         shutil.copyfile(model.path, target)
         files += 1
         total += model.size
+    # The embedding model folder (transformers.js), with its own manifest of sha256s.
+    embedder = embed_model(settings) if include_models else None
+    for part in (embedder.files.values() if embedder else ()):
+        target = dest / "embeddings" / MODEL_ID / part.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(part.source, target)
+        files += 1
+        total += part.size
+    embed_text = json.dumps(embed_manifest(settings) if embedder else {"models": []}) + "\n"
+    (dest / "embeddings").mkdir(exist_ok=True)
+    (dest / "embeddings" / "manifest.json").write_text(embed_text, encoding="utf-8")
+    files += 1
+    total += len(embed_text)
     manifest = ui_manifest(settings, models=chosen)
     text = json.dumps(manifest, indent=1) + "\n"
     (dest / "manifest.json").write_text(text, encoding="utf-8")

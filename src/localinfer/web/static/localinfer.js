@@ -15,6 +15,8 @@ import { grant, isGranted, listGrants, revoke } from './lib/consent.js';
 import { detect, DEFAULT_GATEWAY, DEFAULT_SERVERS } from './lib/detect.js';
 import { BrowserEngine, defaultThreads } from './lib/engine.js';
 import { BrowserSandbox } from './lib/sandbox.js';
+import { Documents } from './lib/documents/index.js';
+import { Embeddings } from './lib/embeddings.js';
 import {
   Aborted, BackendError, ConsentRequired, DownloadDeclined, EngineCrashed, IntegrityError,
   LocalInferError, NoBackend, SensitiveDataBlocked,
@@ -135,6 +137,23 @@ export class LocalInfer {
      * `await li.sandbox.run(code, {files, timeout, runtime})`. */
     this.sandbox = new BrowserSandbox({ workerUrl: new URL('sandbox-worker.js', base).href,
       runtimeBase: new URL('sandbox/', base).href });
+    /** Embeddings: the gateway's when it served or was found, else transformers.js in its
+     * worker (disclosed through `onDisclose` with `kind: 'embeddings'`). */
+    this.embedder = new Embeddings({ workerUrl: new URL('embeddings-worker.js', base).href,
+      manifestUrl: new URL('embeddings/manifest.json', base).href,
+      vendorBase: new URL('vendor/transformers/', base).href, threads: options.threads ?? defaultThreads(),
+      gatewayUrl: detected.kind === 'gateway' ? detected.baseUrl : null,
+      onDisclose: options.onDisclose, onProgress: options.onProgress });
+    this.embeddings = {
+      /** @param {{input: string | string[], model?: string}} params */
+      create: (params) => this.embedder.create(params),
+    };
+    /** Private documents in IndexedDB; `ask` answers through local tiers only. */
+    this.documents = new Documents({ embeddings: this.embedder, chat: async (messages) => {
+      const reply = /** @type {ChatCompletion} */ (await this.create({ messages, sensitive: true,
+        max_tokens: 200, temperature: 0.2 }));
+      return { content: reply.choices[0]?.message?.content ?? '', tier: reply.tier, backend: reply.backend };
+    } });
   }
 
   /**
@@ -365,7 +384,8 @@ export class LocalInfer {
 
   /** Every origin this page (and its engine worker) contacted, from Resource Timing. */
   async origins() {
-    const entries = [...ownEntries(), ...(await this.engine.timing())];
+    const entries = [...ownEntries(), ...(await this.engine.timing()),
+      ...(await this.embedder.timing())];
     return byOrigin(entries);
   }
 }
