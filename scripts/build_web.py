@@ -58,6 +58,17 @@ PACKAGES: dict[str, tuple[dict[str, str], str, str]] = {
         "MIT",
         "the runtime build @huggingface/transformers 4.3.1 bundles (same version)",
     ),
+    "@bjorn3/browser_wasi_shim": (
+        {
+            # The ES modules as published (they import each other by relative path).
+            **{f"dist/{m}.js": f"browser_wasi_shim/{m}.js" for m in (
+                "index", "wasi", "wasi_defs", "fd", "fs_mem", "fs_opfs", "strace", "debug")},
+            "LICENSE-MIT": "browser_wasi_shim/LICENSE-MIT",
+            "LICENSE-APACHE": "browser_wasi_shim/LICENSE-APACHE",
+        },
+        "MIT OR Apache-2.0",
+        "the WASI layer of the browser sandbox (sandbox-worker.js); pure JavaScript",
+    ),
 }
 
 

@@ -41,4 +41,6 @@ def run_export(args: argparse.Namespace) -> int:
     models = ", ".join(report.models) or "no models"
     note(f"wrote {report.files} files ({format_bytes(report.bytes)}; {models}) to "
          f"{report.directory}; serve it with `python -m http.server -d {report.directory}`")
+    for why in report.sandbox_missing:  # the page's sandbox.run fails for that runtime
+        note(f"sandbox runtime not exported: {why}")
     return 0

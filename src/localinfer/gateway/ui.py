@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from ..settings import Settings
 from ..web.assets import STATIC_ROOT, WebModel, ui_manifest, web_models
 from .ui_embeddings import embedding_routes
+from .ui_sandbox import sandbox_routes
 
 CHUNK = 1 << 20
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -183,5 +184,6 @@ def ui_routes(settings: Settings) -> list[BaseRoute]:
         Route("/ui/manifest.json", manifest, methods=["GET", "HEAD"]),
         Route("/ui/models/{name}", model_file, methods=["GET", "HEAD"]),
         *embedding_routes(settings, headers),
+        *sandbox_routes(headers),
         Route("/ui/{path:path}", static, methods=["GET", "HEAD"]),
     ]

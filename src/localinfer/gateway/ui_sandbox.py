@@ -21,8 +21,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ..errors import SandboxUnavailable
-from ..sandbox.runtimes import RUNTIMES, Runtime, verified_path
+from ..sandbox.runtimes import RUNTIMES, verified_path
 from ..web.assets import STATIC_ROOT
+from ..web.sandbox_assets import runtime_filename
 
 WORKER = "sandbox-worker.js"
 # 'self' for the worker's module imports (its lib and the vendored shim); no
@@ -31,11 +32,6 @@ WORKER_CSP = ("default-src 'none'; script-src 'self'; connect-src 'none'; worker
               "img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 RUNTIME_FILE = re.compile(r"^([a-z0-9]+)-([0-9a-f]{64})\.wasm$")
 CHUNK = 1 << 20
-
-
-def runtime_filename(runtime: Runtime) -> str:
-    """The file name a page asks for (and ``web export`` writes) under ``sandbox/``."""
-    return f"{runtime.name}-{runtime.sha256}.wasm"
 
 
 def _not_found(message: str, code: str, headers: Mapping[str, str]) -> Response:

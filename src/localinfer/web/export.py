@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends.onnx.embedder import MODEL_ID
@@ -19,6 +19,7 @@ from ..errors import UsageError
 from ..settings import Settings
 from .assets import BUILD_HINT, STATIC_ROOT, ui_manifest, vendor_manifest, web_models
 from .embed_assets import embed_manifest, embed_model
+from .sandbox_assets import export_runtimes
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ExportReport:
     files: int
     bytes: int
     models: list[str]
+    sandbox: list[str] = field(default_factory=list)  # runtimes copied into sandbox/
+    sandbox_missing: list[str] = field(default_factory=list)  # why a runtime is not
 
 
 def export_site(dest: Path, settings: Settings, *, models: list[str] | None = None,
@@ -76,8 +79,13 @@ def export_site(dest: Path, settings: Settings, *, models: list[str] | None = No
     (dest / "embeddings" / "manifest.json").write_text(embed_text, encoding="utf-8")
     files += 1
     total += len(embed_text)
+    # The sandbox's runtimes, when the `sandbox` extra is installed (else said, not fatal).
+    runtimes = export_runtimes(dest)
+    files += runtimes.files
+    total += runtimes.bytes
     manifest = ui_manifest(settings, models=chosen)
     text = json.dumps(manifest, indent=1) + "\n"
     (dest / "manifest.json").write_text(text, encoding="utf-8")
     return ExportReport(directory=dest, files=files + 1, bytes=total + len(text),
-                        models=list(chosen))
+                        models=list(chosen), sandbox=runtimes.copied,
+                        sandbox_missing=runtimes.missing)
