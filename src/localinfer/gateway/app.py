@@ -27,6 +27,7 @@ from .generate import generate_routes, management_routes
 from .ollama_api import OllamaRoutes
 from .openai_api import OpenAIRoutes
 from .openapi import build_openapi
+from .responses import response_routes
 from .security import AccessPolicy, SecurityMiddleware
 from .ui import ui_routes
 from .wire import JSONBody, dumps, served_headers
@@ -119,6 +120,7 @@ def create_app(settings: Settings, client: AsyncClient, *,
         Route("/", get_root, methods=["GET"]),
         *OpenAIRoutes(gw).routes(),
         *completion_routes(gw),
+        *response_routes(gw),
         *OllamaRoutes(gw).routes(),
         *generate_routes(gw),
         *management_routes(),

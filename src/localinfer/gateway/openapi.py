@@ -18,6 +18,7 @@ from .ollama_api import (
     OllamaEmbedRequest,
     OllamaModelRequest,
 )
+from .responses import ResponsesRequest, schema_overrides
 from .wire import MAX_MODEL_NAME
 
 REF = "#/components/schemas/{model}"
@@ -38,6 +39,7 @@ REQUEST_MODELS: list[tuple[type[BaseModel], Any]] = [
     (OllamaChatRequest, "validation"), (OllamaEmbedRequest, "validation"),
     (OllamaEmbeddingsRequest, "validation"), (OllamaModelRequest, "validation"),
     (CompletionRequest, "validation"), (OllamaGenerateRequest, "validation"),
+    (ResponsesRequest, "validation"),
     (ChatResponse, "serialization"),
 ]
 
@@ -105,7 +107,7 @@ def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = top.get("$defs", {})
     # What pydantic cannot say in JSON Schema: the model-name rule, where the model may
     # default, and that `input` is non-empty whether a string or a list.
-    for name in ("ChatRequest", "EmbeddingRequest", "CompletionRequest"):
+    for name in ("ChatRequest", "EmbeddingRequest", "CompletionRequest", "ResponsesRequest"):
         schemas[name]["properties"]["model"] = MODEL_OR_DEFAULT
     for name in ("OllamaChatRequest", "OllamaEmbedRequest", "OllamaEmbeddingsRequest",
                  "OllamaGenerateRequest"):
@@ -135,6 +137,8 @@ def _components() -> dict[str, Any]:
         generate[name] = {"anyOf": [absent, {"type": "array", "maxItems": 0}]}
     # Only the model's own size is accepted (nothing here is Matryoshka-trained).
     schemas["OllamaEmbedRequest"]["properties"].pop("dimensions", None)
+    schemas["ResponsesRequest"]["properties"].update(schema_overrides())
+    schemas["ResponsesRequest"]["required"] = ["input"]
     show = schemas["OllamaModelRequest"]
     show["properties"]["model"] = MODEL_NAME
     show["required"] = ["model"]
@@ -184,6 +188,15 @@ def build_openapi() -> dict[str, Any]:
         "/api/generate": _post(
             "Ollama generate (stream: NDJSON, the default; an empty prompt preloads)",
             "OllamaGenerateRequest", {**ollama_chat_ok}, OLLAMA_ERROR, "ollama"),
+        "/v1/responses": _post(
+            "Responses API (served through the chat path; stream: typed SSE events; "
+            "previous_response_id: kept in memory for the gateway's life)",
+            "ResponsesRequest", {**_json(OPEN_OBJECT), "text/event-stream": {"schema": SSE_EVENT}},
+            OPENAI_ERROR, "openai"),
+        "/v1/responses/{response_id}": _get(
+            "A response this gateway keeps (store: true)", _json(OPEN_OBJECT), OPENAI_ERROR,
+            "openai", ERROR_GETS, parameters=[{"name": "response_id", "in": "path",
+                                               "required": True, "schema": {"type": "string"}}]),
         "/health": _get("Identifies localinfer's gateway (discovery skips it)",
                         _json({"type": "object", "required": ["status", "service"],
                                "properties": {"status": {"const": "ok"},
