@@ -80,6 +80,6 @@ def test_status_shape(tmp_path: Path) -> None:
     fake = FakeBackend("embedded", tier="embedded")
     with Client(settings(tmp_path), embedded=[factory(fake)]) as client:
         status = client.status(refresh=True)
-    assert set(status) == {"servers", "embedded", "remote"}
+    assert set(status) == {"servers", "embedded", "remote", "hosts", "exposure"}
     assert status["servers"] == []
     assert status["embedded"]["models"][0]["id"] == "fake-model"

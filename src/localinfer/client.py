@@ -10,6 +10,7 @@ from typing import Any, Final, Literal, TypeVar, overload
 
 import httpx
 
+from .audit import Exposure
 from .backends.base import Backend
 from .discovery import Discovery, status_json_servers
 from .errors import UsageError
@@ -220,7 +221,17 @@ class AsyncClient:
                     })
         remote = [m.model_dump(include={"id", "backend"})
                   for m in await self.router.remote.models()]
-        return {"servers": status_json_servers(servers), "embedded": embedded, "remote": remote}
+        await self.router.local_backends()  # so every server found is a host in the report
+        return {"servers": status_json_servers(servers), "embedded": embedded, "remote": remote,
+                "hosts": self.router.hosts.report(),
+                "exposure": [e.to_json() for e in await self.exposure()]}
+
+    async def exposure(self) -> list[Exposure]:
+        """Inference servers on this machine: reachable beyond it? answering without a
+        password? (``localinfer audit``; see ``localinfer.audit``)."""
+        from .audit import audit
+
+        return await audit(await self.discovery.servers(), self.policy)
 
     async def aclose(self) -> None:
         try:
@@ -314,6 +325,9 @@ class Client:
 
     def status(self, *, refresh: bool = False) -> dict[str, Any]:
         return self.run(lambda: self.aio.status(refresh=refresh))
+
+    def exposure(self) -> list[Exposure]:
+        return self.run(self.aio.exposure)
 
     def close(self) -> None:
         """Close backends (the embedded worker stops) and the loop thread. Idempotent."""

@@ -25,6 +25,7 @@ from .errors import (
     EgressBlocked,
     StreamTruncated,
 )
+from .trace import client_name
 from .types import Tier
 
 NetworkClass = Literal["loopback", "private", "public"]
@@ -64,6 +65,9 @@ class EgressRecord:
     tier: Tier
     purpose: Purpose
     error: str | None = None
+    # device | lan (a host's declared trust) | remote; the gateway token's name, if any.
+    trust: str | None = None
+    client: str | None = None
 
 
 Recorder = Callable[[EgressRecord], None]
@@ -78,6 +82,17 @@ class EgressPolicy:
     # Strict: an off-machine request that could not be recorded is not made. Returns
     # why recording is broken, or None (the ledger's ``problem``).
     unrecordable: Callable[[], str | None] | None = None
+    # Declared trust of inference hosts by (host, port), filled by hosts.HostPool.
+    trust: dict[tuple[str, int], str] = field(default_factory=dict)
+
+    def trust_class(self, host: str, port: int, tier: Tier) -> str:
+        if tier == "remote":
+            return "remote"
+        declared = self.trust.get((host, port))
+        if declared is not None:
+            return declared
+        network = network_class(host)
+        return "device" if network == "loopback" else "lan" if network == "private" else "remote"
 
     def check(self, url: httpx.URL) -> None:
         if network_class(url.host) == "loopback":
@@ -149,6 +164,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             port=_port(url), path=url.path, bytes_sent=sent, bytes_received=received,
             status=status, network=network_class(url.host), tier=self._tier,
             purpose=self._purpose, error=error,
+            trust=self._policy.trust_class(url.host, _port(url), self._tier),
+            client=client_name(),
         ))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

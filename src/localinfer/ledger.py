@@ -7,7 +7,8 @@ a background thread writes the buffer to SQLite in one transaction per batch, an
 is lost and no request waits for the disk.
 
 Stored per request: time, method, scheme, host, port, path, bytes sent and received,
-status, network class, tier, purpose, error name. Never a query string, header, body,
+status, network class, tier, purpose, error name, trust class (device, lan, remote) and
+the name of the gateway token the request was made for. Never a query string, header, body,
 prompt or key: ``EgressRecord`` does not carry them.
 """
 
@@ -19,7 +20,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +45,10 @@ CREATE TABLE IF NOT EXISTS egress (
 );
 CREATE INDEX IF NOT EXISTS egress_time ON egress(time);
 """
+# Columns added after the first release: a ledger written before gains them on open.
+_ADDED = {"trust": "TEXT", "client": "TEXT"}
 _COLUMNS = ("time", "method", "scheme", "host", "port", "path", "bytes_sent",
-            "bytes_received", "status", "network", "tier", "purpose", "error")
+            "bytes_received", "status", "network", "tier", "purpose", "error", *_ADDED)
 _INSERT = f"INSERT INTO egress ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 # What "left the machine": any destination that is not loopback, and anything the
@@ -76,10 +79,30 @@ class Destination:
 
 
 @dataclass(frozen=True)
+class HostUse:
+    """Inference requests to one host (any network, this machine included)."""
+
+    scheme: str
+    host: str
+    port: int
+    trust: str
+    requests: int
+    failed: int
+    clients: list[str]
+    last: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "scheme": self.scheme,
+                "trust": self.trust, "requests": self.requests, "failed": self.failed,
+                "clients": self.clients, "last": iso_time(self.last)}
+
+
+@dataclass(frozen=True)
 class PrivacyReport:
     since: float | None
     requests: int
     destinations: list[Destination]
+    hosts: list[HostUse] = field(default_factory=list)
 
     @property
     def left_machine(self) -> int:
@@ -89,7 +112,8 @@ class PrivacyReport:
         return {"since": iso_time(self.since) if self.since else None, "requests": self.requests,
                 "stayed_local": self.requests - self.left_machine,
                 "left_machine": self.left_machine,
-                "destinations": [d.to_json() for d in self.destinations]}
+                "destinations": [d.to_json() for d in self.destinations],
+                "hosts": [h.to_json() for h in self.hosts]}
 
 
 class LedgerDamaged(UsageError):
@@ -231,6 +255,10 @@ class EgressLedger:
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")  # readers (privacy) never block writers
         conn.executescript(_SCHEMA)
+        have = {row[1] for row in conn.execute("PRAGMA table_info(egress)")}
+        for name, kind in _ADDED.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE egress ADD COLUMN {name} {kind}")
         return conn
 
     def flush(self) -> int:
@@ -299,15 +327,25 @@ class EgressLedger:
                 f"max(time) FROM egress WHERE time >= ? AND {_OFF_MACHINE} "
                 "GROUP BY scheme, host, port, tier, network ORDER BY count(*) DESC, host",
                 (start,)).fetchall()
+            used = conn.execute(
+                "SELECT scheme, host, port, coalesce(trust, '?'), count(*), "
+                "sum(error IS NOT NULL OR status >= 500), group_concat(DISTINCT client), "
+                "max(time) FROM egress WHERE time >= ? AND purpose = 'backend' "
+                "AND tier = 'local' GROUP BY scheme, host, port, trust "
+                "ORDER BY count(*) DESC, host", (start,)).fetchall()
         finally:
             conn.close()
+        hosts = [HostUse(scheme=r[0], host=r[1], port=r[2], trust=r[3], requests=r[4],
+                         failed=r[5], clients=sorted(str(r[6]).split(",")) if r[6] else [],
+                         last=r[7]) for r in used]
         destinations = [
             Destination(scheme=r[0], host=r[1], port=r[2], tier=r[3], network=r[4],
                         purposes=sorted(str(r[5]).split(",")), requests=r[6], failed=r[7],
                         bytes_sent=r[8], bytes_received=r[9], last=r[10])
             for r in rows
         ]
-        return PrivacyReport(since=since, requests=total, destinations=destinations)
+        return PrivacyReport(since=since, requests=total, destinations=destinations,
+                             hosts=hosts)
 
     def records(self, since: float | None = None) -> list[EgressRecord]:
         """Raw records, oldest first (tests and debugging)."""

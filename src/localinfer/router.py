@@ -16,6 +16,7 @@ from .backends.base import Backend
 from .backends.openai_http import OpenAIHTTPBackend
 from .discovery import Discovery
 from .errors import BackendError, ModelNotFound, NoBackend, SensitiveDataBlocked
+from .hosts.pool import HostPool
 from .http import EgressPolicy
 from .settings import Settings
 from .types import (
@@ -90,23 +91,15 @@ class Router:
         self._embedded: list[Backend] | None = None
         self._embedded_lock = asyncio.Lock()
         self._servers: dict[str, OpenAIHTTPBackend] = {}
+        # Hosts: declared trust, health and the order to try them (hosts/pool.py).
+        self.hosts = HostPool(settings, policy)
         self.remote = remote or RemoteTier()
 
     # -- backends, tier by tier ------------------------------------------------------
 
     def _server_backend(self, server: ServerInfo) -> OpenAIHTTPBackend:
-        # One backend (and connection pool) per server, refreshed model list each sweep.
-        backend = self._servers.get(server.name)
-        if backend is None or backend.api_base != server.api_base.rstrip("/"):
-            backend = OpenAIHTTPBackend(
-                name=server.name, kind=server.kind, tier="local", api_base=server.api_base,
-                policy=self._policy, connect_timeout=self._settings.connect_timeout,
-                first_token_timeout=self._settings.first_token_timeout,
-                request_timeout=self._settings.request_timeout,
-            )
-            self._servers[server.name] = backend
-        backend.set_known_models(server.models)
-        return backend
+        # One backend (and connection pool) per host, refreshed model list each sweep.
+        return self.hosts.backend(server)
 
     async def local_backends(self, *, refresh: bool = False) -> list[Backend]:
         servers = await self._discovery.servers(refresh=refresh)
@@ -158,6 +151,8 @@ class Router:
                 tiers.extend(Candidate(backend, m.id) for m in models if m.answers_to(wanted))
         if not sensitive and (not default or "remote" in DEFAULT_TIERS[capability]):
             tiers.extend(await self.remote.candidates(None if default else wanted, capability))
+        # Hosts: trust (sensitive), health, preference and load decide the order.
+        tiers = await self.hosts.arrange(tiers, sensitive=sensitive)
         if tiers:
             return tiers
         remote_ids = {m.id for m in await self.remote.models()
@@ -239,6 +234,7 @@ class Router:
     async def aclose(self) -> None:
         for backend in [*self._servers.values(), *(self._embedded or [])]:
             await backend.aclose()
+        await self.hosts.aclose()
 
 
 def _default_model(models: list[ModelInfo]) -> ModelInfo | None:

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         description="Extra server base URLs to probe, comma-separated "
         "(e.g. http://192.168.1.20:11434).",
     )
+    hosts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Declared inference hosts (`[[hosts]]` tables in config.toml: url, name, "
+        "trust = device|lan, token_env, prefer, weight, trusted; `localinfer hosts add`). "
+        "Sensitive requests go only to device hosts and trusted ones.",
+    )
     scan_default_ports: bool = Field(
         default=True,
         description="Probe the default loopback ports of known servers. Off: only `servers`.",
@@ -276,6 +282,14 @@ class Settings(BaseSettings):
 
     @property
     def config_file(self) -> Path:
+    @field_validator("hosts", mode="after")
+    @classmethod
+    def _valid_hosts(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from .hosts.spec import declared_hosts
+
+        declared_hosts(value, ())  # raises HostSpecError (a ValueError) naming the entry
+        return value
+
         return config_path(self.home)
 
     def __init__(self, **values: Any) -> None:

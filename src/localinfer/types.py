@@ -92,6 +92,8 @@ class _Served(_Open):
     # Which backend and tier answered; excluded from JSON so wire shapes stay OpenAI's.
     backend: str | None = Field(default=None, exclude=True)
     tier: Tier | None = Field(default=None, exclude=True)
+    # The inference host that served it (hosts/); None for the embedded engine and remote.
+    host: str | None = Field(default=None, exclude=True)
 
 
 def new_id(prefix: str) -> str:

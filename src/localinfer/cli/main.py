@@ -20,7 +20,10 @@ from ..redact import RedactingFilter
 COMMAND_MODULES = [
     "chat",
     "status",
+    "hosts",
+    "audit",
     "serve",
+    "tokens",
     "remote",
     "consent",
     "privacy",

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 
 import httpx
@@ -58,9 +58,10 @@ def normalize_base_url(url: str) -> str:
 
 def candidates(settings: Settings,
                table: Iterable[Fingerprint] = FINGERPRINTS) -> list[Candidate]:
-    """Configured servers (the user named them, so they rank first), then the default
-    loopback ports if scanned; each server once."""
-    urls = [normalize_base_url(u) for u in settings.servers]
+    """Declared hosts and configured servers (the user named them, so they rank first),
+    then the default loopback ports if scanned; each server once."""
+    declared = [h["url"] for h in settings.hosts if isinstance(h.get("url"), str)]
+    urls = [normalize_base_url(u) for u in [*declared, *settings.servers]]
     if settings.scan_default_ports:
         # IPv4 loopback only: the servers above bind 127.0.0.1 by default; a server on ::1
         # alone can be listed in LOCALINFER_SERVERS as http://[::1]:PORT.
@@ -163,6 +164,31 @@ async def probe_server(client: httpx.AsyncClient, base_url: str, timeout: float,
     return _server_info(row, base_url, answers, started)
 
 
+def _host_tokens(settings: Settings) -> httpx.Auth | None:
+    """Hosts declared with ``token_env`` get their bearer token on probes too."""
+    from ..hosts.backend import EnvBearer
+    from ..hosts.spec import url_key
+
+    tokens: dict[tuple[str, str, int] | None, httpx.Auth] = {
+        url_key(h["url"]): EnvBearer(h["token_env"]) for h in settings.hosts
+              if isinstance(h.get("url"), str) and isinstance(h.get("token_env"), str)}
+    return _PerHostAuth(tokens) if tokens else None
+
+
+class _PerHostAuth(httpx.Auth):
+    def __init__(self, tokens: dict[tuple[str, str, int] | None, httpx.Auth]) -> None:
+        self._tokens = tokens
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        from ..hosts.spec import url_key
+
+        auth = self._tokens.get(url_key(str(request.url)))
+        if auth is None:
+            yield request
+        else:
+            yield from auth.auth_flow(request)
+
+
 def _inner_transport(targets: Iterable[Candidate]) -> httpx.AsyncBaseTransport | None:
     # A verifying SSL context costs ~40 ms to build (it loads the CA bundle). With only
     # http:// targets and redirects off no TLS can happen, so skip building one.
@@ -200,6 +226,9 @@ async def discover(settings: Settings, policy: EgressPolicy, *,
     async with make_client(policy, tier="local", purpose="discovery",
                            connect_timeout=timeout, read_timeout=timeout,
                            transport=transport or _inner_transport(targets)) as client:
+        auth = _host_tokens(settings)
+        if auth is not None:
+            client.auth = auth
         found = await asyncio.gather(*(probe_server(client, c.base_url, timeout)
                                        for c in targets))
     ranked = sorted(zip(targets, found, strict=True),

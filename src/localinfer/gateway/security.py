@@ -11,8 +11,10 @@ objects beyond a header scan):
 3. Fetch metadata: a cross-site request without an allowed Origin (``no-cors``
    GETs from ``<img>`` or ``<script>`` carry none) is refused.
 4. CORS and Private Network Access preflights are answered only for allowed origins.
-5. Bearer token, when one is set (required off loopback). ``/health`` stays open so
-   discovery can recognise the gateway.
+5. Bearer token, when one is set (required off loopback): the shared token, or a
+   per-client token (``localinfer tokens add``; once any exists one is required).
+   ``/health`` stays open so discovery can recognise the gateway. The client's name
+   goes into the request's trace, so the egress ledger records which token made it.
 """
 
 from __future__ import annotations
@@ -26,14 +28,19 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import trace
 from ..errors import LocalInferError, UsageError
 from ..settings import Settings
+from ..statefile import StateFileError
+from ..tokens import TokenStore
 from .errors import BadHeaders, Forbidden, Unauthorized
 from .wire import BACKEND_HEADER, NO_BACKEND, NO_TIER, TIER_HEADER, dumps
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 OPEN_PATHS = frozenset({"/health"})
-EXPOSED_HEADERS = f"{BACKEND_HEADER}, {TIER_HEADER}"
+HOST_HEADER = "x-localinfer-host"
+EXPOSED_HEADERS = f"{BACKEND_HEADER}, {TIER_HEADER}, {HOST_HEADER}"
+SHARED_TOKEN_NAME = "shared-token"  # how the ledger names LOCALINFER_TOKEN's requests
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -126,20 +133,26 @@ class AccessPolicy:
     # Bound to 0.0.0.0 / ::: any IP-literal Host is this machine; DNS rebinding needs
     # a name, so only names are held to the allow-list.
     ip_literal_hosts: bool = False
+    clients: TokenStore | None = None
+    # Off loopback a token is always required, even after every client token is revoked.
+    exposed: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessPolicy:
         token = settings.token.get_secret_value() if settings.token else None
-        if not is_loopback_bind(settings.host) and not token:
+        clients = TokenStore(settings.home)
+        if not is_loopback_bind(settings.host) and not token and not clients.all():
             raise UsageError(
                 f"binding {settings.host} exposes the gateway beyond this machine: set a "
-                "token (--token or LOCALINFER_TOKEN), or bind 127.0.0.1")
+                "token (--token or LOCALINFER_TOKEN, or `localinfer tokens add NAME`), or "
+                "bind 127.0.0.1")
         hosts = {h.strip("[]").lower() for h in settings.allowed_hosts} | LOOPBACK_HOSTS
         if not is_loopback_bind(settings.host) and not _unspecified(settings.host):
             hosts.add(settings.host.strip("[]").lower())
         return cls(hosts=frozenset(hosts),
                    origins=tuple(OriginRule.parse(o) for o in settings.allowed_origins),
-                   token=token, ip_literal_hosts=_unspecified(settings.host))
+                   token=token, ip_literal_hosts=_unspecified(settings.host),
+                   clients=clients, exposed=not is_loopback_bind(settings.host))
 
     def host_allowed(self, host: str) -> bool:
         if host in self.hosts:
@@ -163,11 +176,32 @@ class AccessPolicy:
         return any(rule.matches(parsed) for rule in self.origins)
 
     def token_ok(self, authorization: str) -> bool:
-        if self.token is None:
-            return True
+        return self.authenticate(authorization)[0]
+
+    def authenticate(self, authorization: str) -> tuple[bool, str | None]:
+        """(let in, the client's name). A damaged tokens.json lets nobody in
+        (StateFileError propagates for the caller to say so)."""
+        clients = self.clients.all() if self.clients is not None else {}
+        if self.token is None and not clients and not self.exposed:
+            return True, None
         scheme, _, value = authorization.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            value.strip().encode(), self.token.encode())
+        if scheme.lower() != "bearer" or not value.strip():
+            return False, None
+        secret = value.strip()
+        if self.token is not None and hmac.compare_digest(secret.encode(),
+                                                          self.token.encode()):
+            return True, SHARED_TOKEN_NAME
+        name = self.clients.identify(secret) if self.clients is not None and clients else None
+        return name is not None, name
+
+
+def _served_host(request_trace: trace.RequestTrace, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The host that served: set by the host backend; else the backend (embedded or a
+    remote provider is no host, so its backend name stands in), else none."""
+    if request_trace.host:
+        return request_trace.host.encode("latin-1", "replace")
+    backend = dict(headers).get(BACKEND_HEADER.encode(), NO_BACKEND.encode())
+    return backend if backend != NO_BACKEND.encode() else NO_TIER.encode()
 
 
 # Headers that must appear at most once: two Hosts (RFC 9112 §3.2: 400) or two Origins
@@ -247,11 +281,20 @@ class SecurityMiddleware:
                 and b"access-control-request-method" in h:
             await self._preflight(send, h, cors)
             return
-        if path not in OPEN_PATHS and not policy.token_ok(h.get(b"authorization", "")):
-            await self._refuse(send, path, Unauthorized(
-                "missing or wrong bearer token (send `Authorization: Bearer TOKEN`)"),
-                extra=[(b"www-authenticate", b"Bearer"), *cors])
-            return
+        client: str | None = None
+        if path not in OPEN_PATHS:
+            try:
+                allowed, client = policy.authenticate(h.get(b"authorization", ""))
+            except StateFileError as exc:
+                await self._refuse(send, path, Unauthorized(exc.message),
+                                   extra=[(b"www-authenticate", b"Bearer"), *cors])
+                return
+            if not allowed:
+                await self._refuse(send, path, Unauthorized(
+                    "missing, wrong or revoked bearer token (send `Authorization: Bearer "
+                    "TOKEN`)"), extra=[(b"www-authenticate", b"Bearer"), *cors])
+                return
+        request_trace, reset = trace.begin(client)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -261,10 +304,15 @@ class SecurityMiddleware:
                     headers.append((BACKEND_HEADER.encode(), NO_BACKEND.encode()))
                 if TIER_HEADER.encode() not in present:
                     headers.append((TIER_HEADER.encode(), NO_TIER.encode()))
+                if HOST_HEADER.encode() not in present:
+                    headers.append((HOST_HEADER.encode(), _served_host(request_trace, headers)))
                 message = {**message, "headers": headers + cors}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            trace.end(reset)
 
     async def _preflight(self, send: Send, h: dict[bytes, str],
                          cors: list[tuple[bytes, bytes]]) -> None:
