@@ -53,7 +53,7 @@ def open_page(new_page: NewPage, site: str) -> Any:
     return page
 
 
-def python_chunks(name: str) -> list[dict[str, Any]]:
+def python_chunks(name: str | Path) -> list[dict[str, Any]]:
     path = CORPUS / name
     _, blocks = load(path, path.read_bytes())
     return [{"text": c.text, "heading": c.heading, "start_line": c.start_line,
@@ -112,3 +112,170 @@ def test_page_embeddings_match_python_from_the_worker(
     assert disclosed[0]["bytes"] == sum(f.stat().st_size for f in
                                         (export_dir / "embeddings").rglob("*")
                                         if f.is_file() and f.name != "manifest.json")
+
+
+def corpus_inputs() -> list[dict[str, str]]:
+    return [{"name": name, "text": (CORPUS / name).read_text(encoding="utf-8")}
+            for name in PAGE_FILES]
+
+
+# -- the chunker port: the same chunks, the same line ranges, as Python ----------------------
+
+# Beyond the corpus: the packer's edge cases (over-long lines cut at sentences, spaces or
+# hard; setext headings; fences with blank lines; heading-only sections; entities in HTML).
+LONG = " ".join(f"Sentence number {i} talks about the harvest; it ends here." for i in range(40))
+EXTRA = {
+    "long.txt": f"{LONG}\n\n{'x' * 2000}\n\n{'word ' * 400}\nlast line\n",
+    "setext.md": ("Title\n=====\n\nIntro para.\n\nPart\n----\n\n```\ncode a\n\ncode b\n"
+                  "```\n\n# Only a heading\n\n## Another\n\n" + "Para line.\n" * 120),
+    "page.html": ("<html><head><title>T &amp; C</title><style>p {}</style></head>\n<body>\n"
+                  "<h1>Fish &amp; chips</h1>\n<p>Cod is\n   fried in <i>beef</i> dripping.</p>"
+                  "<ul><li>one</li><li>two &lt;b&gt;</li></ul>\n<script>var x = 'Cod';</script>"
+                  "<div>Cod again\n\n\nover lines</div><p>" + LONG + "</p></body></html>\n"),
+}
+
+
+def test_page_chunker_matches_python_on_the_corpus(
+        run_app: RunApp, export_dir: Path, new_page: NewPage, tmp_path: Path) -> None:
+    site = run_app(static_site(export_dir))
+    page = new_page()
+    page.goto(f"{site}/?gateway=none&servers=none")
+    got: dict[str, list[dict[str, Any]]] = page.evaluate("""async (docs) => {
+      const { loadDocument } = await import('/lib/documents/loaders.js');
+      const { chunkBlocks } = await import('/lib/documents/chunking.js');
+      const out = {};
+      for (const d of docs) out[d.name] = chunkBlocks(loadDocument(d.name, d.text).blocks);
+      return out;
+    }""", corpus_inputs() + [{"name": k, "text": v} for k, v in EXTRA.items()])
+    for name in PAGE_FILES:
+        assert got[name] == python_chunks(name), name
+    for name, text in EXTRA.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        assert got[name] == python_chunks(path), name
+
+
+# -- 2. the corpus indexed in the page, no gateway: same recall as Python; survives reload ---
+
+def python_recall(tmp_path: Path, rag_home: Path, embedder: OnnxEmbedder, k: int) -> float:
+    from localinfer.rag import Index
+    from localinfer.settings import Settings
+
+    folder = tmp_path / "page-corpus"
+    folder.mkdir()
+    for name in PAGE_FILES:
+        (folder / name).write_bytes((CORPUS / name).read_bytes())
+    with Index(Settings(home=rag_home, index_path=tmp_path / "py.db"), embedder=embedder) as ix:
+        ix.add([folder])
+        found = sum(any(h.chunk.path.endswith("/" + name) and phrase in h.chunk.text
+                        for h in ix.search(q, k=k)) for q, name, phrase in PAGE_QUESTIONS)
+    return found / len(PAGE_QUESTIONS)
+
+
+RECALL = """async ([questions, k]) => {
+  let found = 0;
+  for (const [q, name, phrase] of questions) {
+    const hits = await li.documents.search(q, { k });
+    if (hits.some((h) => h.name === name && h.text.includes(phrase))) found += 1;
+  }
+  return found / questions.length;
+}"""
+
+
+def test_corpus_in_the_page_recalls_like_python_and_survives_a_reload(
+        run_app: RunApp, export_dir: Path, new_page: NewPage, tmp_path: Path, rag_home: Path,
+        embedder: OnnxEmbedder) -> None:
+    recorder = Recorder()
+    site = run_app(recorder.wrap(static_site(export_dir)))
+    page = open_page(new_page, site)
+    report = page.evaluate("(docs) => li.documents.add(docs, { collection: 'corpus' })",
+                           corpus_inputs())
+    assert sorted(report["added"]) == PAGE_FILES and report["skipped"] == []
+    assert report["embedded"] == report["chunks"] > 0
+    page_recall = page.evaluate(RECALL, [PAGE_QUESTIONS, 3])
+    py_recall = python_recall(tmp_path, rag_home, embedder, 3)
+    print(f"recall@3 over {len(PAGE_QUESTIONS)} questions: page {page_recall:.3f}, "
+          f"python {py_recall:.3f}")
+    assert page_recall == py_recall
+
+    mark = recorder.mark()
+    page.reload()
+    page.evaluate(CONNECT)
+    listed = page.evaluate("li.documents.list()")
+    assert sorted(d["name"] for d in listed["documents"]) == PAGE_FILES
+    assert sum(d["chunks"] for d in listed["documents"]) == report["chunks"]
+    again = page.evaluate("(docs) => li.documents.add(docs, { collection: 'corpus' })",
+                          corpus_inputs())
+    assert sorted(again["unchanged"]) == PAGE_FILES
+    assert again["embedded"] == 0 and again["added"] == again["updated"] == []
+    assert page.evaluate(RECALL, [PAGE_QUESTIONS, 3]) == page_recall
+    # The model came from the verified cache: no model file was fetched again.
+    refetched = [s.path for s in recorder.since(mark) if s.path.startswith("/embeddings/all")]
+    assert refetched == [], refetched
+
+
+# -- 3. ask with no server: verified citations or the labelled extractive answer, own origin --
+
+def test_ask_with_no_server_cites_verified_passages_and_contacts_only_its_origin(
+        run_app: RunApp, export_dir: Path, new_page: NewPage) -> None:
+    recorder = Recorder()
+    site = run_app(recorder.wrap(static_site(export_dir)))
+    page = new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{site}/?gateway=none&servers=none")
+    # The embedding model may load; the chat model download is declined: no model answers.
+    page.evaluate("""async () => {
+      const m = await import('/localinfer.js');
+      window.li = await m.LocalInfer.connect({ gateway: null, servers: [], threads: 1,
+        remote: { baseUrl: 'http://127.0.0.1:9/v1', name: 'never' },
+        onConsent: () => true, onDisclose: (d) => d.kind === 'embeddings' });
+    }""")
+    page.evaluate("(docs) => li.documents.add(docs)", corpus_inputs())
+    answer = page.evaluate("li.documents.ask('How often is the bread culture given flour?')")
+    assert answer["mode"] == "extractive" and answer["note"].startswith("extractive answer")
+    assert answer["tier"] is None and answer["citations"]
+    for c in answer["citations"]:
+        source = answer["sources"][c["n"] - 1]
+        assert c["verified"] and c["quote"] in source["text"]
+        assert source["text"][c["start"]:c["start"] + len(c["quote"])] == c["quote"]
+        assert f"[{c['n']}]" in answer["answer"]
+    assert "twelve" in answer["answer"]  # the starter is fed every twelve hours
+    origins = page.evaluate("li.privacy.origins()")
+    assert [o["origin"] for o in origins] == [site]
+    assert {r.split("/", 3)[2] for r in requested} == {site.removeprefix("http://")}, requested
+
+
+# -- 4. a hostile HTML document never runs anything -------------------------------------------
+
+HOSTILE = """<!doctype html><html><head><title>Invoice</title>
+<script>window.pwned = 'head-script'</script>
+<meta http-equiv="refresh" content="0; url=http://127.0.0.1:9/refresh">
+</head><body onload="window.pwned = 'onload'">
+<h1>Payment terms</h1>
+<p>Invoices are paid within <b>thirty days</b>.<img src="http://127.0.0.1:9/pixel.png"
+  onerror="window.pwned = 'onerror'"></p>
+<script>window.pwned = 'body-script'</script>
+<svg onload="window.pwned = 'svg'"><text>hidden svg text</text></svg>
+<p><a href="javascript:window.pwned='link'">a link</a> &lt;script&gt;not code&lt;/script&gt;</p>
+<iframe srcdoc="<script>parent.pwned='iframe'</script>"></iframe>
+</body></html>"""
+
+
+def test_a_hostile_html_document_never_executes_anything(
+        run_app: RunApp, export_dir: Path, new_page: NewPage) -> None:
+    site = run_app(static_site(export_dir))
+    page = open_page(new_page, site)
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    report = page.evaluate("(text) => li.documents.add({ name: 'invoice.html', text })", HOSTILE)
+    assert report["added"] == ["invoice.html"]
+    hits = page.evaluate("li.documents.search('when are invoices paid?', { k: 3 })")
+    text = "\n".join(h["text"] for h in hits)
+    assert "thirty days" in text and "<script>not code</script>" in text
+    assert "pwned" not in text and "hidden svg text" not in text
+    page.evaluate("li.documents.ask('when are invoices paid?')")
+    # Wait for any event a script or handler could have caused: a later message round trip.
+    page.wait_for_timeout(1000)
+    assert page.evaluate("window.pwned") is None
+    assert not [u for u in requested if ":9/" in u], requested

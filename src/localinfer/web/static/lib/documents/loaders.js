@@ -153,6 +153,23 @@ class LineMap {
     this.cursor = at + word.length;
     return at;
   }
+
+  /** Move the cursor past the next `<tag ...>` (elements come in source order), and for
+   * a hidden element past its end tag too, so words in markup are never matched.
+   * Elements the parser implied (no tag in the source) leave the cursor alone.
+   * @param {string} tag @param {boolean} hidden */
+  skipTag(tag, hidden) {
+    const open = new RegExp(`<${tag}[\\s/>]`, 'g');
+    open.lastIndex = this.cursor;
+    const m = open.exec(this.source);
+    if (!m) return;
+    const close = this.source.indexOf('>', m.index);
+    this.cursor = close < 0 ? this.source.length : close + 1;
+    if (hidden) {
+      const end = this.source.indexOf(`</${tag}`, this.cursor);
+      if (end >= 0) this.cursor = end;
+    }
+  }
 }
 
 /** Words of a text run that can be found verbatim in the source (no entities).
@@ -171,6 +188,9 @@ export function htmlBlocks(source) {
   // attached to this page. Only text nodes are read from it.
   const doc = new DOMParser().parseFromString(source, 'text/html');
   const lines = new LineMap(source);
+  // Text in <head> (the title) is never body text: look for words after it.
+  const headEnd = lines.source.indexOf('</head');
+  if (headEnd >= 0) lines.cursor = headEnd;
   const path = new HeadingPath();
   /** @type {Block[]} */
   const blocks = [];
@@ -211,7 +231,9 @@ export function htmlBlocks(source) {
     }
     if (node.nodeType !== Node.ELEMENT_NODE) return;
     const tag = /** @type {Element} */ (node).localName;
-    if (HIDDEN.has(tag) || tag === 'title') return;
+    const hidden = HIDDEN.has(tag) || tag === 'title';
+    lines.skipTag(tag, hidden);
+    if (hidden) return;
     if (BREAKS.has(tag)) flush();
     if (HEADINGS.has(tag)) level = HEADINGS.get(tag) ?? null;
     for (const child of node.childNodes) walk(child);
