@@ -8,6 +8,8 @@ from typing import Any
 
 from ..assets.progress import format_bytes
 from ..consent import parse_duration
+from ..hosts.pool import load_specs
+from ..hosts.spec import url_key
 from ..ledger import EgressLedger, PrivacyReport
 from ..settings import Settings
 from .common import print_json, print_table
@@ -48,6 +50,23 @@ def destination_rows(report: PrivacyReport) -> list[tuple[str, ...]]:
     return rows
 
 
+def host_rows(report: PrivacyReport, settings: Settings) -> list[tuple[str, ...]]:
+    """One row per host the router sent inference to, with its declared name and
+    whether it may receive sensitive data."""
+    specs = {s.key: s for s in load_specs(settings)}
+    rows: list[tuple[str, ...]] = [("HOST", "ADDRESS", "TRUST", "SENSITIVE OK", "REQUESTS",
+                                    "CLIENTS", "LAST")]
+    for h in report.hosts:
+        spec = specs.get(url_key(f"{h.scheme}://{h.host}:{h.port}"))
+        sensitive = "yes" if (spec.takes_sensitive if spec else h.trust == "device") else "no"
+        rows.append((spec.name or "-" if spec else "-", f"{h.scheme}://{h.host}:{h.port}",
+                     h.trust, sensitive,
+                     str(h.requests) + (f" ({h.failed} failed)" if h.failed else ""),
+                     ",".join(h.clients) or "-",
+                     time.strftime("%Y-%m-%d %H:%M", time.localtime(h.last))))
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings()
     since = time.time() - parse_duration(args.since) if args.since else None
@@ -71,4 +90,7 @@ def run(args: argparse.Namespace) -> int:
     print(summary(report, window))
     if report.destinations:
         print_table(destination_rows(report))
+    if report.hosts:
+        print("Inference requests by host (this machine included):")
+        print_table(host_rows(report, settings))
     return 0

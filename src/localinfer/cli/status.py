@@ -35,6 +35,10 @@ def run_status(args: argparse.Namespace) -> int:
         print("No local inference server found.")
     else:
         print_table(rows)
+    _print_hosts(status.get("hosts", []))
+    for e in status.get("exposure", []):
+        if e["exposed"] is True:
+            print(f"Exposed: {e['message']} (`localinfer audit`)")
     embedded = status["embedded"]
     if not embedded["enabled"]:
         print("Embedded engine: off (LOCALINFER_EMBEDDED=off)")
@@ -53,13 +57,33 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_hosts(hosts: list[dict[str, Any]]) -> None:
+    if not hosts:
+        return
+    rows: list[tuple[str, ...]] = [("HOST", "URL", "TRUST", "SENSITIVE", "STATE", "BUSY",
+                                    "LATENCY")]
+    for h in hosts:
+        latency = "-" if h["latency_ms"] is None else f"{h['latency_ms']:.0f} ms"
+        state = h["state"] if h["found"] else "not found"
+        if h["state"] != "up":
+            state += f" (retry in {h['retry_in_s']:.0f} s)"
+        rows.append((h["name"] or "-", h["url"], h["trust"] + (" (trusted)" if h["trusted"]
+                                                               else ""),
+                     "yes" if h["sensitive_ok"] else "no", state, str(h["outstanding"]),
+                     latency))
+    print_table(rows)
+
+
 def run_models(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         models = client.models(refresh=True)
     if args.json:
         print_json({"models": [m.model_dump() for m in models]})
         return 0
-    rows: list[tuple[str, ...]] = [("MODEL", "TIER", "BACKEND", "CAN")]
-    rows += [(m.id, m.tier, m.backend, ",".join(m.capabilities)) for m in models]
+    # Grouped by host (the backend that serves the model), in tier order.
+    tiers = {"local": 0, "embedded": 1, "remote": 2}
+    models = sorted(models, key=lambda m: (tiers.get(m.tier, 3), m.backend))
+    rows: list[tuple[str, ...]] = [("HOST", "MODEL", "TIER", "CAN")]
+    rows += [(m.backend, m.id, m.tier, ",".join(m.capabilities)) for m in models]
     print_table(rows)
     return 0
