@@ -17,6 +17,7 @@ import pytest
 
 from localinfer.sandbox.runtimes import RUNTIMES
 from tests.browser.conftest import NewPage
+from tests.browser.harness import Recorder
 from tests.gateway_harness import RunApp, gateway_app
 
 
@@ -128,6 +129,24 @@ def test_print_works_and_files_come_back(new_page: NewPage, gateway: str, runtim
     again = run(page, "print(6 * 7)", runtime=runtime)
     assert again["stdout"] == "42\n" and again["compiled"] is False
     assert again["stats"]["workersStarted"] == 1  # the warm worker ran both
+
+
+def test_runtime_is_fetched_once_per_profile_and_compiled_once_per_page(
+        new_page: NewPage, run_app: RunApp, tmp_path: Path) -> None:
+    recorder = Recorder()
+    gateway = run_app(recorder.wrap(gateway_app(tmp_path / "home", [], embedded=False)))
+    python = RUNTIMES["python"]
+    first = open_sdk(new_page, gateway)
+    run(first, "print(1)")
+    run(first, "print(2)", timeout=1, memory="256M")
+    assert recorder.bytes_under("/ui/sandbox/") == python.size  # one download, one compile
+    assert first.evaluate("Object.keys(window.li.sandbox.stats.compileMs)") == ["python"]
+    first.close()
+    second = open_sdk(new_page, gateway)  # same profile: the immutable file is cached
+    assert run(second, "print(3)")["stdout"] == "3\n"
+    assert recorder.bytes_under("/ui/sandbox/") == python.size
+    assert [p for p in recorder.paths() if p.startswith("/ui/sandbox/")] == [
+        f"/ui/sandbox/python-{python.sha256}.wasm"]
 
 
 def test_only_given_files_are_visible_and_escapes_fail(new_page: NewPage, gateway: str) -> None:

@@ -250,12 +250,12 @@ export class BrowserSandbox {
     }
   }
 
-  /** Compile a runtime and start a warm worker ahead of the first run.
+  /** Compile a runtime, start a warm worker and run one empty program in it ahead of the
+   * first real run (V8 compiles a module's functions lazily, on first call: the first
+   * CPython run costs a few times a warm one; later workers share that code).
    * @param {'python' | 'micropython'} [runtime] @param {number | string} [memory] */
   async prewarm(runtime = 'python', memory = DEFAULT_MEMORY) {
-    if (!RUNTIMES[runtime]) throw new LocalInferError(`unknown sandbox runtime '${runtime}'`, 'bad_request');
-    const w = await this.acquire(runtime, parseSize(memory));
-    this.release(w);
+    await this.run('pass', { runtime, memory, timeout: 120 });
   }
 
   /**
