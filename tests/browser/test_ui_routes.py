@@ -16,6 +16,8 @@ from localinfer.web.assets import STATIC_ROOT, vendor_manifest
 from tests.gateway_harness import RunApp, gateway_app
 
 MODEL = "smollm2-135m-instruct"
+LICENCES = {"@wllama/wllama": "MIT", "@huggingface/transformers": "Apache-2.0",
+            "onnxruntime-web": "MIT"}
 
 pytestmark = pytest.mark.skipif(vendor_manifest() is None,
                                 reason="the in-browser engine is not built (run ./dev)")
@@ -38,7 +40,8 @@ def test_manifest_lists_engine_files_and_the_bundled_model(gateway: str) -> None
     for f in engine["files"]:
         path = STATIC_ROOT / "vendor" / f["path"]
         assert (f["bytes"], f["sha256"]) == (path.stat().st_size, sha256(path))
-        assert f["license"] == "MIT"
+        # Each vendored package keeps its own licence (wllama MIT, transformers.js Apache-2.0).
+        assert f["license"] == LICENCES.get(f["package"], f["license"])
     [model] = [m for m in manifest["models"] if m["name"] == MODEL]
     gguf = bundled_model_path()
     assert (model["bytes"], model["sha256"]) == (gguf.stat().st_size, sha256(gguf))

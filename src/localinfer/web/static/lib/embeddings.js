@@ -175,7 +175,9 @@ export class Embeddings {
     const url = `${this.opts.gatewayUrl}/embeddings`;
     let r;
     try {
-      r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' },
+      // Sensitive: the gateway never hands these texts to a remote embedder.
+      r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json',
+        'x-localinfer-sensitive': 'true' },
         body: JSON.stringify({ model: EMBED_MODEL, input: texts }) });
     } catch (err) {
       throw new BackendError(`${url}: ${String(err)}`);
