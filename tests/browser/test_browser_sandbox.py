@@ -17,7 +17,7 @@ import pytest
 
 from localinfer.sandbox.runtimes import RUNTIMES
 from tests.browser.conftest import NewPage
-from tests.browser.harness import Recorder
+from tests.browser.harness import Recorder, static_site
 from tests.gateway_harness import RunApp, gateway_app
 
 
@@ -260,12 +260,30 @@ except Exception as exc:
     assert outcomes == {k: "refused" for k in
                         ("fetch", "data", "ws", "xhr", "sse", "worker", "import")}, outcomes
     assert probe.hits == 0, probe.requests  # every attempt above has settled
+    assert page.evaluate("window.li.sandbox.networkWall()") == "blocked"
     # Control: the page (its CSP lists the probe) does reach it, so the probe works and
     # what stopped the worker was the worker's own policy.
     page.evaluate("(url) => fetch(url + '/from-page').then((r) => r.status)", probe.url)
     assert probe.wait_for(1) == 1, probe.requests
     time.sleep(0.5)  # a late stray connection would show up as a second hit
     assert probe.requests == [b"GET /from-page HTTP/1.1"]
+
+
+def test_works_from_a_static_export_whose_host_sends_no_csp(
+        new_page: NewPage, run_app: RunApp, export_dir_no_models: Path) -> None:
+    """`web export` copies the runtimes; a plain static host runs them, but without the
+    gateway's headers the worker's network wall is not there, and the SDK says so."""
+    site = run_app(static_site(export_dir_no_models))
+    page = new_page()
+    page.goto(f"{site}/manifest.json")
+    page.evaluate("""async () => {
+      const { LocalInfer } = await import('/localinfer.js');
+      window.li = await LocalInfer.connect({ gateway: null, servers: [], browser: false });
+    }""")
+    for runtime in ("micropython", "python"):
+        r = run(page, "print('static', 6 * 7)", runtime=runtime)
+        assert r["stdout"] == "static 42\n" and r["exitCode"] == 0, r
+    assert page.evaluate("window.li.sandbox.networkWall()") == "open"
 
 
 @pytest.mark.parametrize("code", [

@@ -9,7 +9,9 @@
 // The page enforces the deadline by terminating this worker.
 //
 // Messages in:  {op: 'module', runtime, module} | {op: 'run', id, argv, env, files, stdin, outputCap}
+//               | {op: 'network'}
 // Messages out: {op: 'out', id, fd, data} (stdout 1, stderr 2, as written)
+//               | {op: 'network', state: 'blocked' | 'open'}
 //               | {op: 'done', id, exitCode, trap, files, memoryBytes, truncated}
 
 /** @typedef {typeof import('@bjorn3/browser_wasi_shim')} Shim */
@@ -137,6 +139,12 @@ async function run(msg) {
 scope.onmessage = (/** @type {MessageEvent} */ event) => {
   const msg = event.data;
   if (msg.op === 'module') guest = msg.module;
+  else if (msg.op === 'network') {
+    // Whether this worker's CSP is in force: a data: fetch touches no network, so trying
+    // it is harmless, and `connect-src 'none'` refuses it too.
+    fetch('data:,').then(() => 'open', () => 'blocked')
+      .then((state) => scope.postMessage({ op: 'network', state }));
+  }
   else if (msg.op === 'run') {
     queue = queue.then(() => run(msg)).catch((err) => scope.postMessage({ op: 'done',
       id: msg.id, exitCode: null, trap: `sandbox worker: ${err?.message ?? err}`, files: {},

@@ -332,6 +332,26 @@ export class BrowserSandbox {
       memoryBytes: reply.memoryBytes ?? 0, compiled };
   }
 
+  /**
+   * Whether the worker's own `connect-src 'none'` is in force: 'blocked' behind the
+   * gateway; 'open' on a static host that sends no CSP header for sandbox-worker.js (the
+   * guest still has no sockets — WASI has none — but the worker's code could fetch).
+   * @returns {Promise<'blocked' | 'open'>}
+   */
+  async networkWall() {
+    const worker = new Worker(this.workerUrl, { type: 'module', name: 'localinfer-sandbox-check' });
+    try {
+      return await new Promise((resolve, reject) => {
+        worker.onmessage = (event) => { if (event.data.op === 'network') resolve(event.data.state); };
+        worker.onerror = (event) => { event.preventDefault(); reject(new LocalInferError(
+          `the sandbox worker did not start: ${event.message || 'unknown error'}`, 'sandbox_unavailable')); };
+        worker.postMessage({ op: 'network' });
+      });
+    } finally {
+      worker.terminate();
+    }
+  }
+
   /** End every warm worker (a new run starts a fresh one). */
   close() {
     for (const list of this.idle.values()) for (const w of list) w.worker.terminate();
