@@ -38,7 +38,7 @@ PAGE_FILES = sorted(p.name for p in CORPUS.iterdir() if p.suffix != ".pdf")
 PAGE_QUESTIONS = [q for q in QUESTIONS if q[1] in PAGE_FILES]
 
 CONNECT = """async () => {
-  const m = await import('/localinfer.js');
+  const m = await import(new URL('localinfer.js', location.href).href);
   window.LI = m;
   window.li = await m.LocalInfer.connect({ gateway: null, servers: [], threads: 1,
     onDisclose: (d) => { (window.disclosures ??= []).push(d); return true; } });
@@ -226,7 +226,7 @@ def test_ask_with_no_server_cites_verified_passages_and_contacts_only_its_origin
     page.goto(f"{site}/?gateway=none&servers=none")
     # The embedding model may load; the chat model download is declined: no model answers.
     page.evaluate("""async () => {
-      const m = await import('/localinfer.js');
+      const m = await import(new URL('localinfer.js', location.href).href);
       window.li = await m.LocalInfer.connect({ gateway: null, servers: [], threads: 1,
         remote: { baseUrl: 'http://127.0.0.1:9/v1', name: 'never' },
         onConsent: () => true, onDisclose: (d) => d.kind === 'embeddings' });
@@ -279,3 +279,29 @@ def test_a_hostile_html_document_never_executes_anything(
     page.wait_for_timeout(1000)
     assert page.evaluate("window.pwned") is None
     assert not [u for u in requested if ":9/" in u], requested
+
+
+# -- the gateway's embedder when the page has one: same vectors as Python, no worker -------
+
+def test_with_the_gateway_embeddings_come_from_python_and_no_worker_starts(
+        run_app: RunApp, tmp_path: Path, new_page: NewPage, embedder: OnnxEmbedder) -> None:
+    from localinfer.backends.local_embed import LocalEmbeddingBackend
+    from tests.fake_backend import FakeBackend
+    from tests.gateway_harness import gateway_app, gateway_settings
+
+    home = tmp_path / "home"
+    chat = FakeBackend("fake-local", tier="local")
+    embed = LocalEmbeddingBackend(gateway_settings(home), embedder=embedder)
+    recorder = Recorder()
+    gateway = run_app(recorder.wrap(gateway_app(home, [chat, embed])))
+    page = new_page()
+    page.goto(f"{gateway}/ui/")
+    page.evaluate(CONNECT)
+    texts = corpus_texts(12)
+    vectors, facts = page_embed(page, texts)
+    assert facts["tier"] == "local" and not facts["worker"], facts
+    assert float((vectors * embedder.embed(texts)).sum(axis=1).min()) > 0.9999
+    report = page.evaluate("(docs) => li.documents.add(docs)", corpus_inputs()[:2])
+    assert report["embedded"] == report["chunks"] > 0
+    assert page.evaluate("li.embedder.worker") is None
+    assert recorder.bytes_under("/ui/embeddings/all-minilm-l6-v2/") == 0
