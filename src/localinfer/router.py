@@ -103,7 +103,8 @@ class Router:
 
     async def local_backends(self, *, refresh: bool = False) -> list[Backend]:
         servers = await self._discovery.servers(refresh=refresh)
-        return [self._server_backend(s) for s in servers]
+        # A declared host the sweep missed stays a candidate: its health decides.
+        return [self._server_backend(s) for s in self.hosts.remembered(servers)]
 
     async def embedded_backends(self) -> list[Backend]:
         # Built on first use, not when the client is made: a client that only lists

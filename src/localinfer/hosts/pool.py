@@ -52,6 +52,7 @@ class HostPool:
         self._by_key = {s.key: s for s in self.specs}
         self._health: dict[str, Health] = {}
         self._backends: dict[str, HostBackend] = {}
+        self._seen: dict[tuple[str, str, int] | None, ServerInfo] = {}
         for spec in self.specs:
             self._register(spec)
 
@@ -88,6 +89,17 @@ class HostPool:
             self._backends[name] = backend
         backend.set_known_models(server.models)
         return backend
+
+    def remembered(self, servers: list[ServerInfo]) -> list[ServerInfo]:
+        """``servers`` plus each declared host seen before that this sweep missed (it
+        may have just stopped: a failed request or probe then cools it down, and a
+        probe brings it back without waiting for the next sweep)."""
+        found = {url_key(s.base_url) for s in servers}
+        for server in servers:
+            if self.spec_for(server).declared:
+                self._seen[url_key(server.base_url)] = server
+        missed = [s for key, s in self._seen.items() if key not in found]
+        return [*servers, *missed]
 
     async def _probe(self, backend: HostBackend) -> None:
         health = backend.health
