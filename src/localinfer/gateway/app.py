@@ -27,6 +27,7 @@ from .generate import generate_routes, management_routes
 from .ollama_api import OllamaRoutes
 from .openai_api import OpenAIRoutes
 from .openapi import build_openapi
+from .pull import pull_routes
 from .responses import response_routes
 from .security import AccessPolicy, SecurityMiddleware
 from .ui import ui_routes
@@ -123,6 +124,7 @@ def create_app(settings: Settings, client: AsyncClient, *,
         *response_routes(gw),
         *OllamaRoutes(gw).routes(),
         *generate_routes(gw),
+        *pull_routes(gw),
         *management_routes(),
         *ui_routes(settings),
         *mcp_routes(settings, client),  # MCP over streamable HTTP

@@ -133,13 +133,11 @@ def generate_routes(gw: Gateway) -> list[Route]:
     return [Route("/api/generate", route, methods=["POST"])]
 
 
-# Ollama's model-management routes localinfer does not serve over HTTP: each is a 501 in
+# Ollama's model-management routes localinfer does not serve over HTTP (/api/pull and
+# /api/delete are served: pull.py): each is a 501 in
 # Ollama's error shape naming the command that does the job. No request body is read
 # (Ollama's own /api/create parsed model files from it: CVE-2026-7482).
 MANAGEMENT: dict[str, str] = {
-    "/api/pull": "download models with `localinfer pull NAME` (it shows size and RAM fit "
-                 "first)",
-    "/api/delete": "remove downloaded models with `localinfer cache rm NAME`",
     "/api/copy": "models keep their own names; there are no copies to make",
     "/api/create": "point localinfer at a GGUF file instead: `localinfer chat -m PATH` or "
                    "LOCALINFER_EMBEDDED_MODEL",

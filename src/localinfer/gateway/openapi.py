@@ -18,6 +18,7 @@ from .ollama_api import (
     OllamaEmbedRequest,
     OllamaModelRequest,
 )
+from .pull import OllamaPullRequest
 from .responses import ResponsesRequest, schema_overrides
 from .wire import MAX_MODEL_NAME
 
@@ -39,7 +40,7 @@ REQUEST_MODELS: list[tuple[type[BaseModel], Any]] = [
     (OllamaChatRequest, "validation"), (OllamaEmbedRequest, "validation"),
     (OllamaEmbeddingsRequest, "validation"), (OllamaModelRequest, "validation"),
     (CompletionRequest, "validation"), (OllamaGenerateRequest, "validation"),
-    (ResponsesRequest, "validation"),
+    (ResponsesRequest, "validation"), (OllamaPullRequest, "validation"),
     (ChatResponse, "serialization"),
 ]
 
@@ -139,6 +140,11 @@ def _components() -> dict[str, Any]:
     schemas["OllamaEmbedRequest"]["properties"].pop("dimensions", None)
     schemas["ResponsesRequest"]["properties"].update(schema_overrides())
     schemas["ResponsesRequest"]["required"] = ["input"]
+    # /api/pull takes catalog names only (URLs and ollama: targets are the CLI's).
+    pull = schemas["OllamaPullRequest"]
+    pull["properties"]["model"] = {**MODEL_NAME, "not": {"pattern": "^ollama:"}}
+    pull["properties"].pop("name", None)
+    pull["required"] = ["model"]
     show = schemas["OllamaModelRequest"]
     show["properties"]["model"] = MODEL_NAME
     show["required"] = ["model"]
@@ -197,6 +203,13 @@ def build_openapi() -> dict[str, Any]:
             "A response this gateway keeps (store: true)", _json(OPEN_OBJECT), OPENAI_ERROR,
             "openai", ERROR_GETS, parameters=[{"name": "response_id", "in": "path",
                                                "required": True, "schema": {"type": "string"}}]),
+        "/api/pull": _post(
+            "Download a catalog model into the verified cache (stream: NDJSON status lines, "
+            "the default); the first status is the disclosure (size, RAM fit)",
+            "OllamaPullRequest", {**ollama_chat_ok}, OLLAMA_ERROR, "ollama"),
+        "/api/delete": {"delete": {**_post("Remove a model from the cache (404 if not cached)",
+                                          "OllamaPullRequest", _json(OPEN_OBJECT),
+                                          OLLAMA_ERROR, "ollama")["post"]}},
         "/health": _get("Identifies localinfer's gateway (discovery skips it)",
                         _json({"type": "object", "required": ["status", "service"],
                                "properties": {"status": {"const": "ok"},
