@@ -75,6 +75,15 @@ class EmbeddedBackend(Backend):
         # Requests the worker confirmed it stopped (an "end" with cancelled=True) after the
         # caller closed the stream: how tests know generation stopped, without timing it.
         self.cancels_confirmed = 0
+        # Which generation loop serves requests: "native" (our own, generate.py; the
+        # high-level one still serves what it cannot, e.g. tool calls) or "high-level"
+        # (llama-cpp-python's create_chat_completion), and whether a prompt's shared
+        # prefix reuses the KV cache. Knobs for tests and benchmarks.
+        self.loop = "native"
+        self.prefix_reuse = True
+        # What the worker computes with (CPU features, threads, GPU offload), once loaded.
+        self.compute: dict[str, Any] = {}
+        self.last_loop = ""  # the loop that served the last finished request
 
     # -- identity ------------------------------------------------------------------------
 
@@ -157,7 +166,8 @@ class EmbeddedBackend(Backend):
                         model: str) -> AsyncGenerator[ChatChunk, None]:
         rid = next(self._ids)
         events = worker.subscribe(asyncio.get_running_loop())
-        worker.send({"op": "chat", "id": rid, "params": params})
+        worker.send({"op": "chat", "id": rid, "params": params, "loop": self.loop,
+                     "reuse": self.prefix_reuse})
         chunk_id, created = new_id("chatcmpl"), int(time.time())
         yielded = finished = begun = False
 
@@ -181,6 +191,9 @@ class EmbeddedBackend(Backend):
                 elif kind == "end":
                     finished = True
                     self.timings["decode_s"] = float(event.get("decode_s", 0.0))
+                    self.timings["prefill_s"] = float(event.get("prefill_s", 0.0))
+                    self.timings["reused_tokens"] = float(event.get("reused_tokens", 0))
+                    self.last_loop = str(event.get("loop", ""))
                     usage = Usage(**event["usage"])
                     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
                     yield chunk({}, event.get("finish") or "stop", usage)
@@ -258,7 +271,8 @@ class EmbeddedBackend(Backend):
             events = worker.subscribe(asyncio.get_running_loop())
             threads = self.settings.embedded_threads or os.cpu_count() or 1
             worker.send({"op": "load", "path": str(path), "n_ctx": self.settings.embedded_context,
-                         "n_threads": threads, "verbose": self.settings.debug})
+                         "n_threads": threads, "verbose": self.settings.debug,
+                         "gpu_layers": self.settings.embedded_gpu_layers})
             await self._await_load(worker, events, path)
         except BaseException:
             worker.kill()
@@ -278,6 +292,7 @@ class EmbeddedBackend(Backend):
                 self.timings["import_s"] = float(event["import_s"])
             elif kind == "loaded":
                 self.timings["load_s"] = float(event["load_s"])
+                self.compute = dict(event.get("compute") or {})
                 return
             elif kind == "error":
                 raise BadModelFile(f"llama.cpp could not load {path}: {event['message']}")

@@ -9,16 +9,21 @@ standard library and imports ``llama_cpp`` itself.
 Protocol, one JSON object per line:
 
     parent -> worker (stdin)
-      {"op": "load", "path": str, "n_ctx": int, "n_threads": int, "verbose": bool}
-      {"op": "chat", "id": int, "params": {...create_chat_completion kwargs...}}
+      {"op": "load", "path": str, "n_ctx": int, "n_threads": int, "verbose": bool,
+       "gpu_layers": int}                       -1 = all; used only where offload exists
+      {"op": "chat", "id": int, "params": {...create_chat_completion kwargs...},
+       "loop": "native"|"high-level", "reuse": bool}   which generation loop (default
+                                        native where it handles the request), and whether
+                                        the KV cache of a shared prompt prefix is kept
       {"op": "cancel", "id": int}          stop that request between two tokens
     worker -> parent (the original stdout, kept apart from fd 1)
       {"ev": "started", "import_s": float}                    llama_cpp imported
-      {"ev": "loaded", "load_s": float, "n_ctx": int}
+      {"ev": "loaded", "load_s": float, "n_ctx": int, "compute": {...}}
       {"ev": "begin", "id": int}                              a chat request started
       {"ev": "delta", "id": int, "d": {...}}                  one streamed delta
       {"ev": "end", "id": int, "finish": str|null, "usage": {...}, "cancelled": bool,
-       "decode_s": float}                          first to last generated token
+       "decode_s": float, "loop": str,             first to last generated token
+       "reused_tokens": int, "prefill_s": float}   (native loop) prompt cache reuse
       {"ev": "error", "id": int|null, "message": str}         request or load failed
        (+ "kind": "context_length", "tokens", "limit" when the prompt does not fit)
 
@@ -35,6 +40,7 @@ import sys
 if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
     del sys.path[0]
 
+import importlib.util
 import json
 import queue
 import re
@@ -45,6 +51,19 @@ from typing import IO, Any
 
 # llama-cpp-python's words when a prompt does not fit the context window.
 CONTEXT_EXCEEDED = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+def load_generate() -> Any:
+    """Our sibling module, by path: importing it as localinfer.* would import the
+    package (slow start-up), and a sibling on sys.path could shadow libraries."""
+    spec = importlib.util.spec_from_file_location(
+        "localinfer_embedded_generate",
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "generate.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 class Cancels:
@@ -71,6 +90,8 @@ class Worker:
         self.out = out
         self.cancels = cancels
         self.llm: Any = None
+        self.gen: Any = None  # the generate module, and its Generator once loaded
+        self.generator: Any = None
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.current: int | None = None  # the request being generated
@@ -81,10 +102,19 @@ class Worker:
         self.out.flush()
 
     def load(self, command: dict[str, Any]) -> None:
+        import llama_cpp
         from llama_cpp import Llama
 
         started = time.perf_counter()
         error: Exception | None = None
+        gen = load_generate()
+        compute = gen.system_info()
+        # Offload only where this build can (Metal, CUDA, Vulkan...): elsewhere the
+        # setting is honoured by reporting it, and every layer stays on the CPU.
+        wanted = int(command.get("gpu_layers", -1))
+        layers = wanted if compute["gpu_offload_supported"] else 0
+        compute.update(threads=command["n_threads"], gpu_layers_requested=wanted,
+                       gpu_layers=layers)
         # Flash attention first, as llama.cpp's own default ("auto") does on CPU, where
         # it decodes ~10% faster; a model that cannot use it gets a plain context.
         for flash_attn in (True, False):
@@ -92,7 +122,7 @@ class Worker:
                 self.llm = Llama(model_path=command["path"], n_ctx=command["n_ctx"],
                                  n_threads=command["n_threads"],
                                  n_threads_batch=command["n_threads"], flash_attn=flash_attn,
-                                 verbose=command.get("verbose", False))
+                                 n_gpu_layers=layers, verbose=command.get("verbose", False))
                 break
             except Exception as exc:  # llama-cpp-python raises ValueError on a failed load
                 error = exc
@@ -100,8 +130,10 @@ class Worker:
             self.send({"ev": "error", "id": None, "message": str(error) or type(error).__name__})
             return
         self._count_tokens()
+        self.gen, self.generator = gen, gen.Generator(self.llm)
+        compute["model_layers"] = llama_cpp.llama_model_n_layer(self.llm._model.model)
         self.send({"ev": "loaded", "load_s": time.perf_counter() - started,
-                   "n_ctx": self.llm.n_ctx()})
+                   "n_ctx": self.llm.n_ctx(), "compute": compute})
 
     def _count_tokens(self) -> None:
         # Streamed chat chunks carry no usage; count what generate() sees instead. The
@@ -133,6 +165,11 @@ class Worker:
         self.prompt_tokens = self.completion_tokens = 0
         self.first_token_at = self.last_token_at = 0.0
         self.current = rid
+        params = command["params"]
+        if command.get("loop", "native") == "native" and self.generator.handles(params):
+            self.chat_native(rid, params, reuse=command.get("reuse", True))
+            return
+        self.generator.forget()  # the high-level path rewrites the KV cache its own way
         finish: str | None = None
         tools_seen: set[int] = set()
         if command["params"].get("seed") is not None:
@@ -162,10 +199,41 @@ class Worker:
             return
         cancelled = self.cancels.id == rid
         self.send({"ev": "end", "id": rid, "finish": None if cancelled else finish,
-                   "cancelled": cancelled,
+                   "cancelled": cancelled, "loop": "high-level",
                    "decode_s": self.last_token_at - self.first_token_at,
                    "usage": {"prompt_tokens": self.prompt_tokens,
                              "completion_tokens": self.completion_tokens}})
+
+    def chat_native(self, rid: int, params: dict[str, Any], *, reuse: bool) -> None:
+        """Our own loop (generate.py): the same events as the high-level path."""
+        gen = self.generator
+        self.send({"ev": "delta", "id": rid, "d": {"role": "assistant"}})
+
+        def emit(text: str) -> None:
+            self.send({"ev": "delta", "id": rid, "d": {"content": text}})
+
+        def cancelled() -> bool:
+            return self.cancels.id == rid
+
+        # A caller asking for repeatable output gets a clean context, as on the
+        # high-level path: cached and recomputed KV entries differ in the last bits.
+        reuse = reuse and params.get("seed") is None
+        try:
+            outcome = gen.chat(params, emit, cancelled, reuse=reuse)
+        except Exception as exc:
+            event: dict[str, Any] = {"ev": "error", "id": rid,
+                                     "message": str(exc) or type(exc).__name__}
+            if isinstance(exc, self.gen.PromptTooLong):
+                event.update(kind="context_length", tokens=exc.tokens, limit=exc.limit)
+            self.send(event)
+            return
+        self.send({"ev": "end", "id": rid, "finish": outcome.finish,
+                   "cancelled": outcome.finish is None, "loop": "native",
+                   "decode_s": outcome.last_token_at - outcome.first_token_at,
+                   "reused_tokens": outcome.reused_tokens,
+                   "prefill_s": outcome.timings["prefill_s"],
+                   "usage": {"prompt_tokens": outcome.prompt_tokens,
+                             "completion_tokens": outcome.completion_tokens}})
 
 
 def openai_delta(delta: dict[str, Any], tools_seen: set[int]) -> dict[str, Any]:
