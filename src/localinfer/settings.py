@@ -137,6 +137,13 @@ class Settings(BaseSettings):
     embedded_context: int = Field(
         default=2048, ge=128, description="Context length (tokens) of the embedded engine."
     )
+    embedded_gpu_layers: int = Field(
+        default=-1,
+        ge=-1,
+        description="Model layers the embedded engine offloads to a GPU: -1 = all, 0 = none. "
+        "Applied only where the llama.cpp build supports offload (Metal, CUDA, Vulkan); "
+        "elsewhere every layer stays on the CPU.",
+    )
     embedded_stall_timeout: float = Field(
         default=120.0,
         gt=0,
