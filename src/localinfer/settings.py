@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     hosts: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Declared inference hosts (`[[hosts]]` tables in config.toml: url, name, "
-        "trust = device|lan, token_env, prefer, weight, trusted; `localinfer hosts add`). "
+        "trust = device or lan, token_env, prefer, weight, trusted; `localinfer hosts add`). "
         "Sensitive requests go only to device hosts and trusted ones.",
     )
     scan_default_ports: bool = Field(
