@@ -282,13 +282,6 @@ class Settings(BaseSettings):
     def _servers_csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("home", mode="after")
-    @classmethod
-    def _expand_home(cls, value: Path) -> Path:
-        return value.expanduser()
-
-    @property
-    def config_file(self) -> Path:
     @field_validator("hosts", mode="after")
     @classmethod
     def _valid_hosts(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -297,6 +290,13 @@ class Settings(BaseSettings):
         declared_hosts(value, ())  # raises HostSpecError (a ValueError) naming the entry
         return value
 
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def config_file(self) -> Path:
         return config_path(self.home)
 
     def __init__(self, **values: Any) -> None:
