@@ -305,3 +305,59 @@ def test_with_the_gateway_embeddings_come_from_python_and_no_worker_starts(
     assert report["embedded"] == report["chunks"] > 0
     assert page.evaluate("li.embedder.worker") is None
     assert recorder.bytes_under("/ui/embeddings/all-minilm-l6-v2/") == 0
+
+
+# -- the demo's Documents view, as a new user meets it (and its screenshot) ------------------
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "browser-documents.png"
+
+
+def test_the_documents_view_indexes_dropped_files_and_highlights_cited_passages(
+        run_app: RunApp, export_dir: Path, new_page: NewPage) -> None:
+    recorder = Recorder()
+    site = run_app(recorder.wrap(static_site(export_dir)))
+    page = new_page()
+    page.goto(f"{site}/?gateway=none&servers=none&view=documents")
+    page.wait_for_selector("body[data-state=idle]")
+    page.wait_for_selector("#docs[data-state=idle]")
+    files = [{"name": n, "mimeType": "text/plain", "buffer": (CORPUS / n).read_bytes()}
+             for n in PAGE_FILES]
+    files.append({"name": "invoice.html", "mimeType": "text/html", "buffer": HOSTILE.encode()})
+    page.set_input_files("#doc-files", files)
+    page.wait_for_selector("#disclose[open]")
+    assert page.get_attribute("#disclose-facts", "data-kind") == "embeddings"
+    page.click("#disclose-yes")
+    page.wait_for_function(f"document.querySelector('#docs').dataset.documents === "
+                           f"'{len(files)}' && document.querySelector('#docs').dataset.state"
+                           " === 'idle'")
+    assert "Added 6" in page.inner_text("#doc-status")
+    page.fill("#doc-q", "How often is the bread culture given flour?")
+    page.click("#doc-send")
+    # The chat model's download is offered (no server): declined, the answer is extractive.
+    page.wait_for_selector("#disclose[open]")
+    assert page.get_attribute("#disclose-facts", "data-kind") == "chat"
+    page.click("#disclose-no")
+    page.wait_for_selector("#doc-answer[data-done='1']")
+    assert page.get_attribute("#doc-answer", "data-mode") == "extractive"
+    assert "extractive answer" in page.inner_text("#doc-answer .label")
+    marks = page.eval_on_selector_all("#doc-answer .source mark",
+                                      "ms => ms.map(m => m.textContent)")
+    assert marks and any("twelve" in m for m in marks), marks
+    answer = page.evaluate("localinferApp.docs.answers[0]")
+    for c in answer["citations"]:
+        assert c["quote"] in answer["sources"][c["n"] - 1]["text"]
+    page.click("#privacy-refresh")
+    page.wait_for_selector(f"#privacy-rows tr[data-origin='{site}']")
+    assert page.eval_on_selector_all("#privacy-rows tr", "rs => rs.map(r => r.dataset.origin)"
+                                     ) == [site]
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    # The hostile document, shown as text in the view, ran nothing.
+    page.fill("#doc-q", "When are invoices paid?")
+    page.click("#doc-send")
+    page.wait_for_selector("#doc-answer[data-done='2']")
+    assert "<script>not code</script>" in page.inner_text("#doc-answer")
+    assert page.evaluate("window.pwned") is None
+    assert page.evaluate("document.querySelectorAll('#doc-answer script, #doc-answer img,"
+                         " #doc-answer iframe, #doc-answer svg').length") == 0
+    assert not [s.path for s in recorder.served if s.path in ("/pixel.png", "/refresh")]

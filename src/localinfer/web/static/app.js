@@ -2,6 +2,7 @@
 // the page contacted. Configuration from the query string (all optional):
 //   ?gateway=URL|none  &servers=URL,URL|none  &remote=URL  &remote_model=NAME  &model=NAME
 import { LocalInfer } from './localinfer.js';
+import { setupDocuments } from './app-documents.js';
 
 /** @param {string} id @returns {HTMLElement} */
 function $(id) {
@@ -50,7 +51,14 @@ const li = await LocalInfer.connect({
   onDisclose: async (d) => {
     const facts = $('disclose-facts');
     facts.replaceChildren();
-    const lines = [
+    // The embeddings worker's first load is disclosed through the same hook (kind: 'embeddings').
+    const kind = /** @type {any} */ (d).kind ?? 'chat';
+    facts.dataset.kind = kind;
+    const lines = kind === 'embeddings' ? [
+      `Embedding model: ${d.model} — ${size(d.bytes)} to download (${d.license ?? 'licence unknown'})`,
+      'Runs in a worker (transformers.js, WebAssembly) to index your documents in this browser.',
+      'Cached after the first load, verified by sha256.',
+    ] : [
       `Model: ${d.model} — ${size(d.bytes)} (${d.license ?? 'licence unknown'})`,
       `Engine: ${size(d.engine_bytes)} (wllama, WebAssembly)`,
       `Estimated time: ${d.est_seconds.toFixed(1)} s (${d.est_basis} bandwidth)`,
@@ -72,15 +80,17 @@ const li = await LocalInfer.connect({
     return ask('consent', 'consent-yes', 'consent-no');
   },
   onProgress: (p) => {
+    // The embeddings worker's progress shows in the Documents view, not as the chat model's.
+    if (/** @type {any} */ (p).kind === 'embeddings') return;
     progressLog.push(p.phase);
     const pct = p.total ? ` ${Math.round((100 * p.done) / p.total)}%` : '';
     $('model-state').textContent = `${p.phase}${pct}`;
   },
 });
 
-/** @type {{li: LocalInfer, replies: any[], errors: any[], progress: string[], stream: import('./localinfer.js').ChatStream | null, maxTokens: number}} */
+/** @type {{li: LocalInfer, replies: any[], errors: any[], progress: string[], stream: import('./localinfer.js').ChatStream | null, maxTokens: number, docs: {reports: any[], answers: any[], errors: any[]}}} */
 const app = { li, replies: [], errors: [], progress: progressLog, stream: null,
-  maxTokens: Number(param('max_tokens') ?? 256) };
+  maxTokens: Number(param('max_tokens') ?? 256), docs: { reports: [], answers: [], errors: [] } };
 /** @type {any} */ (window).localinferApp = app;
 
 async function showStatus() {
@@ -208,5 +218,6 @@ $('prompt').addEventListener('keydown', (e) => {
 performance.setResourceTimingBufferSize(10000);
 await showStatus();
 await showPrivacy();
+await setupDocuments(li, app, showPrivacy);
 /** @type {HTMLButtonElement} */ ($('send')).disabled = false;
 document.body.dataset.state = 'idle';

@@ -123,7 +123,8 @@ export function extractive(question, sources, max = 3) {
       const hits = [...contentWords(s.text)].filter((w) => wanted.has(w)).length;
       if (hits > best.hits) best = { ...s, hits };
     }
-    if (best.start < 0) continue;
+    // A source after the first one is quoted only if it shares a word with the question.
+    if (best.start < 0 || (best.hits === 0 && citations.length)) continue;
     const verbatim = source.text.slice(best.start, best.start + best.text.length) === best.text;
     citations.push({ n: source.n, sentence: best.text, quote: best.text, start: best.start,
       verified: verbatim });
