@@ -254,6 +254,10 @@ def run_ask(args: argparse.Namespace) -> int:
     if args.json:
         print_json(answer.as_json())
         return 0
+    if answer.extractive:
+        print("No checked answer: the model cited nothing found in the sources. "
+              "The best passages (extractive):")
+        print()
     print(answer.answer)
     print()
     print("Sources:")
@@ -261,7 +265,10 @@ def run_ask(args: argparse.Namespace) -> int:
         mark = "*" if n in answer.cited else " "
         heading = f"  ({hit.chunk.heading})" if hit.chunk.heading else ""
         print(f" {mark}[{n}] {shown(hit.location)}{heading}")
-    how = "; citations matched by similarity" if answer.attributed else ""
+    how = "; some citations placed by matching the sentence's words" if answer.attributed else ""
     sys.stdout.flush()
-    note(f"answered locally by {answer.backend or '?'} ({answer.tier or '?'}){how}")
+    note(f"answered locally by {answer.model or '?'} on {answer.backend or '?'} "
+         f"({answer.tier or '?'}){how}")
+    if answer.note and not answer.extractive:
+        note(answer.note)
     return 0

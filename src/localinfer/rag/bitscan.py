@@ -15,7 +15,7 @@ and recall@10 >= 0.95 against exact search at 100k needs about 3000 bit candidat
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,8 @@ class VectorCache:
     scales: npt.NDArray[np.float32]  # max|x| / 127
     collections: npt.NDArray[np.int32]  # index into ``names``
     names: tuple[str, ...]
+    # What the arrays are views of (a mmap, in vectorfile.py): kept alive with them.
+    backing: object = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[int, str, bytes]], dim: int) -> VectorCache:

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import numpy as np
 
 from ..backends.onnx.embedder import Embedder, LazyEmbedder
 from ..errors import ConsentRequired, NoBackend, SensitiveDataBlocked, UsageError
 from ..files import problem, safe_resolve, shown, undecodable_name
 from ..settings import Settings
 from ..types import ChatResponse
+from .answer_model import answering_settings
 from .ask import Answer, build_messages, finish
 from .blocks import DocumentError
 from .chunking import Chunk, chunk_blocks
@@ -153,7 +153,9 @@ class Index:
                 raise DocumentError(f"{shown(root)}: {why}")
         for root in roots:
             self.store.add_root(collection, str(root))
-        return self._ingest(list(iter_files(roots)), collection, progress, IngestReport())
+        report = self._ingest(list(iter_files(roots)), collection, progress, IngestReport())
+        self.store.sync_vectors()  # the next open maps the vectors instead of reading them
+        return report
 
     def sync(self, *, collection: str | None = None,
              progress: ProgressFn | None = None) -> IngestReport:
@@ -170,6 +172,7 @@ class Index:
             for gone in set(roots) - set(live):
                 self.store.remove_root(name, str(gone))
             self._ingest(list(iter_files(live)), name, progress, report)
+        self.store.sync_vectors()
         return report
 
     def remove(self, paths: Iterable[Path | str] = (), *,
@@ -186,6 +189,7 @@ class Index:
         for name, root in self.store.roots(collection):
             if not targets or any(_under(root, t) for t in targets):
                 self.store.remove_root(name, root)
+        self.store.sync_vectors()
         return removed
 
     def _ingest(self, files: Sequence[Path], collection: str, progress: ProgressFn | None,
@@ -292,21 +296,19 @@ class Index:
         return hits, build_messages(question, hits)
 
     def _finish(self, question: str, response: ChatResponse, hits: list[Hit]) -> Answer:
-        ids, vectors = self.store.embeddings([h.chunk.id for h in hits])
-        by_id = dict(zip(ids, vectors, strict=True))
-        ordered = [by_id[h.chunk.id] for h in hits]
-        return finish(question, response, hits, np.stack(ordered), self.embedder)
+        return finish(question, response, hits)
 
     def ask(self, question: str, *, k: int = 5, collection: str | None = None,
             client: SyncChat | Client | None = None, model: str | None = None,
             max_tokens: int = 512, temperature: float = 0.2) -> Answer:
-        """Answer from the index through a local chat tier, with numbered citations."""
+        """Answer from the index through a local chat tier. Every sentence kept carries a
+        citation checked against its chunk; with none, the best passages (extractive)."""
         hits, messages = self._prepare_ask(question, k, collection)
         own = client is None
         if client is None:
             from ..client import Client
 
-            client = Client(self.settings)
+            client = Client(answering_settings(self.settings, model)[0])
         try:
             response = client.chat(messages=messages, model=model, sensitive=True,
                                    max_tokens=max_tokens, temperature=temperature)
@@ -329,7 +331,7 @@ class Index:
         if client is None:
             from ..client import AsyncClient
 
-            client = AsyncClient(self.settings)
+            client = AsyncClient(answering_settings(self.settings, model)[0])
         try:
             response = await client.chat(messages=messages, model=model, sensitive=True,
                                          max_tokens=max_tokens, temperature=temperature)

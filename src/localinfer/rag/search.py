@@ -64,14 +64,19 @@ class Hit:
         return c.path
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 query matching any content word of ``text``; every word quoted so user
-    input can never be read as FTS5 syntax."""
+def fts_terms(text: str) -> list[str]:
+    """The content words of ``text`` as FTS5 phrases, each quoted so user input can never
+    be read as FTS5 syntax."""
     words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
     if not words:
         words = _WORD.findall(text.lower())
-    unique = list(dict.fromkeys(words))
-    return " OR ".join(f'"{w}"' for w in unique) if unique else None
+    return [f'"{w}"' for w in dict.fromkeys(words)]
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 query matching any content word of ``text``."""
+    terms = fts_terms(text)
+    return " OR ".join(terms) if terms else None
 
 
 def vector_search(store: Store, query: Vectors, k: int, collection: str | None, *,
@@ -106,8 +111,8 @@ def hybrid_search(store: Store, embedder: Embedder, query: str, *, k: int = 5,
     pool = max(k, RANK_WINDOW)
     vector = embedder.embed([query])[0]
     nearest = vector_search(store, vector, pool, collection)
-    match = fts_query(query)
-    keywords = store.keyword_candidates(match, pool, collection) if match else []
+    terms = fts_terms(query)
+    keywords = store.keyword_candidates(terms, pool, collection) if terms else []
     fused = reciprocal_rank_fusion([[i for i, _ in nearest], keywords])
     best = sorted(fused, key=lambda i: -fused[i])[:k]
     rows = store.chunks(best)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -27,11 +28,14 @@ import numpy as np
 
 from ..backends.onnx.embedder import Vectors
 from ..errors import LocalInferError
+from . import vectorfile
 from .bitscan import BIT_CANDIDATES, VectorCache, pack_bits
 from .chunking import Chunk
+from .keywords import KeywordRanker
 
 SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 120.0
+log = logging.getLogger(__name__)
 
 
 class IndexUnusable(LocalInferError):
@@ -105,6 +109,11 @@ class Store:
         self._writes = 0
         self._cache: VectorCache | None = None
         self._cache_version: tuple[int, int] = (-1, -1)
+        self._cache_generation = -1
+        self.vectors_path = vectorfile.path_for(path)
+        # Where the last vector load came from: "file", or why the file was not used.
+        self.vector_source = ""
+        self.keywords = KeywordRanker(self.db)
         self._load_vec()
         self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -137,6 +146,11 @@ class Store:
                         ("dim", str(self.dim)),
                     ])
                     meta = {"schema": SCHEMA_VERSION, "embedder": self.embedder_id}
+                # Older files of this schema get the counter and its triggers here.
+                self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES "
+                                "('generation', 0)")
+                for statement in _generation_triggers():
+                    self.db.execute(statement)
         except self.errors as exc:
             raise IndexUnusable(f"cannot open index {self.path}: {exc}") from exc
         if meta.get("schema") != SCHEMA_VERSION:
@@ -269,16 +283,64 @@ class Store:
         args: tuple[Any, ...] = (bits, k, collection) if collection else (bits, k)
         return [int(r[0]) for r in self.db.execute(sql, args)]
 
-    def _vectors(self) -> VectorCache:
-        """Every chunk's vector, read once and again only after a write (ours, or
-        another connection's: SQLite's data_version tells)."""
+    def _changed(self) -> bool:
+        """True once after each write, ours or another connection's (SQLite's
+        data_version tells); keyword statistics are dropped then too."""
         version = (int(self.db.execute("PRAGMA data_version").fetchone()[0]), self._writes)
-        if self._cache is None or self._cache_version != version:
-            rows = self.db.execute("SELECT c.id, d.collection, c.embedding FROM chunks c "
-                                   "JOIN documents d ON d.id = c.doc_id")
-            self._cache = VectorCache.from_rows(rows, self.dim)
-            self._cache_version = version
+        if version == self._cache_version:
+            return False
+        self._cache_version = version
+        self.keywords.invalidate()
+        return True
+
+    def generation(self) -> tuple[int, int]:
+        """(generation, chunk count): what a vector file must match."""
+        row = self.db.execute("SELECT (SELECT CAST(value AS INTEGER) FROM meta WHERE "
+                              "key = 'generation'), (SELECT COUNT(*) FROM chunks)").fetchone()
+        return int(row[0] or 0), int(row[1])
+
+    def _vectors(self) -> VectorCache:
+        """Every chunk's vector as the search scans it: mapped from the vector file when
+        it matches the index, else rebuilt from SQLite (and the file rewritten)."""
+        if self._cache is not None and not self._changed():
+            return self._cache
+        generation, count = self.generation()
+        if self._cache is not None and generation == self._cache_generation:
+            return self._cache  # a write that did not touch chunks (roots, meta)
+        loaded = vectorfile.read(self.vectors_path, dim=self.dim, generation=generation,
+                                 count=count)
+        if loaded.cache is not None:
+            self._cache, self._cache_generation = loaded.cache, generation
+            self.vector_source = "file"
+            return loaded.cache
+        self._cache = None  # drop the old mapping before building a new one
+        self._rebuild()
+        self.vector_source = loaded.why
+        assert self._cache is not None
         return self._cache
+
+    def _rebuild(self) -> None:
+        # One read transaction: the generation and the rows come from the same snapshot.
+        self.db.execute("BEGIN")
+        try:
+            generation, _ = self.generation()
+            rows = self.db.execute("SELECT c.id, d.collection, c.embedding FROM chunks c "
+                                   "JOIN documents d ON d.id = c.doc_id ORDER BY c.id")
+            cache = VectorCache.from_rows(rows, self.dim)
+        finally:
+            self.db.execute("COMMIT")
+        self._cache, self._cache_generation = cache, generation
+        self._changed()  # our own read does not count as a change
+        try:
+            vectorfile.write(self.vectors_path, cache, dim=self.dim, generation=generation)
+        except OSError as exc:  # read-only folder, full disk: search works, opens are slower
+            log.warning("could not write the vector file %s: %s", self.vectors_path, exc)
+
+    def sync_vectors(self) -> str:
+        """Bring the vector file up to date (after an ingest): "file" if it already was,
+        else why it was rebuilt."""
+        self._vectors()
+        return self.vector_source
 
     def embeddings(self, ids: Sequence[int]) -> tuple[list[int], Vectors]:
         if not ids:
@@ -289,17 +351,17 @@ class Store:
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         return [int(r[0]) for r in rows], matrix.reshape(len(rows), self.dim)
 
-    def keyword_candidates(self, match: str, k: int, collection: str | None) -> list[int]:
-        """Chunk ids best matching an FTS5 query, by BM25."""
-        if collection:
-            sql = ("SELECT f.rowid FROM chunk_fts f JOIN chunks c ON c.id = f.rowid "
-                   "JOIN documents d ON d.id = c.doc_id WHERE chunk_fts MATCH ? "
-                   "AND d.collection = ? ORDER BY bm25(chunk_fts) LIMIT ?")
-            args: tuple[Any, ...] = (match, collection, k)
-        else:
-            sql = "SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH ? ORDER BY rank LIMIT ?"
-            args = (match, k)
-        return [int(r[0]) for r in self.db.execute(sql, args)]
+    def keyword_candidates(self, terms: Sequence[str], k: int,
+                           collection: str | None) -> list[int]:
+        """Chunk ids best matching any of ``terms`` (quoted FTS5 phrases), by BM25."""
+        self._changed()
+        return self.keywords.top(terms, k, collection)
+
+    def keyword_candidates_plain(self, terms: Sequence[str], k: int,
+                                 collection: str | None) -> list[int]:
+        """The same through one OR query that ranks every match (the old path; kept for
+        tests and bench/bench_index.py's comparison)."""
+        return [i for i, _ in self.keywords._ranked(" OR ".join(terms), k, collection)]
 
     def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         if not ids:
@@ -311,6 +373,15 @@ class Store:
 
     def check(self) -> str:
         return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+
+
+def _generation_triggers() -> list[str]:
+    """Every change to chunks bumps meta.generation, whoever writes (an older localinfer,
+    the sqlite3 shell): a vector file from before the change is then never used."""
+    bump = "BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END"
+    return [f"CREATE TRIGGER IF NOT EXISTS chunks_generation_{name} AFTER {event} ON chunks "
+            f"{bump}" for name, event in (("insert", "INSERT"), ("delete", "DELETE"),
+                                          ("update", "UPDATE"))]
 
 
 def _schema(dim: int) -> list[str]:
