@@ -24,6 +24,8 @@ import numpy.typing as npt
 Codes = npt.NDArray[Any]  # (n, words) of uint64, or uint8 when bytes are not a multiple of 8
 
 BIT_CANDIDATES = 3000
+SCALE_DIVISOR = 100
+SCAN_BLOCK = 1 << 15
 
 
 def pack_bits(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
@@ -45,6 +47,27 @@ def dot_rows(matrix: npt.NDArray[np.float32], vector: npt.NDArray[np.float32]
     (measured), 100x the product itself. einsum's own loop has no threads."""
     return np.asarray(np.einsum("ij,j->i", matrix, vector.astype(np.float32)),
                       dtype=np.float32)
+
+
+def hamming(codes: Codes, q: Codes) -> npt.NDArray[np.uint16]:
+    """Hamming distance of every row to ``q``, in blocks that stay in cache (one pass
+    over the whole array made three round trips to memory at 1M rows)."""
+    out = np.empty(len(codes), dtype=np.uint16)
+    for start in range(0, len(codes), SCAN_BLOCK):
+        block = np.bitwise_count(codes[start:start + SCAN_BLOCK] ^ q)
+        np.add.reduce(block, axis=1, dtype=np.uint16, out=out[start:start + SCAN_BLOCK])
+    return out
+
+
+def nearest_codes(codes: Codes, q: Codes, count: int) -> npt.NDArray[np.intp]:
+    """Positions of the ``count`` rows nearest ``q`` by Hamming distance (any order):
+    a histogram of the few hundred possible distances finds the cut, so only the rows
+    at the cut need a partial sort."""
+    distance = hamming(codes, q)
+    cut = int(np.searchsorted(np.cumsum(np.bincount(distance)), count))
+    inside = np.flatnonzero(distance < cut)
+    at_cut = np.flatnonzero(distance == cut)[:count - len(inside)]
+    return np.concatenate([inside, at_cut])
 
 
 @dataclass(frozen=True)
@@ -88,11 +111,12 @@ class VectorCache:
             rows = rows[self.collections == self.names.index(collection)]
         if not len(rows):
             return []
+        # Past ~300k chunks 3000 candidates lose recall; 1% of the rows keeps it.
+        bit_candidates = max(bit_candidates, len(rows) // SCALE_DIVISOR)
         if len(rows) > bit_candidates:
             q = as_words(pack_bits(query.reshape(1, -1)))
             codes = self.codes if collection is None else self.codes[rows]
-            distance = np.bitwise_count(codes ^ q).sum(axis=1, dtype=np.uint32)
-            rows = rows[np.argpartition(distance, bit_candidates)[:bit_candidates]]
+            rows = rows[nearest_codes(codes, q, bit_candidates)]
         scores = dot_rows(np.take(self.scaled, rows, axis=0).astype(np.float32),
                           query) * self.scales[rows]
         if k < len(rows):
