@@ -149,6 +149,35 @@ def test_runtime_is_fetched_once_per_profile_and_compiled_once_per_page(
         f"/ui/sandbox/python-{python.sha256}.wasm"]
 
 
+def test_a_tampered_or_missing_runtime_is_never_compiled(new_page: NewPage,
+                                                         gateway: str) -> None:
+    page = open_sdk(new_page, gateway)
+    micro = RUNTIMES["micropython"]
+    original = Path(micro.path()).read_bytes()
+    tampered = original[:-1] + bytes([original[-1] ^ 1])
+    page.route(f"**/ui/sandbox/micropython-{micro.sha256}.wasm",
+               lambda route: route.fulfill(status=200, body=tampered,
+                                           headers={"content-type": "application/wasm"}))
+    error = page.evaluate("""async () => {
+      try { await window.li.sandbox.run('print(1)', { runtime: 'micropython' }); return null; }
+      catch (err) {
+        return [err.code, err.message, Object.keys(window.li.sandbox.stats.compileMs)];
+      }
+    }""")
+    assert error is not None and error[0] == "integrity_error", error
+    assert "does not match its pinned sha256" in error[1] and error[2] == []
+    page.unroute(f"**/ui/sandbox/micropython-{micro.sha256}.wasm")
+    missing = page.evaluate("""async () => {
+      const { BrowserSandbox } = await import('/ui/localinfer.js');
+      const sb = new BrowserSandbox({ workerUrl: '/ui/sandbox-worker.js',
+                                      runtimeBase: new URL('/ui/elsewhere/', location.href).href });
+      try { await sb.run('print(1)'); return null; } catch (err) { return err.code; }
+    }""")
+    assert missing == "sandbox_unavailable"
+    # The real file still works afterwards: a failed load is not cached.
+    assert run(page, "print(1)", runtime="micropython")["stdout"] == "1\n"
+
+
 def test_only_given_files_are_visible_and_escapes_fail(new_page: NewPage, gateway: str) -> None:
     page = open_sdk(new_page, gateway)
     code = """
