@@ -37,7 +37,9 @@ def host(url: str, name: str, **extra: Any) -> dict[str, Any]:
 
 
 def settings(home: Path, hosts: list[dict[str, Any]], **extra: Any) -> Settings:
-    return Settings(home=home, scan_default_ports=False, embedded=False, hosts=hosts, **extra)
+    # Generous probes: on a loaded machine a 0.5 s probe can miss a fake that is up.
+    return Settings(home=home, scan_default_ports=False, embedded=False, hosts=hosts,
+                    discovery_timeout=5.0, **extra)
 
 
 def fake(name: str) -> OpenAICompatibleFake:

@@ -61,6 +61,7 @@ def three_hosts(llama_server_bin: Path, bundled_gguf: Path,
 
 def settings(home: Path, hosts: Hosts) -> Settings:
     return Settings(home=home, scan_default_ports=False, embedded=False, discovery_ttl=1.0,
+                    discovery_timeout=5.0,
                     hosts=[{"url": hosts.url("dev"), "name": "dev", "prefer": True},
                            {"url": hosts.url("lan1"), "name": "lan1", "trust": "lan"},
                            {"url": hosts.url("lan2"), "name": "lan2", "trust": "lan"}])

@@ -50,6 +50,7 @@ async def test_gateway_client_tokens_revocation_and_ledger(tmp_path: Path,
     alice, bob = store.add("alice"), store.add("bob")
     upstream = OpenAICompatibleFake(models=[FakeModel("shared-chat")])
     settings = Settings(home=tmp_path, scan_default_ports=False, embedded=False,
+                        discovery_timeout=5.0,
                         hosts=[{"url": run_app(upstream.app), "name": "box"}])
     served = AsyncClient(settings)
     gateway = run_app(create_app(settings, served))
@@ -121,6 +122,7 @@ wide, narrow = serve("0.0.0.0"), serve("127.0.0.1")
 import os
 os.environ["LOCALINFER_SERVERS"] = f"http://127.0.0.1:{wide},http://127.0.0.1:{narrow}"
 os.environ["LOCALINFER_SCAN_DEFAULT_PORTS"] = "false"
+os.environ["LOCALINFER_DISCOVERY_TIMEOUT"] = "5"
 print(json.dumps({"wide": wide, "narrow": narrow}), flush=True)
 code = main(["audit", "--json"])
 print("EXIT", code, flush=True)
@@ -152,6 +154,7 @@ def test_audit_exit_zero_when_nothing_exposed(tmp_path: Path, run_app: RunApp,
     monkeypatch.setenv("LOCALINFER_SERVERS", url)
     monkeypatch.setenv("LOCALINFER_SCAN_DEFAULT_PORTS", "false")
     monkeypatch.setenv("LOCALINFER_EMBEDDED", "off")
+    monkeypatch.setenv("LOCALINFER_DISCOVERY_TIMEOUT", "5")
     code = main(["audit"])
     out = capsys.readouterr().out
     if not Path("/proc/net/tcp").exists():

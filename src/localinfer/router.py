@@ -102,7 +102,7 @@ class Router:
         return self.hosts.backend(server)
 
     async def local_backends(self, *, refresh: bool = False) -> list[Backend]:
-        servers = await self._discovery.servers(refresh=refresh)
+        servers = await self._discovery.servers(refresh=refresh, copy=False)
         # A declared host the sweep missed stays a candidate: its health decides.
         return [self._server_backend(s) for s in self.hosts.remembered(servers)]
 

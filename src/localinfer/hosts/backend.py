@@ -44,6 +44,7 @@ class HostBackend(OpenAIHTTPBackend):
                          request_timeout=settings.request_timeout)
         self.spec = spec
         self.health = health
+        self._source: ServerInfo | None = None
         self._probe_timeout = max(settings.discovery_timeout, settings.connect_timeout)
         if spec.token_env:
             self._http.auth = EnvBearer(spec.token_env)
@@ -54,6 +55,13 @@ class HostBackend(OpenAIHTTPBackend):
 
     def set_known_models(self, models: list[ModelInfo]) -> None:  # type: ignore[override]
         super().set_known_models([m.model_copy(update={"backend": self.name}) for m in models])
+
+    def seen(self, server: ServerInfo) -> None:
+        """Take the model list of this sweep's ``server`` (shared, never changed here);
+        once per sweep, not per request."""
+        if server is not self._source:
+            self._source = server
+            self.set_known_models(server.models)
 
     def _failed(self, exc: BackendError) -> None:
         if marks_down(exc):

@@ -87,7 +87,7 @@ class HostPool:
             backend = HostBackend(spec, server, self.health(name), self._settings,
                                   self._policy)
             self._backends[name] = backend
-        backend.set_known_models(server.models)
+        backend.seen(server)
         return backend
 
     def remembered(self, servers: list[ServerInfo]) -> list[ServerInfo]:

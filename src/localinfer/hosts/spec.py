@@ -11,6 +11,7 @@ remote tier is the third class and is not a host. Sensitive requests go only to
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -44,9 +45,10 @@ def root_url(url: str) -> str:
     return url.rstrip("/").removesuffix("/v1")
 
 
+@functools.lru_cache(maxsize=1024)
 def url_key(url: str) -> tuple[str, str, int] | None:
     """(scheme, host, port) a URL points at, with ``localhost`` as 127.0.0.1; None if
-    it is no http(s) URL."""
+    it is no http(s) URL. Cached: routing asks for every host on every request."""
     try:
         parsed = httpx.URL(root_url(url))
     except (httpx.InvalidURL, ValueError):
