@@ -163,8 +163,9 @@ export class Embeddings {
       try {
         return await this.fromGateway(texts);
       } catch (err) {
-        // A gateway that is gone or failing hands over to the worker; a 4xx is the answer.
-        if (!(err instanceof BackendError) || (err.status !== undefined && err.status < 500)) throw err;
+        // A gateway that is gone, failing or without the embedder hands over to the worker:
+        // it runs the same model, so the vectors stay comparable.
+        if (!(err instanceof BackendError)) throw err;
       }
     }
     return this.fromWorker(texts);
