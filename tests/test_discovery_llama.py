@@ -32,8 +32,11 @@ async def test_llama_server_is_llama_cpp(llama_server: str) -> None:
     assert server.api_base == llama_server + "/v1"
     props = httpx.get(llama_server + "/props", trust_env=False).json()
     assert server.version == props["build_info"]
-    assert [m.id for m in server.models] == [d["id"] for d in raw["data"]]
+    # Listed under its path by llama-server; under the file's stem here, the path an alias.
+    [listed] = [d["id"] for d in raw["data"]]
     [model] = server.models
+    assert model.id == Path(listed).stem and model.answers_to(listed)
+    assert model.tools is props["chat_template_caps"]["supports_tools"]
     assert (model.capabilities, model.loaded, model.backend) == (["chat"], True, server.name)
 
 

@@ -209,6 +209,9 @@ class ModelInfo(BaseModel):
     capabilities: list[Capability] = Field(default_factory=lambda: list[Capability](["chat"]))
     loaded: bool | None = None
     aliases: list[str] = Field(default_factory=list)
+    # Whether the backend passes `tools` to this model (llama-server: its chat template's
+    # caps); None where the backend does not tell.
+    tools: bool | None = None
 
     def answers_to(self, name: str) -> bool:
         return name == self.id or name in self.aliases

@@ -23,6 +23,9 @@ def register(sub: Any) -> None:
     p.add_argument("prompt", nargs="*", help="the prompt (words are joined)")
     p.add_argument("-m", "--model", help="model id, or a path to a .gguf file for the "
                    "embedded engine (default: the best local model)")
+    p.add_argument("--embedded", action="store_true",
+                   help="answer with the embedded engine only, even when a local server "
+                   "lists the model (-m FILE.gguf runs that file)")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--max-tokens", type=int, help="stop after this many tokens")
     p.add_argument("--temperature", type=float, help="sampling temperature (0-2)")
@@ -50,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     # Only the interactive chat asks before a request goes remote; a one-shot run fails
     # with ConsentRequired (exit 6), naming the command that grants consent.
     ask = terminal_consent() if not prompt and not piped and sys.stdout.isatty() else None
-    with Client(settings_from_args(args), on_consent=ask) as client:
+    # A model a local server lists goes to that server; --embedded skips the servers.
+    local_off = {"scan_default_ports": False, "servers": []} if args.embedded else {}
+    with Client(settings_from_args(args, **local_off), on_consent=ask) as client:
         if not prompt:
             if piped or not sys.stdout.isatty():
                 raise UsageError("nothing to answer: give a PROMPT or pipe text on stdin")

@@ -26,11 +26,12 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(status)
         return 0
-    rows: list[tuple[str, ...]] = [("KIND", "BASE URL", "VERSION", "MODELS", "LATENCY")]
+    rows: list[tuple[str, ...]] = [("KIND", "BASE URL", "VERSION", "MODELS", "TOOLS",
+                                    "LATENCY")]
     for s in status["servers"]:
         models = ", ".join(m["id"] if isinstance(m, dict) else str(m) for m in s["models"])
         rows.append((s["kind"], s["base_url"], s["version"] or "-", models or "-",
-                     f"{s.get('latency_ms', 0):.1f} ms"))
+                     tools_label(s["models"]), f"{s.get('latency_ms', 0):.1f} ms"))
     if len(rows) == 1:
         print("No local inference server found.")
     else:
@@ -59,6 +60,15 @@ def run_status(args: argparse.Namespace) -> int:
 
 def _print_hosts(hosts: list[dict[str, Any]]) -> None:
     if not hosts:
+# Whether a server passes `tools` on (llama-server: its chat template's caps in /props).
+TOOLS_LABELS = {True: "yes", False: "no (template)", None: "?"}
+
+
+def tools_label(models: list[Any]) -> str:
+    told = {m.get("tools") for m in models if isinstance(m, dict)} or {None}
+    return TOOLS_LABELS[told.pop()] if len(told) == 1 else "mixed"
+
+
         return
     rows: list[tuple[str, ...]] = [("HOST", "URL", "TRUST", "SENSITIVE", "STATE", "BUSY",
                                     "LATENCY")]

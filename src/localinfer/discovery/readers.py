@@ -30,6 +30,7 @@ class SeenModel:
     capabilities: tuple[Capability, ...] = ("chat",)
     loaded: bool | None = None
     aliases: tuple[str, ...] = field(default=())
+    tools: bool | None = None  # the server passes `tools` to it (None: not told)
 
 
 Models = Reader[list[SeenModel]]
@@ -56,19 +57,41 @@ def openai_models(path: str = "/v1/models", *, loaded: bool | None = None) -> Mo
     return Reader(frozenset({Probe(path)}), read)
 
 
+def clean_id(listed: str) -> tuple[str, tuple[str, ...]]:
+    """llama-server lists a model started with ``-m PATH`` under that path, which no UI
+    can offer back as a name: list the file's stem, keep the path (and the file name) as
+    aliases so every name the server answers to still routes to it."""
+    name = listed.replace("\\", "/").rsplit("/", 1)[-1]
+    if not name.lower().endswith(".gguf") or len(name) <= len(".gguf"):
+        return listed, ()
+    stem = name[: -len(".gguf")]
+    return stem, tuple(dict.fromkeys(x for x in (listed, name) if x != stem))
+
+
+def template_tools(a: Answers) -> bool | None:
+    """llama-server's /props ``chat_template_caps.supports_tools``: whether its chat
+    template renders ``tools`` (without it, tool calls come back empty)."""
+    caps = answer(a, "/props").obj().get("chat_template_caps")
+    value = caps.get("supports_tools") if isinstance(caps, dict) else None
+    return value if isinstance(value, bool) else None
+
+
 def _llamacpp(a: Answers) -> list[SeenModel]:
     # The same answer also carries an Ollama-style "models" array; "data" is the OpenAI
     # list and the only one read here. In router mode each entry has status.value.
     seen = []
-    for mid, item in _ids(answer(a, "/v1/models").items()):
+    tools = template_tools(a)
+    for listed, item in _ids(answer(a, "/v1/models").items()):
+        mid, names = clean_id(listed)
         status = item.get("status")
         loaded = status.get("value") == "loaded" if isinstance(status, dict) else True
-        aliases = tuple(x for x in item.get("aliases") or () if isinstance(x, str) and x != mid)
-        seen.append(SeenModel(mid, capabilities_from_name(mid), loaded, aliases))
+        aliases = tuple(dict.fromkeys(
+            x for x in (*names, *(item.get("aliases") or ())) if isinstance(x, str) and x != mid))
+        seen.append(SeenModel(mid, capabilities_from_name(mid), loaded, aliases, tools))
     return seen
 
 
-LLAMACPP_MODELS: Models = Reader(frozenset({Probe("/v1/models")}), _llamacpp)
+LLAMACPP_MODELS: Models = Reader(frozenset({Probe("/v1/models"), Probe("/props")}), _llamacpp)
 
 
 def _ollama(a: Answers) -> list[SeenModel]:

@@ -8,14 +8,17 @@ from ..types import ServerInfo
 
 
 def status_json_servers(servers: list[ServerInfo]) -> list[dict[str, Any]]:
-    """``[{"kind", "base_url", "version", "models": [{"id", "capabilities", "loaded"}],
+    """``[{"kind", "base_url", "version", "models": [{"id", "capabilities", "loaded",
+    and "tools" where the server tells}],
     "latency_ms"}]``: keys documented in the README, so keep them stable."""
     return [
         {
             "kind": s.kind,
             "base_url": s.base_url,
             "version": s.version,
-            "models": [{"id": m.id, "capabilities": list(m.capabilities), "loaded": m.loaded}
+            "models": [{"id": m.id, "capabilities": list(m.capabilities), "loaded": m.loaded,
+                        # only where the server tells (llama-server's /props)
+                        **({"tools": m.tools} if m.tools is not None else {})}
                        for m in s.models],
             "latency_ms": round(s.latency_ms, 1),
         }

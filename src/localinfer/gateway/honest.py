@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..backends.base import Backend
 from ..errors import ModelNotFound
 from ..router import DEFAULT_MODEL_NAMES
 from ..types import ChatRequest, ModelInfo
@@ -44,12 +45,30 @@ async def refuse_unsupported(gw: Gateway, chat: ChatRequest, sensitive: bool) ->
     """400 for a parameter the tier that would serve ``chat`` cannot honour. Costs a
     model resolution only when such a parameter is present."""
     asks = unsupported_asks(chat)
-    if not asks:
+    if not asks and not chat.tools:
         return
     candidates = await gw.client.router.candidates(chat.model, "chat", sensitive=sensitive)
-    if candidates and candidates[0].backend.tier == "embedded":
+    if not candidates:
+        return
+    first = candidates[0]
+    if asks and first.backend.tier == "embedded":
         param, what = asks[0]
         raise InvalidRequest(f"{EMBEDDED_UNSUPPORTED} {what}", param=param)
+    if chat.tools and await refuses_tools(first.backend, first.model):
+        raise InvalidRequest(
+            f"{first.backend.name} does not support tool calls for '{first.model}': its chat "
+            "template does not render tools (llama-server: start it with --jinja and a model "
+            "or --chat-template-file whose template takes tools); send the request without "
+            "tools or name a model that supports them", param="tools")
+
+
+async def refuses_tools(backend: Backend, model: str) -> bool:
+    """Whether the backend told discovery it drops ``tools`` for ``model`` (llama-server's
+    /props caps); unknown is not a refusal."""
+    for m in await backend.models():
+        if m.id == model:
+            return m.tools is False
+    return False
 
 
 # -- names --------------------------------------------------------------------------

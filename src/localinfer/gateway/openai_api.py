@@ -36,7 +36,8 @@ def b64_floats(vector: Sequence[float]) -> str:
 def model_card(m: ModelInfo) -> dict[str, Any]:
     return {"id": m.id, "object": "model", "created": 0, "owned_by": m.backend,
             "localinfer": {"backend": m.backend, "tier": m.tier,
-                           "capabilities": list(m.capabilities), "loaded": m.loaded}}
+                           "capabilities": list(m.capabilities), "loaded": m.loaded,
+                           "aliases": list(m.aliases), "tools": m.tools}}
 
 
 def listing_headers(models: Sequence[ModelInfo]) -> dict[str, str]:

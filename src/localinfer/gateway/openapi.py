@@ -25,7 +25,8 @@ from .wire import MAX_MODEL_NAME
 REF = "#/components/schemas/{model}"
 # The model-name rule of wire.check_model_name, for clients and fuzzers.
 NAME_PATTERN = (r"(?!.*\.\.)(?!.*//)"
-                r"[A-Za-z0-9]([A-Za-z0-9._:/@+\- ]*[A-Za-z0-9._:/@+\-])?")
+                r"([A-Za-z0-9]([A-Za-z0-9._:/@+\- ]*[A-Za-z0-9._:/@+\-])?"
+                r"|/[A-Za-z0-9][A-Za-z0-9._:/@+\- ]*\.gguf)")
 MODEL_NAME = {"type": "string", "maxLength": MAX_MODEL_NAME, "pattern": f"^{NAME_PATTERN}$"}
 # Where the model may be left out: null or "" picks the best local model.
 MODEL_OR_DEFAULT = {"anyOf": [{"type": "string", "maxLength": MAX_MODEL_NAME,

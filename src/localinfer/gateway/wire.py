@@ -28,8 +28,11 @@ NO_TIER = "none"
 
 MAX_MODEL_NAME = 256
 # Model ids as servers spell them: `llama3.1:8b`, `org/model-GGUF`, `x.Q4_K_M.gguf`, `a@b`,
-# and GPT4All's `Llama 3 8B Instruct` (inner spaces).
-_MODEL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._:/@+\- ]*[A-Za-z0-9._:/@+\-])?")
+# and GPT4All's `Llama 3 8B Instruct` (inner spaces); an absolute `.gguf` path is the name
+# llama-server lists a model under (`/models/x.gguf`, kept as an alias): a lookup key only,
+# never opened by the gateway.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._:/@+\- ]*[A-Za-z0-9._:/@+\-])?"
+                         r"|/[A-Za-z0-9][A-Za-z0-9._:/@+\- ]*\.gguf")
 _HEADER_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -124,5 +127,5 @@ def check_model_name(name: str | None, *, required: bool = False) -> str | None:
         shown = name.encode("unicode_escape").decode("ascii")[:80]
         raise InvalidRequest(
             f"invalid model name '{shown}': use letters, digits, spaces and . _ : / @ + - "
-            "(no '..', no leading '/' or '.')", param="model")
+            "(no '..', no leading '/' or '.' except a .gguf path a server lists)", param="model")
     return name
