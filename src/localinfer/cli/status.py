@@ -58,8 +58,6 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_hosts(hosts: list[dict[str, Any]]) -> None:
-    if not hosts:
 # Whether a server passes `tools` on (llama-server: its chat template's caps in /props).
 TOOLS_LABELS = {True: "yes", False: "no (template)", None: "?"}
 
@@ -69,6 +67,8 @@ def tools_label(models: list[Any]) -> str:
     return TOOLS_LABELS[told.pop()] if len(told) == 1 else "mixed"
 
 
+def _print_hosts(hosts: list[dict[str, Any]]) -> None:
+    if not hosts:
         return
     rows: list[tuple[str, ...]] = [("HOST", "URL", "TRUST", "SENSITIVE", "STATE", "BUSY",
                                     "LATENCY")]
