@@ -219,6 +219,8 @@ class AsyncClient:
                         "id": m.id, "capabilities": list(m.capabilities), "backend": backend.name,
                         "path": str(getattr(backend, "model_path", "") or "") or None,
                     })
+                if hasattr(backend, "compute_report") and "compute" not in embedded:
+                    embedded["compute"] = await backend.compute_report()
         remote = [m.model_dump(include={"id", "backend"})
                   for m in await self.router.remote.models()]
         await self.router.local_backends()  # so every server found is a host in the report

@@ -47,6 +47,8 @@ def run_status(args: argparse.Namespace) -> int:
         for m in embedded["models"]:
             print(f"Embedded: {m['id']} ({', '.join(m['capabilities'])})"
                   + (f" from {m['path']}" if m.get("path") else ""))
+        if embedded.get("compute"):
+            print(f"Embedded compute: {compute_line(embedded['compute'])}")
     providers, consent = stores(settings_from_args(args))
     if not providers.all():
         print("Remote: none configured")
@@ -97,3 +99,16 @@ def run_models(args: argparse.Namespace) -> int:
     rows += [(m.backend, m.id, m.tier, ",".join(m.capabilities)) for m in models]
     print_table(rows)
     return 0
+
+
+def compute_line(compute: dict[str, Any]) -> str:
+    """CPU features, threads and GPU offload of the embedded engine, in one line."""
+    gpu = compute["gpu_offload"]
+    if not gpu["supported"]:
+        offload = "no GPU offload (not in this llama.cpp build)"
+    elif gpu["used"]:
+        offload = f"GPU offload: {gpu['layers']} layers"
+    else:
+        offload = "GPU offload available, off (embedded_gpu_layers = 0)"
+    features = " ".join(compute["cpu_features"]) or "unknown"
+    return f"CPU {features}, {compute['threads']} threads, {offload}"

@@ -20,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -51,6 +54,7 @@ from ..base import Backend
 from .params import llama_chat_params
 from .process import EXITED, Event, WorkerProcess
 
+GENERATE_SCRIPT: Final = Path(__file__).with_name("generate.py")
 CANCEL_GRACE: Final = 5.0  # generous: a loaded machine may take seconds to answer
 STALLED: Final = "stalled"  # the watchdog's marker event
 ACCEPTED_DEFAULTS: Final = frozenset({"", "default"})
@@ -159,6 +163,32 @@ class EmbeddedBackend(Backend):
 
     async def aclose(self) -> None:
         self._discard(self._worker)
+
+    async def compute_report(self) -> dict[str, Any]:
+        """What the engine computes with, for ``status``: the loaded worker's own report,
+        else a probe of the llama.cpp build in a short-lived process (llama.cpp stays
+        out of this one)."""
+        info = dict(self.compute)
+        source = "engine"
+        if not info:
+            source = "probe"
+            info = await asyncio.to_thread(_probe_build)
+            wanted = self.settings.embedded_gpu_layers
+            info.update(gpu_layers_requested=wanted,
+                        gpu_layers=wanted if info.get("gpu_offload_supported") else 0,
+                        threads=self.settings.embedded_threads or os.cpu_count() or 1)
+        layers = info.get("gpu_layers", 0)
+        return {
+            "source": source,  # "engine": the loaded worker said so; "probe": the build
+            "threads": info.get("threads"),
+            "cpu_features": info.get("cpu_features", []),
+            "gpu_offload": {"supported": bool(info.get("gpu_offload_supported")),
+                            "layers_requested": info.get("gpu_layers_requested"),
+                            "used": layers != 0,
+                            "layers": info.get("model_layers") if layers == -1 else layers},
+            "vram_bytes": None,  # llama-cpp-python exposes no device memory query
+            "system_info": info.get("system_info", ""),
+        }
 
     # -- one request -------------------------------------------------------------------------
 
@@ -330,6 +360,15 @@ class EmbeddedBackend(Backend):
         if model in ACCEPTED_DEFAULTS or model == self.model_id or model in self._aliases():
             return
         raise ModelNotFound(model, [self.model_id])
+
+
+def _probe_build() -> dict[str, Any]:
+    try:
+        done = subprocess.run([sys.executable, "-P", str(GENERATE_SCRIPT)], check=True,
+                              capture_output=True, text=True, timeout=60)
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        return {"system_info": f"unknown ({type(exc).__name__})"}
 
 
 async def _until_done(events: asyncio.Queue[Event], rid: int) -> Event:

@@ -276,3 +276,10 @@ def system_info() -> dict[str, Any]:
                 if part.strip().endswith("= 1")]
     return {"system_info": info.strip(), "cpu_features": features,
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload())}
+
+
+if __name__ == "__main__":  # `python -P generate.py`: the parent's compute probe (status)
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(system_info()) + "\n")
