@@ -44,7 +44,7 @@ class HostBackend(OpenAIHTTPBackend):
                          request_timeout=settings.request_timeout)
         self.spec = spec
         self.health = health
-        self._source: ServerInfo | None = None
+        self.source: ServerInfo | None = None  # the sweep's server it last took models from
         self._probe_timeout = max(settings.discovery_timeout, settings.connect_timeout)
         if spec.token_env:
             self._http.auth = EnvBearer(spec.token_env)
@@ -59,8 +59,8 @@ class HostBackend(OpenAIHTTPBackend):
     def seen(self, server: ServerInfo) -> None:
         """Take the model list of this sweep's ``server`` (shared, never changed here);
         once per sweep, not per request."""
-        if server is not self._source:
-            self._source = server
+        if server is not self.source:
+            self.source = server
             self.set_known_models(server.models)
 
     def _failed(self, exc: BackendError) -> None:

@@ -53,6 +53,10 @@ class HostPool:
         self._health: dict[str, Health] = {}
         self._backends: dict[str, HostBackend] = {}
         self._seen: dict[tuple[str, str, int] | None, ServerInfo] = {}
+        # Per-request fast paths, keyed by the identity of the sweep's (shared) objects.
+        self._by_source: dict[int, HostBackend] = {}
+        self._last_ids: tuple[int, ...] = ()
+        self._last_remembered: list[ServerInfo] = []
         for spec in self.specs:
             self._register(spec)
 
@@ -80,6 +84,9 @@ class HostPool:
 
     def backend(self, server: ServerInfo) -> HostBackend:
         """One backend (and connection pool) per host; its model list refreshed."""
+        known = self._by_source.get(id(server))
+        if known is not None and known.source is server:
+            return known  # the same sweep as last request: nothing to look up
         spec = self.spec_for(server)
         name = spec.name or server.name
         backend = self._backends.get(name)
@@ -87,19 +94,26 @@ class HostPool:
             backend = HostBackend(spec, server, self.health(name), self._settings,
                                   self._policy)
             self._backends[name] = backend
+        if backend.source is not None:  # an older sweep's entry goes (no growth)
+            self._by_source.pop(id(backend.source), None)
         backend.seen(server)
+        self._by_source[id(server)] = backend
         return backend
 
     def remembered(self, servers: list[ServerInfo]) -> list[ServerInfo]:
         """``servers`` plus each declared host seen before that this sweep missed (it
         may have just stopped: a failed request or probe then cools it down, and a
         probe brings it back without waiting for the next sweep)."""
+        ids = tuple(map(id, servers))
+        if ids == self._last_ids:
+            return self._last_remembered  # the same sweep: the same answer
         found = {url_key(s.base_url) for s in servers}
         for server in servers:
             if self.spec_for(server).declared:
                 self._seen[url_key(server.base_url)] = server
         missed = [s for key, s in self._seen.items() if key not in found]
-        return [*servers, *missed]
+        self._last_ids, self._last_remembered = ids, [*servers, *missed]
+        return self._last_remembered
 
     async def _probe(self, backend: HostBackend) -> None:
         health = backend.health
@@ -120,11 +134,13 @@ class HostPool:
         if not hosts:
             return list(rest)
         allowed = [c for c in hosts if c.backend.spec.takes_sensitive] if sensitive else hosts
-        waiting = {id(c.backend): c.backend for c in allowed
-                   if c.backend.health.state() == "probe"}
-        if waiting:
+        states = [c.backend.health.state() for c in allowed]
+        if "probe" in states:
+            waiting = {id(c.backend): c.backend
+                       for c, state in zip(allowed, states, strict=True) if state == "probe"}
             await asyncio.gather(*(self._probe(b) for b in waiting.values()))
-        healthy = [c for c in allowed if c.backend.health.state() == "up"]
+            states = [c.backend.health.state() for c in allowed]
+        healthy = [c for c, state in zip(allowed, states, strict=True) if state == "up"]
         # Sorted after the last await, so the chosen host's outstanding count goes up
         # (HostBackend does it before its first await) before anyone else chooses.
         ranked = sorted(healthy, key=lambda c: rank(c.backend))
