@@ -361,3 +361,53 @@ def test_the_documents_view_indexes_dropped_files_and_highlights_cited_passages(
     assert page.evaluate("document.querySelectorAll('#doc-answer script, #doc-answer img,"
                          " #doc-answer iframe, #doc-answer svg').length") == 0
     assert not [s.path for s in recorder.served if s.path in ("/pixel.png", "/refresh")]
+
+
+# -- list / remove / clear, changed content, unsupported files --------------------------------
+
+def test_list_remove_clear_and_changed_or_unsupported_documents(
+        run_app: RunApp, export_dir: Path, new_page: NewPage) -> None:
+    site = run_app(static_site(export_dir))
+    page = open_page(new_page, site)
+    first = page.evaluate("""() => li.documents.add([
+      { name: 'a.md', text: '# Bees\\n\\nThe hives are inspected every nine days.\\n' },
+      { name: 'b.txt', text: 'The gate code changes monthly.\\n' },
+      { name: 'scan.pdf', text: '%PDF-1.4 ...' }], { collection: 'home' })""")
+    assert first["added"] == ["a.md", "b.txt"]
+    assert [s["name"] for s in first["skipped"]] == ["scan.pdf"]
+    assert "PDF is not supported" in first["skipped"][0]["reason"]
+    changed = page.evaluate("""() => li.documents.add(
+      { name: 'b.txt', text: 'The gate code changes weekly.\\n' }, { collection: 'home' })""")
+    assert changed["updated"] == ["b.txt"] and changed["embedded"] == 1
+    hits = page.evaluate("li.documents.search('gate code', { collection: 'home', k: 5 })")
+    assert [h["text"] for h in hits if h["name"] == "b.txt"] == ["The gate code changes weekly."]
+    assert page.evaluate("li.documents.remove(['a.md'], { collection: 'home' })") == ["a.md"]
+    listed = page.evaluate("li.documents.list()")
+    assert [d["name"] for d in listed["documents"]] == ["b.txt"]
+    assert [c["name"] for c in listed["collections"]] == ["home"]
+    assert page.evaluate("li.documents.remove(null, { collection: 'home' })") == ["b.txt"]
+    assert page.evaluate("li.documents.list()") == {"documents": [], "collections": []}
+    page.evaluate("li.documents.add('a bare string about tomatoes')")
+    page.evaluate("li.documents.clear()")
+    assert page.evaluate("li.documents.search('tomatoes')") == []
+
+
+# -- ask through the in-browser chat engine (the best tier with no server) --------------------
+
+def test_ask_through_the_in_browser_engine_verifies_or_falls_back(
+        run_app: RunApp, export_dir: Path, new_page: NewPage) -> None:
+    site = run_app(static_site(export_dir))
+    page = open_page(new_page, site)
+    page.evaluate("(docs) => li.documents.add(docs)", corpus_inputs())
+    answer = page.evaluate("li.documents.ask('How often is the bread culture given flour?')")
+    print(f"mode {answer['mode']}, tier {answer['tier']}: {answer['answer'][:200]!r}")
+    if answer["mode"] == "model":
+        # The bundled SmolLM2-135M wrote it, in the page; at least one citation checks out.
+        assert answer["tier"] == "browser" and answer["backend"].startswith("wllama:")
+        assert any(c["verified"] for c in answer["citations"])
+    else:
+        # It answered, but no citation could be verified: said so, and quoted instead.
+        assert "could be verified" in answer["note"] and "wllama:" in answer["note"]
+    for c in answer["citations"]:
+        assert c["quote"] in answer["sources"][c["n"] - 1]["text"]
+    assert [o["origin"] for o in page.evaluate("li.privacy.origins()")] == [site]

@@ -11,6 +11,8 @@ export const SYSTEM_PROMPT = 'You answer questions using only the numbered sourc
   + 'brackets, like [1]. If the sources do not contain the answer, say that you do not know.';
 // Share of an answer sentence's content words that must occur in the cited passage.
 export const VERIFY_OVERLAP = 0.5;
+// Below this cosine an answer sentence is not attributed to any source (Python's value).
+export const ATTRIBUTION_THRESHOLD = 0.45;
 const MARKER = /\[(\d{1,3})\]/g;
 const SENTENCE = /(?<=[.!?])\s+/u;
 
@@ -131,4 +133,39 @@ export function extractive(question, sources, max = 3) {
   }
   const answer = citations.map((c) => `${c.quote} [${c.n}]`).join(' ');
   return { answer, citations };
+}
+
+/**
+ * Markers for an answer that has none (small models often forget them), as Python's
+ * `attribute`: each sentence gets the source it is clearly closest to in embedding space.
+ * @param {string} text
+ * @param {Float32Array[]} sentenceVectors one per sentence of `sentencesForAttribution(text)`
+ * @param {Float32Array[]} sourceVectors one per source
+ * @returns {[string, number[]]}
+ */
+export function attribute(text, sentenceVectors, sourceVectors) {
+  const sentences = sentencesForAttribution(text);
+  /** @type {number[]} */
+  const cited = [];
+  const out = sentences.map((sentence, i) => {
+    let best = -1;
+    let bestSim = -Infinity;
+    sourceVectors.forEach((v, j) => {
+      let sim = 0;
+      for (let d = 0; d < v.length; d += 1) sim += v[d] * sentenceVectors[i][d];
+      if (sim > bestSim) { bestSim = sim; best = j; }
+    });
+    if (best < 0 || bestSim < ATTRIBUTION_THRESHOLD) return sentence;
+    const n = best + 1;
+    if (!cited.includes(n)) cited.push(n);
+    const stripped = sentence.trimEnd();
+    const end = stripped.at(-1) ?? '';
+    return '.!?'.includes(end) && end ? `${stripped.slice(0, -1)} [${n}]${end}` : `${stripped} [${n}]`;
+  });
+  return [out.join(' '), cited];
+}
+
+/** @param {string} text @returns {string[]} */
+export function sentencesForAttribution(text) {
+  return text.split(SENTENCE).filter((s) => s.trim());
 }

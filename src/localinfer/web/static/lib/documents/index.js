@@ -4,7 +4,7 @@
 // (vectors + BM25, reciprocal rank fusion); ask answers through local tiers only.
 import { sha256Hex } from '../cache.js';
 import { LocalInferError, NoBackend, SensitiveDataBlocked, DownloadDeclined, ConsentRequired } from '../errors.js';
-import { buildMessages, citationsOf, cleanMarkers, extractive } from './ask.js';
+import { attribute, buildMessages, citationsOf, cleanMarkers, extractive, sentencesForAttribution } from './ask.js';
 import { chunkBlocks, embedText } from './chunking.js';
 import { decode, DocumentError, loadDocument } from './loaders.js';
 import { SearchIndex } from './search.js';
@@ -20,7 +20,7 @@ const MAX_FILE_BYTES = 64 * 1024 * 1024;
  * @typedef {{added: string[], updated: string[], unchanged: string[], skipped: {name: string, reason: string}[], chunks: number, embedded: number}} AddReport
  * @typedef {import('./ask.js').Source} Source
  * @typedef {import('./ask.js').Citation} Citation
- * @typedef {{question: string, answer: string, mode: 'model' | 'extractive', sources: Source[], cited: number[], citations: Citation[], tier: string | null, backend: string | null, note: string | null}} DocAnswer
+ * @typedef {{question: string, answer: string, mode: 'model' | 'extractive', sources: Source[], cited: number[], citations: Citation[], tier: string | null, backend: string | null, note: string | null, attributed: boolean}} DocAnswer
  * @typedef {(messages: import('../types.js').ChatMessage[]) => Promise<{content: string, tier: string, backend: string}>} LocalChat
  */
 
@@ -193,7 +193,7 @@ export class Documents {
     const sources = await this.search(q, { k: opts.k ?? 4, collection: opts.collection });
     /** @type {DocAnswer} */
     const base = { question: q, answer: '', mode: 'extractive', sources, cited: [], citations: [],
-      tier: null, backend: null, note: null };
+      tier: null, backend: null, note: null, attributed: false };
     if (!sources.length) return { ...base, note: 'no documents indexed' };
     let reply = null;
     let why = null;
@@ -206,11 +206,20 @@ export class Documents {
       why = String(/** @type {any} */ (err).message ?? err);
     }
     if (reply) {
-      const [text, cited] = cleanMarkers(reply.content.trim(), sources.length);
+      let [text, cited] = cleanMarkers(reply.content.trim(), sources.length);
+      let attributed = false;
+      if (!cited.length && text) {
+        const sentences = sentencesForAttribution(text);
+        const got = await this.embeddings.vectors([...sentences,
+          ...sources.map((src) => embedText(src))]);
+        [text, cited] = attribute(text, got.rows.slice(0, sentences.length),
+          got.rows.slice(sentences.length));
+        attributed = cited.length > 0;
+      }
       const citations = citationsOf(text, sources);
       if (cited.length && citations.some((c) => c.verified)) {
         return { ...base, answer: text, mode: 'model', cited, citations, tier: reply.tier,
-          backend: reply.backend };
+          backend: reply.backend, attributed };
       }
       why = `the model's answer cited no source that could be verified (${reply.backend})`;
     }
