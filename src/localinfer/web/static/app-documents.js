@@ -146,7 +146,7 @@ export function setupDocuments(li, app, refreshPrivacy) {
       const a = await li.documents.ask(q);
       app.docs.answers.push(a);
       const label = a.mode === 'model'
-        ? `Answered by ${a.tier} · ${a.backend}; citations checked against the passages`
+        ? `Answered by ${a.tier} · ${a.backend}; citations ${a.attributed ? 'added by similarity and ' : ''}checked against the passages`
         : a.note ?? 'extractive answer';
       out.replaceChildren(el('p', label, `label ${a.mode}`), el('div', a.answer || '—', 'answer'));
       for (const s of a.sources) {
