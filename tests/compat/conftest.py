@@ -32,3 +32,54 @@ def oai(gateway: str) -> openai.OpenAI:
 @pytest.fixture
 def oll(gateway: str) -> ollama.Client:
     return ollama.Client(host=gateway, timeout=60)
+
+
+# -- the compatibility matrix (docs/compatibility.md, scripts/compat_matrix.py) ------------
+#
+# A test declares the cells it proves with ``@pytest.mark.compat(client, operation,
+# backend)`` (several marks for several cells); ``refused="400 …"`` says the cell is an
+# explicit refusal the test asserts. With LOCALINFER_TEST_COMPAT_RESULTS=FILE, each cell's
+# outcome is written there as JSON; `./dev compat` turns it into the table.
+
+RESULTS_ENV = "LOCALINFER_TEST_COMPAT_RESULTS"
+_outcomes: list[dict[str, object]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "compat(client, operation, backend, refused=None): a "
+                            "cell of the compatibility matrix this test proves")
+
+
+def compat_cells(item: pytest.Item) -> list[dict[str, object]]:
+    cells = []
+    for mark in item.iter_markers("compat"):
+        client, operation, backend = mark.args
+        cells.append({"client": client, "operation": operation, "backend": backend,
+                      "refused": mark.kwargs.get("refused")})
+    return cells
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        reason = ""
+        if report.failed:
+            reason = str(report.longrepr).strip().splitlines()[-1][:160]
+        elif report.skipped:
+            reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple)
+                         else report.longrepr)[:160]
+        for cell in compat_cells(item):
+            _outcomes.append({**cell, "test": item.nodeid, "outcome": report.outcome,
+                              "reason": reason})
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    import json
+    import os
+
+    path = os.environ.get(RESULTS_ENV)
+    if path and _outcomes:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(_outcomes, fh, indent=1)
