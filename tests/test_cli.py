@@ -92,7 +92,7 @@ def test_status_json_stable_keys(tmp_path: Path) -> None:
     result = run(["status", "--json"], tmp_path)
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
-    assert set(body) == {"servers", "embedded", "remote"}
+    assert set(body) == {"servers", "embedded", "remote", "hosts", "exposure"}
     assert body["servers"] == []
     assert body["embedded"]["enabled"] is True
     assert "smollm2-135m-instruct" in [m["id"] for m in body["embedded"]["models"]]
