@@ -254,3 +254,34 @@ async def test_gateway_names_the_host(tmp_path: Path, run_app: RunApp) -> None:
     assert plain.status_code == 200 and plain.headers["x-localinfer-host"] == "box-a"
     assert streamed.headers["x-localinfer-host"] == "box-a"
     assert health.headers["x-localinfer-host"] == "none"
+
+
+def test_a_ledger_from_before_gains_trust_and_client(tmp_path: Path) -> None:
+    import sqlite3
+    import time
+
+    from localinfer.http import EgressRecord
+    from localinfer.ledger import EgressLedger
+
+    path = tmp_path / "egress.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE egress (time REAL NOT NULL, method TEXT NOT NULL, scheme TEXT NOT NULL, "
+        "host TEXT NOT NULL, port INTEGER NOT NULL, path TEXT NOT NULL, bytes_sent INTEGER "
+        "NOT NULL, bytes_received INTEGER NOT NULL, status INTEGER, network TEXT NOT NULL, "
+        "tier TEXT NOT NULL, purpose TEXT NOT NULL, error TEXT);"
+        f"INSERT INTO egress VALUES ({time.time() - 60}, 'GET', 'http', '10.0.0.2', 80, '/', "
+        "0, 0, 200, 'private', 'local', 'backend', NULL);")
+    old.commit()
+    old.close()
+    ledger = EgressLedger(path)
+    ledger(EgressRecord(time=time.time(), method="POST", scheme="http", host="10.0.0.2", port=80,
+                        path="/v1/chat/completions", bytes_sent=1, bytes_received=2,
+                        status=200, network="private", tier="local", purpose="backend",
+                        trust="lan", client="alice"))
+    records = ledger.records()
+    assert [(r.trust, r.client) for r in records] == [(None, None), ("lan", "alice")]
+    hosts = ledger.report().hosts
+    assert sorted((h.trust, h.requests, h.clients) for h in hosts) == [
+        ("?", 1, []), ("lan", 1, ["alice"])]
+    ledger.close()
