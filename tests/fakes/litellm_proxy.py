@@ -40,7 +40,8 @@ class LiteLLMProxyFake(FakeServer):
                 return JSONResponse({"error": {"message": "Authentication Error, invalid "
                                                "proxy key", "type": "auth_error",
                                                "code": "401"}}, status_code=401)
-            return await inner(request)
+            answer: Response = await inner(request)
+            return answer
         return Route(path, endpoint, methods=[method])
 
     def native_routes(self) -> list[Route]:
