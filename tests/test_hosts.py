@@ -285,3 +285,25 @@ def test_a_ledger_from_before_gains_trust_and_client(tmp_path: Path) -> None:
     assert sorted((h.trust, h.requests, h.clients) for h in hosts) == [
         ("?", 1, []), ("lan", 1, ["alice"])]
     ledger.close()
+
+
+async def test_gateway_sensitive_header_keeps_requests_off_lan_hosts(
+        tmp_path: Path, run_app: RunApp) -> None:
+    from localinfer.gateway import create_app
+
+    dev, lan = fake("dev"), fake("lan")
+    s = settings(tmp_path, [host(run_app(lan.app), "lan", trust="lan", prefer=True),
+                            host(run_app(dev.app), "dev")])
+    gateway = run_app(create_app(s, AsyncClient(s)))
+    body = {"model": "shared-chat", "messages": [{"role": "user", "content": "my secret"}]}
+    async with httpx.AsyncClient(base_url=gateway, trust_env=False, timeout=30) as http:
+        for _ in range(3):
+            reply = await http.post("/v1/chat/completions", json=body,
+                                    headers={"x-localinfer-sensitive": "true"})
+            assert reply.status_code == 200 and reply.headers["x-localinfer-host"] == "dev"
+        ollama = await http.post("/api/chat", json={**body, "stream": False},
+                                 headers={"x-localinfer-sensitive": "true"})
+        assert ollama.status_code == 200 and ollama.headers["x-localinfer-host"] == "dev"
+        plain = await http.post("/v1/chat/completions", json=body)
+        assert plain.headers["x-localinfer-host"] == "lan"
+    assert chats(lan) == 1 and chats(dev) == 4
