@@ -203,12 +203,17 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peer-python", default=sys.executable,
                         help="interpreter that has fastembed / sentence-transformers")
+    parser.add_argument("--peer-batches", type=int, nargs="+",
+                        help="batch sizes tried for each peer (default: 16 64 256)")
     parser.add_argument("--peer-child", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer_child:
         peer_child(args.peer_child, args.model_dir, args.threads)
         return 0
+    if args.peer_batches:
+        for kind in PEER_BATCHES:
+            PEER_BATCHES[kind] = tuple(args.peer_batches)
     return run(args)
 
 
@@ -312,7 +317,9 @@ def report(args: argparse.Namespace, rows: list[Row], refs: dict[str, np.ndarray
     print("## Embeddings per second (all-MiniLM-L6-v2)\n")
     print(f"- command: `python bench/bench_embeddings.py --texts {args.texts} "
           f"--threads {args.threads} --repeats {args.repeats} --peer-python "
-          f"{args.peer_python}`")
+          f"{args.peer_python}"
+          + (f" --peer-batches {' '.join(map(str, args.peer_batches))}"
+             if args.peer_batches else "") + "`")
     print(f"- machine: {cpu_model()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, onnxruntime {ort_version}; peers: "
           + (", ".join(peer_versions) or "none installed"))

