@@ -74,10 +74,10 @@ def test_int8_vectors_agree_with_fp32_in_any_batch(embedder: OnnxEmbedder,
     exact = fp32_embedder.embed(BATCH_TEXTS)
     together = embedder.embed(BATCH_TEXTS)
     alone = np.stack([embedder.embed([t])[0] for t in BATCH_TEXTS])
-    # Measured: min 0.974 on this 2-core EPYC (its int8 kernels), 0.98 on the previous
-    # machine; the mean stays ~0.99. Raising the minimum is a benchmark goal (bench/).
-    assert np.sum(together * exact, axis=1).min() > 0.97
-    assert np.sum(alone * exact, axis=1).min() > 0.97
+    # Measured with the smoothed recipe: min 0.9946 on this 2-core EPYC (0.974 before
+    # smoothing); the bound to the original weights is in test_embed_quality.py.
+    assert np.sum(together * exact, axis=1).min() > 0.985
+    assert np.sum(alone * exact, axis=1).min() > 0.985
     assert np.sum(together * alone, axis=1).min() > 0.97
 
 
