@@ -62,7 +62,7 @@ def test_litellm_openai_provider(gateway: str, backends: list[FakeBackend]) -> N
                                      api_key="x", messages=MESSAGES, stream=True,
                                      stream_options={"include_usage": True}))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ab"
-    usage = [getattr(c, "usage", None) for c in chunks if getattr(c, "usage", None)]
+    usage: list[Any] = [c.usage for c in chunks if getattr(c, "usage", None)]
     assert usage and usage[-1].completion_tokens == 2
 
 

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 
+@pytest.mark.compat("ollama", "/api/generate", "embedded")
+@pytest.mark.compat("ollama", "model list", "embedded")
 def test_generate_and_tags_on_the_embedded_engine(url: str, engine: EmbeddedBackend) -> None:
     client = ollama.Client(host=url, timeout=300)
     assert client.generate(model="smollm2").done_reason == "load"
@@ -32,6 +34,9 @@ def test_generate_and_tags_on_the_embedded_engine(url: str, engine: EmbeddedBack
     assert tag.digest == hashlib.sha256(engine.model_path.read_bytes()).hexdigest()
 
 
+@pytest.mark.compat("openai", "/v1/completions stream", "embedded")
+@pytest.mark.compat("openai", "n>1, logprobs, forced tools",
+                    "embedded", refused="400 naming the parameter (embedded tier)")
 def test_legacy_completion_stream_with_usage_on_the_embedded_engine(url: str) -> None:
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=300)
     chunks = list(client.completions.create(

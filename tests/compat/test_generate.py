@@ -11,6 +11,7 @@ import pytest
 from tests.fake_backend import FakeBackend, Script
 
 
+@pytest.mark.compat("ollama", "/api/generate", "scripted")
 def test_generate_streams_ndjson_by_default(oll: ollama.Client,
                                             backends: list[FakeBackend]) -> None:
     backends[0].enqueue(Script(chunks=["Once", " upon", " a time"]))
@@ -62,6 +63,8 @@ def test_empty_prompt_preloads_as_ollama_does(oll: ollama.Client,
     assert info.value.status_code == 404 and "fake-model" in info.value.error
 
 
+@pytest.mark.compat("ollama", "/api/generate raw, images, suffix, template, context",
+                    "scripted", refused="400 naming the field")
 @pytest.mark.parametrize(("field", "value"), [
     ("images", ["aGVsbG8="]), ("raw", True), ("suffix", "end"), ("template", "{{ .Prompt }}"),
     ("context", [1, 2, 3]), ("think", True)])
@@ -80,6 +83,9 @@ def test_generate_images_refused_through_the_client(oll: ollama.Client) -> None:
     assert info.value.status_code == 400 and "images" in info.value.error
 
 
+@pytest.mark.compat("ollama", "ollama chat", "scripted")
+@pytest.mark.compat("ollama", "model show", "scripted")
+@pytest.mark.compat("ollama", "embeddings", "scripted")
 def test_latest_tag_is_the_same_model(oll: ollama.Client, backends: list[FakeBackend]) -> None:
     backends[0].enqueue(Script(chunks=["ok"]))
     reply = oll.chat(model="fake-model:latest", messages=[{"role": "user", "content": "hi"}])
@@ -100,6 +106,7 @@ def test_name_without_tag_finds_a_latest_model(run_app, tmp_path) -> None:  # ty
     assert chat.calls == [("chat", "llama3:latest")]
 
 
+@pytest.mark.compat("ollama", "model list", "scripted")
 def test_tags_give_distinct_stable_digests(oll: ollama.Client) -> None:
     first = {m.model: m.digest for m in oll.list().models}
     again = {m.model: m.digest for m in oll.list().models}
@@ -109,6 +116,8 @@ def test_tags_give_distinct_stable_digests(oll: ollama.Client) -> None:
     assert all(d and len(d) == 64 for d in digests)
 
 
+@pytest.mark.compat("ollama", "/api/copy, create, push",
+                    "scripted", refused="501 naming the localinfer command")
 @pytest.mark.parametrize("path", ["/api/copy", "/api/create", "/api/push"])
 def test_model_management_is_501_naming_the_command(gateway: str, path: str) -> None:
     # /api/pull and /api/delete are served: test_pull_api.py.

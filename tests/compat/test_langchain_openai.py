@@ -10,6 +10,9 @@ from tests.fake_backend import FakeBackend, Script
 langchain_openai = pytest.importorskip("langchain_openai")
 
 
+@pytest.mark.compat("langchain-openai", "chat", "scripted")
+@pytest.mark.compat("langchain-openai", "stream", "scripted")
+@pytest.mark.compat("langchain-openai", "max tokens", "scripted")
 def test_chat_openai_invoke_and_stream(gateway: str, backends: list[FakeBackend]) -> None:
     backends[0].enqueue(Script(chunks=["Hi", " there"])).enqueue(Script(chunks=["a", "b"]))
     llm = langchain_openai.ChatOpenAI(base_url=gateway + "/v1", api_key="unused",
@@ -22,6 +25,7 @@ def test_chat_openai_invoke_and_stream(gateway: str, backends: list[FakeBackend]
     assert usage and usage[-1]["output_tokens"] == 2
 
 
+@pytest.mark.compat("langchain-openai", "/v1/completions", "scripted")
 def test_legacy_openai_llm_uses_completions(gateway: str,
                                             backends: list[FakeBackend]) -> None:
     backends[0].enqueue(Script(chunks=["def f():", " pass"]))

@@ -16,6 +16,9 @@ from tests.gateway_harness import RunApp
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.compat("openai", "stream", "llama-server")
+@pytest.mark.compat("openai", "usage", "llama-server")
+@pytest.mark.compat("openai", "/v1/completions", "llama-server")
 def test_include_usage_and_completions_through_llama_server(
         run_app: RunApp, tmp_path: Path, llama_server: str) -> None:
     settings = Settings(home=tmp_path, scan_default_ports=False, servers=[llama_server])

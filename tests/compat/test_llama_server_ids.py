@@ -72,6 +72,10 @@ def gateway_over(run_app: RunApp, home: Path, *servers: str) -> str:
     return run_app(create_app(settings, AsyncClient(settings), close_client=True))
 
 
+@pytest.mark.compat("openai", "chat", "llama-server")
+@pytest.mark.compat("openai", "model list", "llama-server")
+@pytest.mark.compat("openai", "model retrieve", "llama-server")
+@pytest.mark.compat("ollama", "model show", "llama-server")
 def test_clean_ids_accepted_back_everywhere(run_app: RunApp, tmp_path: Path,
                                            llama_server: str, bundled_gguf: Path) -> None:
     url = gateway_over(run_app, tmp_path, llama_server)
@@ -117,6 +121,9 @@ def test_cli_chat_with_the_listed_id_goes_to_the_server(
     assert "tier embedded" in chat("--embedded", "-m", str(bundled_gguf))
 
 
+@pytest.mark.compat("openai", "tools", "llama-server")
+@pytest.mark.compat("openai", "tools (template without tools)",
+                    "llama-server", refused="400 naming why (--jinja, template)")
 def test_tools_only_to_a_server_whose_template_takes_them(
         run_app: RunApp, tmp_path: Path, llama_server: str, tools_server: str,
         no_jinja_server: str) -> None:

@@ -20,6 +20,8 @@ def sse_events(response: httpx.Response) -> list[Any]:
     return [json.loads(e) for e in events[:-1]]
 
 
+@pytest.mark.compat("openai", "/v1/completions", "scripted")
+@pytest.mark.compat("openai", "stop", "scripted")
 def test_legacy_completion(oai: openai.OpenAI, backends: list[FakeBackend]) -> None:
     backends[0].enqueue(Script(chunks=["def add", "(a, b):"]))
     reply = oai.completions.create(model="fake-model", prompt="# add two numbers\n",
@@ -36,6 +38,7 @@ def test_completion_prompt_list_and_echo(oai: openai.OpenAI,
     assert [(c.index, c.text) for c in reply.choices] == [(0, "A:one"), (1, "B:two")]
 
 
+@pytest.mark.compat("openai", "/v1/completions stream", "scripted")
 def test_completion_stream_with_usage(oai: openai.OpenAI,
                                       backends: list[FakeBackend]) -> None:
     backends[0].enqueue(Script(chunks=["x", "y", "z"]))
@@ -61,6 +64,8 @@ def test_completion_stream_echo_and_two_prompts(gateway: str,
     assert texts == {0: "a1", 1: "b2"}
 
 
+@pytest.mark.compat("openai", "/v1/completions suffix, n, logprobs",
+                    "scripted", refused="400 naming the parameter")
 @pytest.mark.parametrize(("body", "param"), [
     ({"prompt": "x", "suffix": "y"}, "suffix"),
     ({"prompt": [1, 2, 3]}, "prompt"),
@@ -76,6 +81,8 @@ def test_completion_refusals(gateway: str, body: dict[str, Any], param: str) -> 
     assert error["param"] == param and param in error["message"]
 
 
+@pytest.mark.compat("openai", "stream", "scripted")
+@pytest.mark.compat("openai", "usage", "scripted")
 def test_chat_include_usage_is_a_separate_final_chunk(oai: openai.OpenAI,
                                                       backends: list[FakeBackend]) -> None:
     backends[0].enqueue(Script(chunks=["a", "b"]))
@@ -88,12 +95,15 @@ def test_chat_include_usage_is_a_separate_final_chunk(oai: openai.OpenAI,
     assert chunks[-2].choices[0].finish_reason == "stop"
 
 
+@pytest.mark.compat("openai", "model retrieve", "scripted")
 def test_retrieve_default(oai: openai.OpenAI) -> None:
     model = oai.models.retrieve("default")
     assert model.id == "default" and model.owned_by == "fake-chat"
     assert model.model_extra and model.model_extra["localinfer"]["resolves_to"] == "fake-model"
 
 
+@pytest.mark.compat("openai", "n>1, logprobs, forced tools",
+                    "embedded", refused="400 naming the parameter (embedded tier)")
 @pytest.mark.parametrize(("extra", "param"), [
     ({"n": 2}, "n"), ({"logprobs": True}, "logprobs"), ({"top_logprobs": 2}, "top_logprobs"),
     ({"tool_choice": "required"}, "tool_choice"),
@@ -109,6 +119,9 @@ def test_embedded_tier_refuses_what_it_cannot_do(oai: openai.OpenAI, extra: dict
     assert isinstance(body, dict) and body["param"] == param
 
 
+@pytest.mark.compat("openai", "embeddings", "scripted")
+@pytest.mark.compat("openai", "embeddings dimensions",
+                    "scripted", refused="400 unless the model's own size")
 def test_embeddings_dimensions_and_token_ids(oai: openai.OpenAI) -> None:
     # The fake embedder makes 2-d vectors: its own size is accepted, anything else refused.
     assert len(oai.embeddings.create(model="fake-embedder", input="a",

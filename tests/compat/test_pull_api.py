@@ -41,6 +41,8 @@ def gateway_with(run_app: RunApp, tmp_path: Path, **models: dict[str, Any]) -> s
     return serve_gateway(run_app, tmp_path / "home", models=models)
 
 
+@pytest.mark.compat("ollama", "/api/pull", "scripted")
+@pytest.mark.compat("ollama", "/api/delete", "scripted")
 def test_pull_streams_ollama_status_lines_then_delete(
         run_app: RunApp, tmp_path: Path, asset: tuple[str, bytes],
         file_server: FileServer) -> None:
@@ -70,6 +72,8 @@ def test_pull_streams_ollama_status_lines_then_delete(
     assert info.value.status_code == 404 and "tiny-local" in info.value.error
 
 
+@pytest.mark.compat("ollama", "/api/pull unknown model",
+                    "scripted", refused="404 listing the catalog")
 def test_unknown_models_and_urls_are_refused_before_any_fetch(
         run_app: RunApp, tmp_path: Path, asset: tuple[str, bytes],
         file_server: FileServer) -> None:

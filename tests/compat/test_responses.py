@@ -53,6 +53,7 @@ def spy_messages(backend: FakeBackend) -> list[list[dict[str, Any]]]:
     return seen
 
 
+@pytest.mark.compat("openai", "/v1/responses", "scripted")
 def test_create_with_string_input_and_instructions(oai: openai.OpenAI,
                                                    backends: list[FakeBackend]) -> None:
     seen = spy_messages(backends[0])
@@ -105,6 +106,7 @@ def test_stream_events_in_order_with_sequence_numbers(oai: openai.OpenAI,
     assert done.response.usage.output_tokens == 3
 
 
+@pytest.mark.compat("openai", "/v1/responses stream", "scripted")
 def test_stream_helper_gives_the_final_response(oai: openai.OpenAI,
                                                 backends: list[FakeBackend]) -> None:
     backends[0].enqueue(Script(chunks=["Hel", "lo"]))
@@ -114,6 +116,7 @@ def test_stream_helper_gives_the_final_response(oai: openai.OpenAI,
     assert deltas == ["Hel", "lo"] and final.output_text == "Hello"
 
 
+@pytest.mark.compat("openai", "/v1/responses previous_response_id", "scripted")
 def test_previous_response_id_continues_the_chat(oai: openai.OpenAI,
                                                  backends: list[FakeBackend]) -> None:
     seen = spy_messages(backends[0])
@@ -148,6 +151,7 @@ def test_store_false_and_unknown_ids_are_a_clear_400(oai: openai.OpenAI) -> None
         oai.responses.retrieve(unstored.id)
 
 
+@pytest.mark.compat("openai", "/v1/responses tools", "scripted")
 def test_function_calls_as_output_items(run_app: RunApp, tmp_path: Any) -> None:
     caller = ToolCaller("tools", tier="embedded", model_ids=("tool-model",))
     url = serve_gateway(run_app, tmp_path, [caller])
@@ -173,6 +177,8 @@ def test_function_calls_as_output_items(run_app: RunApp, tmp_path: Any) -> None:
     assert follow.output[0].type == "function_call"
 
 
+@pytest.mark.compat("openai", "/v1/responses background, reasoning, images, …",
+                    "scripted", refused="400 naming the parameter")
 @pytest.mark.parametrize(("extra", "param"), [
     ({"tool_choice": "required", "tools": TOOLS}, "tool_choice"),
     ({"tool_choice": {"type": "function", "name": "get_weather"}, "tools": TOOLS},
@@ -196,6 +202,7 @@ def test_refusals_name_the_parameter(gateway: str, extra: dict[str, Any], param:
     assert error["param"] == param, error
 
 
+@pytest.mark.compat("openai", "/v1/responses json schema", "scripted")
 def test_json_schema_format_reaches_the_backend(oai: openai.OpenAI,
                                                 backends: list[FakeBackend]) -> None:
     spy_messages(backends[0])

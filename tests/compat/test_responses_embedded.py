@@ -17,6 +17,9 @@ pytestmark = pytest.mark.integration
 TOOLS: Any = [{"type": "function", "name": "f", "parameters": {"type": "object"}}]
 
 
+@pytest.mark.compat("openai", "/v1/responses", "embedded")
+@pytest.mark.compat("openai", "/v1/responses stream", "embedded")
+@pytest.mark.compat("openai", "/v1/responses previous_response_id", "embedded")
 def test_responses_on_the_embedded_engine(url: str) -> None:
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=300)
     first = client.responses.create(model="smollm2", input="My name is Ada. Say hello.",

@@ -1,0 +1,68 @@
+"""docs/compatibility.md is generated (scripts/compat_matrix.py, `./dev compat`) and
+current: every matrix cell the compat tests declare is in the committed table and none
+that they do not, the table is byte for byte what the generator hashed (not hand-edited),
+and no cell is ✗."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "compatibility.md"
+
+
+def generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("compat_matrix",
+                                                  REPO / "scripts" / "compat_matrix.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def declared() -> set[tuple[str, str, str]]:
+    cells: set[tuple[str, str, str]] = set()
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        try:
+            module = importlib.import_module(f"tests.compat.{path.stem}")
+        except pytest.skip.Exception as exc:
+            pytest.skip(f"{path.name} cannot be imported here: {exc}")
+        for value in vars(module).values():
+            for mark in getattr(value, "pytestmark", []) if callable(value) else []:
+                if mark.name == "compat":
+                    cells.add(tuple(mark.args))  # type: ignore[arg-type]
+    return cells
+
+
+def test_the_committed_matrix_is_generated_and_current() -> None:
+    body, filled, digest = generator().parse(DOC.read_text(encoding="utf-8"))
+    assert digest == hashlib.sha256(body.encode()).hexdigest(), (
+        "docs/compatibility.md was edited by hand or is incomplete: run ./dev compat")
+    wanted = declared()
+    assert filled == wanted, ("declared but not in the table: "
+                              f"{sorted(wanted - filled)}; in the table but not declared: "
+                              f"{sorted(filled - wanted)}; run ./dev compat")
+    assert "✗" not in body
+
+
+def test_generator_renders_each_outcome() -> None:
+    gen = generator()
+    base = {"client": "openai", "backend": "scripted", "refused": None, "reason": ""}
+    text = gen.render([
+        {**base, "operation": "chat", "outcome": "passed"},
+        {**base, "operation": "n>1", "outcome": "passed", "refused": "400 naming n"},
+        {**base, "operation": "tools", "outcome": "failed", "reason": "AssertionError: x"},
+        {**base, "operation": "tools", "outcome": "passed", "backend": "embedded"},
+    ])
+    body, filled, digest = gen.parse(text)
+    assert "| openai | chat | ✓ | – | – |" in body
+    assert "| openai | n>1 | refused: 400 naming n | – | – |" in body
+    assert "| openai | tools | ✗ AssertionError: x | ✓ | – |" in body
+    assert digest == hashlib.sha256(body.encode()).hexdigest()
+    assert ("openai", "tools", "embedded") in filled and len(filled) == 4
