@@ -161,3 +161,31 @@ def test_audit_exit_zero_when_nothing_exposed(tmp_path: Path, run_app: RunApp,
         pytest.skip("no /proc/net/tcp on this system: the audit says unknown")
     assert code == 0, out
     assert "this machine only" in out
+
+
+LSOF = """p812
+f5
+n*:11434
+f7
+n127.0.0.1:8080
+p913
+f3
+n[::1]:1234
+f4
+n[::]:8000
+"""
+
+
+def test_lsof_output_is_parsed_and_used_without_proc(tmp_path: Path, run_app: RunApp) -> None:
+    from localinfer.audit import parse_lsof, read_listeners
+
+    assert parse_lsof(LSOF) == [Listener("0.0.0.0", 11434), Listener("127.0.0.1", 8080),
+                                Listener("::1", 1234), Listener("::", 8000)]
+    port = int(run_app(OpenAICompatibleFake().app).rsplit(":", 1)[1])
+    missing = [tmp_path / "no-proc-tcp"]
+    import shutil
+    if shutil.which("lsof") is None:
+        assert read_listeners(missing) is None
+        return
+    found = read_listeners(missing)  # as on macOS: no /proc, lsof answers
+    assert found is not None and Listener("127.0.0.1", port) in found

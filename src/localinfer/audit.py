@@ -2,16 +2,19 @@
 beyond loopback and whether it answers without authentication.
 
 Listening sockets come from ``/proc/net/tcp`` and ``/proc/net/tcp6`` (Linux; state
-``0A`` is LISTEN, addresses are little-endian hex). Elsewhere they are "unknown" rather
-than guessed. Whether a server needs a password is asked of it over loopback only
-(one ``GET`` of its model list, without credentials): the audit never probes an address
-off this machine.
+``0A`` is LISTEN, addresses are little-endian hex), else from ``lsof`` where it is
+installed (macOS, BSDs). Without either they are "unknown" rather than guessed.
+Whether a server needs a password is asked of it over loopback only (one ``GET`` of
+its model list, without credentials): the audit never probes an address off this
+machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +73,41 @@ def parse_proc_net(text: str) -> list[Listener]:
     return found
 
 
+def parse_lsof(text: str) -> list[Listener]:
+    """``lsof -nP -iTCP -sTCP:LISTEN -F n`` output: ``n*:11434``, ``n127.0.0.1:8080``,
+    ``n[::1]:1234`` lines (``*`` is every address)."""
+    found: list[Listener] = []
+    for line in text.splitlines():
+        if not line.startswith("n"):
+            continue
+        host, _, port = line[1:].rpartition(":")
+        host = host.strip("[]")
+        host = "0.0.0.0" if host == "*" else host
+        try:
+            ipaddress.ip_address(host)
+            found.append(Listener(host, int(port)))
+        except ValueError:
+            continue
+    return found
+
+
+def _lsof() -> list[Listener] | None:
+    binary = shutil.which("lsof")
+    if binary is None:
+        return None
+    try:
+        done = subprocess.run([binary, "-nP", "-iTCP", "-sTCP:LISTEN", "-F", "n"],
+                              capture_output=True, text=True, timeout=10,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # lsof exits 1 when nothing matches: an empty answer is still an answer.
+    return parse_lsof(done.stdout) if done.returncode in (0, 1) else None
+
+
 def read_listeners(paths: Sequence[Path] = PROC_NET) -> list[Listener] | None:
-    """Every listening TCP socket, or None when this system does not say (no /proc)."""
+    """Every listening TCP socket, or None when this system does not say (no /proc,
+    no lsof)."""
     listeners: list[Listener] = []
     readable = False
     for path in paths:
@@ -80,7 +116,7 @@ def read_listeners(paths: Sequence[Path] = PROC_NET) -> list[Listener] | None:
             readable = True
         except OSError:
             continue
-    return listeners if readable else None
+    return list(dict.fromkeys(listeners)) if readable else _lsof()
 
 
 @dataclass(frozen=True)
@@ -98,7 +134,7 @@ class Exposure:
     def message(self) -> str:
         if self.exposed is None:
             return (f"{self.kind} at {self.base_url}: cannot tell which addresses it listens "
-                    "on here (no /proc/net/tcp)")
+                    "on here (no /proc/net/tcp, no lsof)")
         where = ", ".join(self.listens) or self.base_url
         if not self.exposed:
             return f"{self.kind} on {where}: this machine only"
