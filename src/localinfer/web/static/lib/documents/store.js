@@ -42,7 +42,7 @@ export class StorageFull extends LocalInferError {
 
 /** @param {IDBRequest | IDBTransaction} req @returns {Promise<any>} */
 function done(req) {
-  return new Promise((resolve, reject) => {
+  const settled = new Promise((resolve, reject) => {
     if (req instanceof IDBTransaction) {
       req.oncomplete = () => resolve(undefined);
       req.onabort = () => reject(translate(req.error));
@@ -52,6 +52,10 @@ function done(req) {
       req.onerror = () => reject(translate(req.error));
     }
   });
+  // A transaction's promise is awaited last; if an earlier step throws, its rejection must
+  // not surface as an unhandled one (the caller already has the error).
+  if (req instanceof IDBTransaction) settled.catch(() => {});
+  return settled;
 }
 
 /** @param {DOMException | null} error @returns {Error} */
