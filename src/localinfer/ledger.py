@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS egress (
     time REAL NOT NULL, method TEXT NOT NULL, scheme TEXT NOT NULL, host TEXT NOT NULL,
     port INTEGER NOT NULL, path TEXT NOT NULL, bytes_sent INTEGER NOT NULL,
     bytes_received INTEGER NOT NULL, status INTEGER, network TEXT NOT NULL,
-    tier TEXT NOT NULL, purpose TEXT NOT NULL, error TEXT
+    tier TEXT NOT NULL, purpose TEXT NOT NULL, error TEXT, trust TEXT, client TEXT
 );
 CREATE INDEX IF NOT EXISTS egress_time ON egress(time);
 """
@@ -258,7 +258,12 @@ class EgressLedger:
         have = {row[1] for row in conn.execute("PRAGMA table_info(egress)")}
         for name, kind in _ADDED.items():
             if name not in have:
-                conn.execute(f"ALTER TABLE egress ADD COLUMN {name} {kind}")
+                try:
+                    conn.execute(f"ALTER TABLE egress ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    # Another connection (a reader, another process) added it first.
+                    if "duplicate column" not in str(exc):
+                        raise
         return conn
 
     def flush(self) -> int:
