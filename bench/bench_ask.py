@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from tests.test_rag_index import QUESTIONS  # noqa: E402
 
 from bench_embeddings import cpu_model  # noqa: E402
+from localinfer.client import Client  # noqa: E402
 from localinfer.rag import Index  # noqa: E402
+from localinfer.rag.answer_model import answering_settings  # noqa: E402
 from localinfer.settings import Settings  # noqa: E402
 
 
@@ -43,11 +45,14 @@ def main() -> int:
         settings = Settings(index_path=work / "ask.db")
         rows, verified, extractive, right, right_cited, times = [], 0, 0, 0, 0, []
         models: set[str] = set()
-        with Index(settings) as index:
+        # One client for every question, chosen as `ask` chooses its own (a larger pulled
+        # GGUF when there is one), so the engine loads once.
+        with Index(settings) as index, \
+                Client(answering_settings(settings, args.model)[0]) as client:
             index.add([ROOT / "tests" / "corpus"])
             for question, name, phrase in QUESTIONS:
                 started = time.perf_counter()
-                answer = index.ask(question, k=args.k, model=args.model,
+                answer = index.ask(question, k=args.k, model=args.model, client=client,
                                    max_tokens=args.max_tokens)
                 times.append(time.perf_counter() - started)
                 models.add(f"{answer.model} ({answer.backend}, {answer.tier})")
