@@ -64,6 +64,9 @@ def drive_clients(gateway: str, model: str, home: Path, monkeypatch: pytest.Monk
 @compat("litellm", "ollama chat", "embedded")
 @compat("langchain-ollama", "ollama chat", "embedded")
 @compat("llm", "chat", "embedded")
+@compat("openai", "model retrieve", "embedded")
+@compat("litellm", "usage", "embedded")
+@compat("litellm", "max tokens", "embedded")
 def test_clients_on_the_embedded_engine(url: str, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     drive_clients(url, "smollm2", tmp_path, monkeypatch)
@@ -74,6 +77,10 @@ def test_clients_on_the_embedded_engine(url: str, tmp_path: Path,
 @compat("litellm", "ollama chat", "llama-server")
 @compat("langchain-ollama", "ollama chat", "llama-server")
 @compat("llm", "chat", "llama-server")
+@compat("openai", "chat", "llama-server")
+@compat("openai", "usage", "llama-server")
+@compat("litellm", "usage", "llama-server")
+@compat("litellm", "max tokens", "llama-server")
 def test_clients_through_llama_server(run_app: RunApp, tmp_path: Path, llama_server: str,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(home=tmp_path, scan_default_ports=False, servers=[llama_server],
