@@ -410,6 +410,20 @@ def test_llm_json_object(llm_home: Path, chat: Recording) -> None:
     assert chat.seen[0]["response_format"] == {"type": "json_object"}
 
 
+@compat("llm", "errors: unknown model", S)
+def test_llm_unknown_model(tmp_path: Path, gateway: str,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "llm-missing"
+    home.mkdir()
+    (home / "extra-openai-models.yaml").write_text(
+        f"- model_id: missing\n  model_name: no-such-model\n  api_base: {gateway}/v1\n")
+    monkeypatch.setenv("LLM_USER_PATH", str(home))
+    monkeypatch.setenv("OPENAI_API_KEY", "not-needed")
+    with pytest.raises(openai.NotFoundError) as info:
+        llm.get_model("missing").prompt("hi", stream=False).text()
+    assert info.value.status_code == 404
+
+
 # -- llama-server (the session's server; a few tokens per call) ---------------------------
 
 @pytest.mark.integration
@@ -420,6 +434,7 @@ def test_llm_json_object(llm_home: Path, chat: Recording) -> None:
 @compat("ollama", "model list", "llama-server")
 @compat("ollama", "/api/generate", "llama-server")
 @compat("ollama", "errors: unknown model", "llama-server")
+@compat("ollama", "max tokens", "llama-server")
 @compat("openai", "errors: unknown model", "llama-server")
 def test_more_cells_through_llama_server(run_app: RunApp, tmp_path: Path,
                                         llama_server: str) -> None:
@@ -499,3 +514,109 @@ def test_options_and_streams_through_llama_server(
     monkeypatch.setenv("OPENAI_API_KEY", "not-needed")
     pieces = list(llm.get_model("localinfer").prompt("Say hello.", max_tokens=4))
     assert "".join(pieces).strip()
+
+
+@pytest.mark.integration
+@compat("openai", "errors: bad body", "llama-server")
+@compat("ollama", "errors: bad body", "llama-server")
+@compat("litellm", "errors: unknown model", "llama-server")
+@compat("litellm", "errors: bad body", "llama-server")
+@compat("langchain-openai", "errors: unknown model", "llama-server")
+@compat("langchain-ollama", "errors: unknown model", "llama-server")
+@compat("ollama", "/api/copy, create, push",
+        "llama-server", refused="501 naming the localinfer command")
+@compat("ollama", "/api/generate raw, images, suffix, template, context",
+        "llama-server", refused="400 naming the field")
+def test_errors_and_refusals_through_llama_server(run_app: RunApp, tmp_path: Path,
+                                                  llama_server: str) -> None:
+    settings = Settings(home=tmp_path, scan_default_ports=False, servers=[llama_server],
+                        discovery_timeout=5.0)
+    url = run_app(create_app(settings, AsyncClient(settings), close_client=True))
+    sdk = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=300)
+    with pytest.raises(openai.BadRequestError) as bad:
+        sdk.chat.completions.create(model="default", messages=[])
+    assert bad.value.status_code == 400
+    client = ollama.Client(host=url, timeout=300)
+    with pytest.raises(ollama.ResponseError) as info:
+        client.chat(model="default", messages=MESSAGES, options={"temperature": 7})
+    assert info.value.status_code == 400 and "temperature" in info.value.error
+    with pytest.raises(litellm.NotFoundError):
+        litellm.completion(model="openai/no-such-model", api_base=url + "/v1", api_key="x",
+                           messages=MESSAGES, max_retries=0)
+    with pytest.raises(litellm.BadRequestError):
+        litellm.completion(model="openai/default", api_base=url + "/v1", api_key="x",
+                           messages=MESSAGES, temperature=7, max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        langchain_openai.ChatOpenAI(base_url=url + "/v1", api_key="x", model="no-such-model",
+                                    max_retries=0, timeout=300).invoke("hi")
+    with pytest.raises(ollama.ResponseError) as missing:
+        langchain_ollama.ChatOllama(model="no-such-model", base_url=url).invoke("hi")
+    assert missing.value.status_code == 404
+    for path in ("/api/copy", "/api/create", "/api/push"):
+        response = httpx.post(url + path, json={"model": "x"}, timeout=60)
+        assert response.status_code == 501 and "localinfer" in response.json()["error"]
+    for field, value in (("raw", True), ("suffix", "end"), ("context", [1, 2])):
+        response = httpx.post(url + "/api/generate", json={
+            "model": "default", "prompt": "hi", field: value}, timeout=60)
+        assert response.status_code == 400 and field in response.json()["error"]
+
+
+@pytest.mark.integration
+@compat("langchain-openai", "max tokens", "llama-server")
+@compat("langchain-openai", "usage", "llama-server")
+@compat("langchain-ollama", "ollama stream", "llama-server")
+@compat("langchain-ollama", "/api/generate", "llama-server")
+@compat("litellm", "/api/generate", "llama-server")
+@compat("litellm", "ollama stream", "llama-server")
+def test_langchain_and_litellm_ollama_routes_through_llama_server(
+        run_app: RunApp, tmp_path: Path, llama_server: str) -> None:
+    settings = Settings(home=tmp_path, scan_default_ports=False, servers=[llama_server],
+                        discovery_timeout=5.0)
+    url = run_app(create_app(settings, AsyncClient(settings), close_client=True))
+    reply = langchain_openai.ChatOpenAI(base_url=url + "/v1", api_key="x", model="default",
+                                        max_tokens=4, temperature=0, max_retries=0,
+                                        timeout=300).invoke("Say hello.")
+    assert reply.usage_metadata and 0 < reply.usage_metadata["output_tokens"] <= 4
+    chat = langchain_ollama.ChatOllama(model="default", base_url=url, num_predict=4,
+                                       temperature=0)
+    assert "".join(str(p.content) for p in chat.stream("Say hello.")).strip()
+    generated = langchain_ollama.OllamaLLM(model="default", base_url=url, num_predict=4,
+                                           temperature=0).invoke("Hello")
+    assert isinstance(generated, str) and generated.strip()
+    via_generate = litellm.completion(model="ollama/default", api_base=url, messages=MESSAGES,
+                                      max_tokens=4, temperature=0)
+    assert via_generate.choices[0].message.content
+    chunks = list(litellm.completion(model="ollama_chat/default", api_base=url,
+                                     messages=MESSAGES, max_tokens=4, temperature=0,
+                                     stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+
+
+@pytest.mark.integration
+@compat("openai", "/v1/completions suffix, n, logprobs",
+        "llama-server", refused="400 naming the parameter")
+@compat("llm", "model list", "llama-server")
+@compat("llm", "ollama chat", "llama-server")
+def test_completion_refusals_and_llm_ollama_through_llama_server(
+        run_app: RunApp, tmp_path: Path, llama_server: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(home=tmp_path, scan_default_ports=False, servers=[llama_server],
+                        discovery_timeout=5.0)
+    url = run_app(create_app(settings, AsyncClient(settings), close_client=True))
+    sdk = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=300)
+    for extra in ({"suffix": "y"}, {"n": 2}, {"logprobs": 1}):
+        with pytest.raises(openai.BadRequestError) as info:
+            sdk.completions.create(model="default", prompt="x", max_tokens=2,
+                                   **extra)  # type: ignore[call-overload]
+        body = info.value.body
+        assert isinstance(body, dict) and body["param"] == next(iter(extra))
+    home = tmp_path / "llm"
+    home.mkdir()
+    monkeypatch.setenv("LLM_USER_PATH", str(home))
+    monkeypatch.setenv("OLLAMA_HOST", url)
+    ids = {m.model_id for m in llm.get_models()}
+    names = sorted(i for i in ids if i.startswith("ollama/"))  # the server's model, aliased
+    assert names, sorted(ids)
+    name = names[0]
+    text = llm.get_model(name).prompt("Say hello.", num_predict=4).text()
+    assert isinstance(text, str) and text.strip()
