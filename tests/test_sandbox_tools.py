@@ -224,9 +224,9 @@ def test_a_call_to_a_plain_tool_hands_the_reply_back(tmp_path: Path) -> None:
 
 
 def test_executing_tools_refuses_streaming(tmp_path: Path) -> None:
-    with Client(settings(tmp_path), embedded=[factory(ToolCallingBackend([]))]) as client:
-        with pytest.raises(UsageError, match="stream=False"):
-            list(client.chat("x", stream=True, tools=[run_python]))
+    with (Client(settings(tmp_path), embedded=[factory(ToolCallingBackend([]))]) as client,
+          pytest.raises(UsageError, match="stream=False")):
+        list(client.chat("x", stream=True, tools=[run_python]))
 
 
 @pytest.mark.slow
