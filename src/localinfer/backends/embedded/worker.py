@@ -207,9 +207,19 @@ class Worker:
     def chat_native(self, rid: int, params: dict[str, Any], *, reuse: bool) -> None:
         """Our own loop (generate.py): the same events as the high-level path."""
         gen = self.generator
-        self.send({"ev": "delta", "id": rid, "d": {"role": "assistant"}})
+        # The role goes with the first text, as on the high-level path: nothing reaches the
+        # caller before the prompt is evaluated, so a prompt too long for the context is
+        # still an error before the first token (a 400, not a broken stream).
+        started = False
+
+        def begin() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                self.send({"ev": "delta", "id": rid, "d": {"role": "assistant"}})
 
         def emit(text: str) -> None:
+            begin()
             self.send({"ev": "delta", "id": rid, "d": {"content": text}})
 
         def cancelled() -> bool:
@@ -227,6 +237,7 @@ class Worker:
                 event.update(kind="context_length", tokens=exc.tokens, limit=exc.limit)
             self.send(event)
             return
+        begin()
         self.send({"ev": "end", "id": rid, "finish": outcome.finish,
                    "cancelled": outcome.finish is None, "loop": "native",
                    "decode_s": outcome.last_token_at - outcome.first_token_at,
