@@ -80,7 +80,8 @@ class PreviousResponseNotFound(InvalidRequest):
 HARMLESS_INCLUDES = {"reasoning.encrypted_content"}
 REFUSED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "background": (bool, "background responses are not supported; send background: false"),
-    "include": (lambda v: bool(set(v or ()) - HARMLESS_INCLUDES),
+    "include": (lambda v: any(not isinstance(x, str) or x not in HARMLESS_INCLUDES
+                              for x in (v or ())),
                 "include is not supported (no logprobs, search results or reasoning are "
                 "produced)"),
     "reasoning": (lambda v: bool(v) and any(v.get(k) not in (None, "none")
@@ -117,7 +118,7 @@ def _text(content: Any, where: str) -> str:
     pieces: list[str] = []
     for i, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind not in TEXT_PARTS:
+        if not isinstance(kind, str) or kind not in TEXT_PARTS:
             raise InvalidRequest(
                 f"{where}[{i}]: content part type {kind!r} is not supported: the models "
                 "served read text (input_text) only", param=f"{where}[{i}].type")
@@ -146,7 +147,7 @@ def item_messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
         kind = item.get("type", "message")
         if kind == "message":
             role = item.get("role")
-            if role not in ROLES:
+            if not isinstance(role, str) or role not in ROLES:
                 raise InvalidRequest(f"{where}.role must be one of {sorted(ROLES)}",
                                      param=f"{where}.role")
             messages.append({"role": role, "content": _text(item.get("content"),
@@ -184,6 +185,10 @@ def chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not isinstance(name, str) or not name:
             raise InvalidRequest(f"tools[{i}].name must be a non-empty string",
                                  param=f"tools[{i}].name")
+        for key, types in (("description", str), ("parameters", dict), ("strict", bool)):
+            if tool.get(key) is not None and not isinstance(tool[key], types):
+                raise InvalidRequest(f"tools[{i}].{key} has the wrong type",
+                                     param=f"tools[{i}].{key}")
         fn = {k: tool[k] for k in ("name", "description", "parameters", "strict")
               if tool.get(k) is not None}
         out.append({"type": "function", "function": fn})
@@ -191,12 +196,21 @@ def chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def chat_tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
-    if choice is None or isinstance(choice, str):
+    if choice is None or choice in ("auto", "none", "required"):
         return choice
-    if choice.get("type") == "function" and isinstance(choice.get("name"), str):
+    if (isinstance(choice, dict) and choice.get("type") == "function"
+            and isinstance(choice.get("name"), str)):
         return {"type": "function", "function": {"name": choice["name"]}}
     raise InvalidRequest("tool_choice must be 'auto', 'none', 'required' or "
                          "{'type': 'function', 'name': ...}", param="tool_choice")
+
+
+# json_schema format fields: (key, accepted types, required), as /openapi.json says.
+FORMAT_FIELDS: tuple[tuple[str, type | tuple[type, ...], bool], ...] = (
+    ("name", str, True), ("schema", dict, True), ("strict", bool, False),
+    ("description", str, False))
+FORMAT_TYPE_NAMES = {"name": "a string", "schema": "an object", "strict": "a boolean",
+                     "description": "a string"}
 
 
 def chat_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -209,6 +223,13 @@ def chat_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
     if kind == "json_object":
         return {"type": "json_object"}
     if kind == "json_schema" and isinstance(fmt, dict):
+        # The fields the published schema types: a wrong type is the client's mistake.
+        for key, types, required in FORMAT_FIELDS:
+            value = fmt.get(key)
+            if (value is None and not required) or isinstance(value, types):
+                continue
+            raise InvalidRequest(f"text.format.{key} must be {FORMAT_TYPE_NAMES[key]}",
+                                 param=f"text.format.{key}")
         schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
         return {"type": "json_schema", "json_schema": schema}
     raise InvalidRequest("text.format.type must be 'text', 'json_object' or 'json_schema'",
@@ -561,10 +582,14 @@ def schema_overrides() -> dict[str, Any]:
                 "type": {"const": "function"}, "name": _NAME,
                 "description": {"type": "string"}, "parameters": {"type": "object"},
                 "strict": {"type": ["boolean", "null"]}}}}]},
-        "tool_choice": {"anyOf": [_ABSENT, {"enum": ["auto", "none"]}],
+        "tool_choice": {"anyOf": [_ABSENT, {"enum": ["auto", "none", "required"]},
+                                  {"type": "object", "required": ["type", "name"],
+                                   "properties": {"type": {"const": "function"},
+                                                  "name": {"type": "string"}}}],
                         "description": "'required' or a named function: 400 on the "
                                        "embedded tier"},
         "text": {"anyOf": [_ABSENT, {"type": "object", "properties": {"format": {"anyOf": [
+            {"type": "null", "description": "null: plain text, as when absent"},
             {"type": "object", "required": ["type"], "properties": {
                 "type": {"enum": ["text", "json_object"]}}},
             {"type": "object", "required": ["type", "name", "schema"], "properties": {
