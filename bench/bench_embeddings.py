@@ -34,7 +34,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,23 +42,12 @@ from typing import IO, Any
 
 import numpy as np
 
+from _corpus import stdlib_paragraphs
+
 Embed = Callable[[list[str]], np.ndarray]
 SETS = ("short", "paragraph")
 PEER_BATCHES = {"fastembed": (16, 64, 256), "sentence-transformers-onnx": (16, 64, 256)}
 SHORT_WORDS = 6
-
-
-def stdlib_paragraphs(count: int) -> list[str]:
-    texts: list[str] = []
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        for para in path.read_text(errors="ignore").split("\n\n"):
-            text = " ".join(para.split())
-            if 40 <= len(text) <= 1500 and not text.startswith(("import ", "from ", "def ",
-                                                                 "class ", "@")):
-                texts.append(text)
-            if len(texts) >= count:
-                return texts
-    return texts
 
 
 def text_sets(count: int) -> dict[str, list[str]]:

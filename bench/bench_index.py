@@ -23,7 +23,6 @@ import platform
 import random
 import shutil
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _corpus import stdlib_paragraphs
 from bench_embeddings import cpu_model
 from localinfer.rag import Index, load_default_embedder, vectorfile
 from localinfer.rag.bitscan import BIT_CANDIDATES, VectorCache, dot_rows
@@ -51,21 +51,6 @@ WORDS = [
     "pebble", "quartz", "raven", "summit", "timber", "umbrella", "valley", "walnut", "yarrow",
 ]
 CHUNKS_PER_DOC = 50
-
-
-def stdlib_texts(count: int) -> list[str]:
-    """Paragraphs of the Python standard library (bench_embeddings.py's selection, kept
-    here so the index figures stay comparable while that script changes)."""
-    texts: list[str] = []
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        for para in path.read_text(errors="ignore").split("\n\n"):
-            text = " ".join(para.split())
-            if 40 <= len(text) <= 1500 and not text.startswith(("import ", "from ", "def ",
-                                                                 "class ", "@")):
-                texts.append(text)
-            if len(texts) >= count:
-                return texts
-    return texts
 
 
 class FixedQuery:
@@ -226,12 +211,12 @@ def run(work: Path) -> int:
 
     settings = Settings(home=work / "home")
     embedder = load_default_embedder(settings)
-    texts = stdlib_texts(args.base + args.queries)
+    texts = stdlib_paragraphs(args.base + args.queries)
     real = embedder.embed(texts)
     base, queries = real[:args.base], real[args.base:args.base + args.queries]
     # A search is a few words: the keyword side sees each held-out paragraph's first 10.
     query_texts = [" ".join(t.split()[:10]) for t in texts[args.base:args.base + args.queries]]
-    chunk_texts = stdlib_texts(20_000)
+    chunk_texts = stdlib_paragraphs(20_000)
     embed_times = []
     for text in query_texts[:50]:
         started = time.perf_counter()
