@@ -182,3 +182,17 @@ def test_an_empty_index_has_an_empty_file(tmp_path: Path) -> None:
     assert again.vector_candidates(_vectors(1, 1)[0], 5, None) == []
     assert again.vector_source == "file"
     again.close()
+
+
+def test_a_keyword_query_first_does_not_hide_a_write_from_the_vectors(built: Path) -> None:
+    """Each in-memory copy notices a write for itself (one shared mark let the keyword
+    side swallow the change and the vector side serve its old cache)."""
+    reader, writer = _store(built), _store(built)
+    query = _vectors(2, 12)[0]
+    reader.vector_candidates(query, 1, None)
+    _add(writer, "g.txt", _vectors(2, 12))
+    assert reader.keyword_candidates(['"chunk"'], 3, None)
+    (top,) = reader.vector_candidates(query, 1, None)
+    assert reader.chunks([top])[top].path == "/docs/g.txt"
+    reader.close()
+    writer.close()

@@ -28,10 +28,11 @@ import numpy as np
 
 from ..backends.onnx.embedder import Vectors
 from ..errors import LocalInferError
-from . import vectorfile
+from . import postings, vectorfile
 from .bitscan import BIT_CANDIDATES, VectorCache, pack_bits
 from .chunking import Chunk
 from .keywords import KeywordRanker
+from .postings import Postings, PostingsUnavailable, Tokenizer
 
 SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 120.0
@@ -108,12 +109,20 @@ class Store:
         self.db = cast(sqlite3.Connection, conn)
         self._writes = 0
         self._cache: VectorCache | None = None
-        self._cache_version: tuple[int, int] = (-1, -1)
+        # The (data_version, own writes) each in-memory copy last saw, by copy.
+        self._seen: dict[str, tuple[int, int]] = {}
         self._cache_generation = -1
         self.vectors_path = vectorfile.path_for(path)
         # Where the last vector load came from: "file", or why the file was not used.
         self.vector_source = ""
         self.keywords = KeywordRanker(self.db)
+        self.postings_path = postings.path_for(path)
+        self._postings: Postings | None = None
+        self._postings_key: tuple[int, int, int] = (-1, -1, -1)
+        self._tokenizer: Tokenizer | None = None
+        self._module = module
+        # Where the last keyword query's postings came from: "file", or why FTS5 ranked.
+        self.keyword_source = ""
         self._load_vec()
         self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
@@ -175,6 +184,8 @@ class Store:
         self.db.execute("COMMIT")
 
     def close(self) -> None:
+        if self._tokenizer is not None:
+            self._tokenizer.close()
         self.db.close()
 
     # documents -------------------------------------------------------------------
@@ -283,13 +294,15 @@ class Store:
         args: tuple[Any, ...] = (bits, k, collection) if collection else (bits, k)
         return [int(r[0]) for r in self.db.execute(sql, args)]
 
-    def _changed(self) -> bool:
-        """True once after each write, ours or another connection's (SQLite's
-        data_version tells); keyword statistics are dropped then too."""
+    def _changed(self, copy: str = "vectors") -> bool:
+        """True once per in-memory ``copy`` after each write, ours or another
+        connection's (SQLite's data_version tells); keyword statistics are dropped then
+        too. Each copy keeps its own mark: one noticing a write must not hide it from
+        the other."""
         version = (int(self.db.execute("PRAGMA data_version").fetchone()[0]), self._writes)
-        if version == self._cache_version:
+        if version == self._seen.get(copy):
             return False
-        self._cache_version = version
+        self._seen[copy] = version
         self.keywords.invalidate()
         return True
 
@@ -337,10 +350,54 @@ class Store:
             log.warning("could not write the vector file %s: %s", self.vectors_path, exc)
 
     def sync_vectors(self) -> str:
-        """Bring the vector file up to date (after an ingest): "file" if it already was,
-        else why it was rebuilt."""
+        """Bring the vector and keyword files up to date (after an ingest): "file" if
+        the vector file already was, else why it was rebuilt."""
         self._vectors()
+        self.sync_keywords()
         return self.vector_source
+
+    # keywords: BM25 over a copy of FTS5's postings (postings.py), FTS5 as fallback ---
+
+    def _keyword_key(self) -> tuple[int, int, int]:
+        generation, count = self.generation()
+        return generation, count, postings.fts_stamp(self.db)
+
+    def _keyword_index(self) -> Postings | None:
+        """The postings copy when its file matches the index, else None (FTS5 ranks)."""
+        if not self._changed("keywords") and self._postings_key != (-1, -1, -1):
+            return self._postings
+        key = self._keyword_key()
+        if self._postings is not None and key == self._postings_key:
+            return self._postings
+        generation, count, stamp = key
+        loaded = postings.read(self.postings_path, generation=generation, count=count,
+                               stamp=stamp)
+        self._postings, self._postings_key = loaded.postings, key
+        self.keyword_source = "file" if loaded.postings is not None else loaded.why
+        return loaded.postings
+
+    def sync_keywords(self) -> str:
+        """Rebuild the keyword file unless it matches the index: "file" if it did, else
+        why it was rebuilt (or why it could not be: FTS5 then ranks alone)."""
+        if self._keyword_index() is not None:
+            return "file"
+        why = self.keyword_source
+        self.db.execute("BEGIN")  # the key and the postings from one snapshot
+        try:
+            key = self._keyword_key()
+            built = postings.build(self.db)
+        except PostingsUnavailable as exc:
+            log.warning("keyword search stays on FTS5 alone: %s", exc)
+            return f"unavailable: {exc}"
+        finally:
+            self.db.execute("COMMIT")
+        self._postings, self._postings_key = built, key
+        self._changed("keywords")  # our own read is no change
+        try:
+            postings.write(self.postings_path, built, generation=key[0], stamp=key[2])
+        except OSError as exc:
+            log.warning("could not write the keyword file %s: %s", self.postings_path, exc)
+        return why
 
     def embeddings(self, ids: Sequence[int]) -> tuple[list[int], Vectors]:
         if not ids:
@@ -353,8 +410,24 @@ class Store:
 
     def keyword_candidates(self, terms: Sequence[str], k: int,
                            collection: str | None) -> list[int]:
-        """Chunk ids best matching any of ``terms`` (quoted FTS5 phrases), by BM25."""
-        self._changed()
+        """Chunk ids best matching any of ``terms`` (quoted FTS5 phrases), by BM25:
+        scored from the postings copy when it matches the index, else by FTS5."""
+        index = self._keyword_index()
+        if index is not None:
+            if self._tokenizer is None:
+                self._tokenizer = Tokenizer(self._module)
+            tokens = self._tokenizer.tokens([t.strip('"') for t in terms])
+            if None not in tokens:
+                self.keyword_source = "file"
+                return index.top(tokens, k, collection)
+            self.keyword_source = "a query word is several tokens (a phrase)"
+        return self.keyword_candidates_fts(terms, k, collection)
+
+    def keyword_candidates_fts(self, terms: Sequence[str], k: int,
+                               collection: str | None) -> list[int]:
+        """The same ranked by FTS5 (MaxScore over its bm25()): the fallback, and the
+        reference for tests and bench/bench_index.py."""
+        self._changed("fts")
         return self.keywords.top(terms, k, collection)
 
     def keyword_candidates_plain(self, terms: Sequence[str], k: int,
@@ -416,7 +489,7 @@ def _schema(dim: int) -> list[str]:
             added_at REAL NOT NULL,
             PRIMARY KEY(collection, path))""",
         "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
-        "text, heading, tokenize = 'porter unicode61 remove_diacritics 2')",
+        f"text, heading, tokenize = '{postings.TOKENIZE}')",
         "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vec USING vec0("
         f"collection TEXT PARTITION KEY, embedding bit[{dim}])",
     ]

@@ -20,6 +20,7 @@ import os
 import secrets
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,19 +62,24 @@ def _blocks(cache: VectorCache) -> list[bytes]:
 
 
 def write(path: Path, cache: VectorCache, *, dim: int, generation: int) -> None:
-    """Atomically replace ``path`` with ``cache`` (temp file, fsync, rename, fsync dir)."""
+    """Atomically replace ``path`` with ``cache``."""
     blocks = _blocks(cache)
     crc = 0
     for block in blocks:
         crc = zlib.crc32(block, crc)
     names_len = len(json.dumps(list(cache.names)).encode())
     header = _HEADER.pack(MAGIC, dim, len(cache), generation, names_len, crc)
+    write_atomic(path, [header + b"\0" * (HEADER_BYTES - len(header)), *blocks])
+
+
+def write_atomic(path: Path, parts: Iterable[bytes]) -> None:
+    """Replace ``path`` with ``parts`` (temp file, fsync, rename, fsync dir): a reader
+    sees the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "wb") as f:
-            f.write(header + b"\0" * (HEADER_BYTES - len(header)))
-            for block in blocks:
-                f.write(block)
+            for part in parts:
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
