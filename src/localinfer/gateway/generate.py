@@ -25,17 +25,9 @@ from ..types import ChatResponse
 from .context import Gateway
 from .errors import InvalidRequest
 from .honest import find_model, not_found, ollama_model_name
-from .ollama_api import (
-    DONE_REASONS,
-    NDJSONEncoder,
-    OllamaOptions,
-    Timing,
-    _Open,
-    build_chat,
-    chat_fields,
-    now_iso,
-    ollama_answer,
-)
+from .ollama_ndjson import DONE_REASONS, NDJSONEncoder, Timing, now_iso, ollama_answer
+from .ollama_requests import OllamaOptions, _Open
+from .ollama_translate import build_chat, chat_fields
 from .wire import JSONBody, check_model_name, read_model, served_headers
 
 

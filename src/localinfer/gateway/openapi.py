@@ -12,7 +12,7 @@ from .. import __version__
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest
 from .completions import CompletionRequest
 from .generate import OllamaGenerateRequest
-from .ollama_api import (
+from .ollama_requests import (
     OllamaChatRequest,
     OllamaEmbeddingsRequest,
     OllamaEmbedRequest,

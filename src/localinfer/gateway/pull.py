@@ -30,7 +30,7 @@ from ..errors import LocalInferError, ModelNotFound
 from ..settings import Settings
 from .context import Gateway
 from .errors import InvalidRequest
-from .ollama_api import _Open
+from .ollama_requests import _Open
 from .wire import JSONBody, check_model_name, dumps, read_model
 
 NDJSON = "application/x-ndjson"

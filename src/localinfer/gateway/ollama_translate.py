@@ -1,0 +1,104 @@
+"""Ollama requests → OpenAI's shape (``options``, ``format``, messages with images and
+tool calls), served by the same router; OpenAI tool calls → Ollama's (parsed arguments)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from ..types import ChatMessage, ChatRequest
+from .errors import from_validation
+from .ollama_requests import OllamaChatRequest, OllamaMessage, OllamaOptions
+
+# Ollama `options` → OpenAI request fields. Unknown options are dropped: they tune
+# Ollama's runner (num_ctx, num_gpu, ...) and mean nothing to other backends.
+OPTION_FIELDS: dict[str, str] = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "num_predict": "max_tokens",
+    "stop": "stop",
+    "seed": "seed",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "repeat_penalty": "repeat_penalty",
+    "min_p": "min_p",
+}
+
+
+def openai_message(m: OllamaMessage, index: int) -> ChatMessage:
+    content: str | list[dict[str, Any]] | None = m.content
+    if m.images:
+        parts: list[dict[str, Any]] = [{"type": "text", "text": m.content or ""}]
+        parts += [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{img}"}}
+                  for img in m.images]
+        content = parts
+    message = ChatMessage(role=m.role, content=content)
+    if m.tool_calls:
+        message.tool_calls = [
+            {"id": f"call_{index}_{i}", "type": "function",  # type: ignore[misc]
+             "function": {"name": c.function.name,
+                          "arguments": json.dumps(c.function.arguments)}}
+            for i, c in enumerate(m.tool_calls)]
+    if m.role == "tool" and m.tool_name:
+        message.name = m.tool_name
+    return message
+
+
+def response_format(fmt: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    if fmt == "json":
+        return {"type": "json_object"}
+    if isinstance(fmt, dict):
+        return {"type": "json_schema", "json_schema": {"name": "response", "schema": fmt}}
+    return None
+
+
+def chat_fields(options: OllamaOptions | None,
+                fmt: str | dict[str, Any] | None) -> dict[str, Any]:
+    """Ollama's ``options`` and ``format`` as OpenAI request fields."""
+    fields: dict[str, Any] = {}
+    values = options.model_dump(exclude_none=True) if options else {}
+    for option, value in values.items():
+        target = OPTION_FIELDS.get(option)
+        if target is not None:
+            fields[target] = value
+    if isinstance(fields.get("max_tokens"), int) and fields["max_tokens"] <= 0:
+        del fields["max_tokens"]  # Ollama's -1 / -2 mean "no limit"
+    rf = response_format(fmt)
+    if rf is not None:
+        fields["response_format"] = rf
+    return fields
+
+
+def build_chat(body: dict[str, Any]) -> ChatRequest:
+    try:
+        return ChatRequest.model_validate(body)
+    except ValidationError as exc:  # whatever the translation let through: still the caller's
+        raise from_validation(exc) from None
+
+
+def to_chat_request(req: OllamaChatRequest) -> ChatRequest:
+    fields = chat_fields(req.options, req.format)
+    if req.tools:
+        fields["tools"] = req.tools
+    messages = [openai_message(m, i) for i, m in enumerate(req.messages)]
+    return build_chat({"model": req.model, "messages": messages, **fields,
+                       "stream": req.stream})
+
+
+def ollama_tool_calls(calls: list[Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for call in calls:
+        data = call if isinstance(call, dict) else call.model_dump()
+        fn = data.get("function") or {}
+        raw = fn.get("arguments") or "{}"
+        try:
+            args = orjson.loads(raw) if isinstance(raw, str) else raw
+        except orjson.JSONDecodeError:
+            args = {"_raw": raw}  # a model wrote broken JSON; keep it visible
+        out.append({"function": {"name": fn.get("name") or "",
+                                 "arguments": args if isinstance(args, dict) else {"_raw": raw}}})
+    return out
