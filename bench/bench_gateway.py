@@ -2,7 +2,7 @@
 OpenAI-compatible backend on loopback, side by side with LiteLLM's proxy.
 
     .venv/bin/python bench/bench_gateway.py [--requests 2000] [--seconds 5]
-        [--litellm /tmp/litellm-venv/bin/litellm]
+        [--litellm PATH] [--baseline /tmp/gw-base/src] [--growth] [--profile DIR]
 
 Three processes per target: the instant fake backend (raw ASGI on uvicorn, no
 framework), the server under test (`localinfer serve`, or `litellm --config`) and this
@@ -13,6 +13,12 @@ script as the client. Figures:
 2. Non-streamed requests per second with 32 concurrent keep-alive connections.
 3. Streaming: time per chunk of a 400-chunk answer, through the proxy minus direct.
 4. The JSON path: parse a chat body and write a response, stdlib json vs orjson.
+5. ``--baseline SRC``: a second localinfer gateway from another checkout's ``src``
+   (e.g. a git worktree of an older commit) measured in the same run, for before/after.
+6. ``--growth``: a 32-chunk streamed chat with 1, 8, 32 and 128 concurrent streams,
+   direct and through each localinfer gateway (p50 / p99 per stream).
+7. ``--profile DIR``: the gateway under cProfile for 1,000 chats and 200 streams; prints
+   the top functions by own time.
 
 Prints markdown tables with the machine and the command. LiteLLM is installed in its
 own virtualenv (never in ours); without it its rows say why.
@@ -26,6 +32,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -103,8 +110,9 @@ def fake_app() -> Any:
 def serve_fake(port: int) -> None:
     import uvicorn
 
+    # backlog: the growth run opens 128 connections at once.
     uvicorn.run(fake_app(), host="127.0.0.1", port=port, log_level="error",
-                access_log=False)
+                access_log=False, backlog=1024)
 
 
 # -- processes -------------------------------------------------------------------------
@@ -134,7 +142,8 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) ->
 
 @contextmanager
 def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None,
-            log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+            log: Path | None = None,
+            stop: int = signal.SIGTERM) -> Iterator[subprocess.Popen[bytes]]:
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -142,7 +151,7 @@ def process(cmd: list[str], ready_url: str, env: dict[str, str] | None = None,
         wait_http(ready_url, proc)
         yield proc
     finally:
-        proc.terminate()
+        proc.send_signal(stop)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -209,16 +218,20 @@ async def latencies(base: str, path: str, n: int, headers: str) -> list[float]:
 
 
 async def throughput(base: str, path: str, seconds: float, headers: str,
-                     connections: int = 32) -> float:
+                     connections: int = 32) -> tuple[float, float]:
+    """Requests/s and the p99 latency of one request, with ``connections`` at once."""
     conns = [await Conn.open(base) for _ in range(connections)]
     done = 0
     errors = 0
+    samples: list[float] = []
     stop = time.perf_counter() + seconds
 
     async def loop(conn: Conn) -> None:
         nonlocal done, errors
         while time.perf_counter() < stop:
+            start = time.perf_counter()
             status, _ = await conn.post(path, CHAT_BODY, headers)
+            samples.append(time.perf_counter() - start)
             if status == 200:
                 done += 1
             else:
@@ -226,6 +239,7 @@ async def throughput(base: str, path: str, seconds: float, headers: str,
 
     await asyncio.gather(*(loop(c) for c in conns[:4]))  # warm-up round
     done = errors = 0
+    samples.clear()
     stop = time.perf_counter() + seconds
     start = time.perf_counter()
     await asyncio.gather(*(loop(c) for c in conns))
@@ -234,7 +248,32 @@ async def throughput(base: str, path: str, seconds: float, headers: str,
         c.close()
     if errors:
         print(f"  ({errors} non-200 answers from {base})", file=sys.stderr)
-    return done / elapsed
+    return done / elapsed, pct(samples, 0.99)
+
+
+async def concurrent_streams(base: str, path: str, streams: int, rounds: int,
+                             headers: str, chunks: int = 32) -> tuple[float, float]:
+    """p50 and p99 of one whole streamed answer with ``streams`` streams at once."""
+    body = json.dumps({"model": MODEL, "stream": True, "max_tokens": chunks,
+                       "messages": [{"role": "user", "content": "go"}]}).encode()
+    conns = [await Conn.open(base) for _ in range(streams)]
+    samples: list[float] = []
+
+    async def one(conn: Conn, keep: bool) -> None:
+        start = time.perf_counter()
+        status, data = await conn.post(path, body, headers)
+        assert status == 200 and data.rstrip().endswith(b"[DONE]"), data[-200:]
+        if keep:
+            samples.append(time.perf_counter() - start)
+
+    try:
+        await asyncio.gather(*(one(c, False) for c in conns))  # warm-up
+        for _ in range(rounds):
+            await asyncio.gather(*(one(c, True) for c in conns))
+    finally:
+        for c in conns:
+            c.close()
+    return pct(samples, 0.5), pct(samples, 0.99)
 
 
 async def stream_seconds(base: str, path: str, chunks: int, repeats: int,
@@ -287,13 +326,23 @@ def pct(samples: list[float], q: float) -> float:
 
 
 @contextmanager
-def localinfer_gateway(fake: str, home: Path) -> Iterator[tuple[str, int]]:
+def localinfer_gateway(fake: str, home: Path, src: str | None = None,
+                       profile: Path | None = None) -> Iterator[tuple[str, int]]:
+    """``localinfer serve`` in front of the fake; ``src``: import localinfer from that
+    checkout instead (a baseline); ``profile``: run it under cProfile, written there."""
     port = free_port()
-    env = {"LOCALINFER_HOME": str(home), "LOCALINFER_SERVERS": fake,
+    name = "baseline" if src else "gateway"
+    env = {"LOCALINFER_HOME": str(home / name), "LOCALINFER_SERVERS": fake,
            "LOCALINFER_SCAN_DEFAULT_PORTS": "false", "LOCALINFER_EMBEDDED": "off",
            "LOCALINFER_DISCOVERY_TTL": "60", "LOCALINFER_TOKEN": TOKEN}
-    cmd = [sys.executable, "-m", "localinfer.cli.main", "serve", "--port", str(port)]
-    with process(cmd, f"http://127.0.0.1:{port}/health", env, home / "gateway.log") as proc:
+    if src:
+        env["PYTHONPATH"] = src
+    prof = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    cmd = [sys.executable, *prof, "-m", "localinfer.cli.main", "serve", "--port", str(port)]
+    # SIGINT under cProfile: uvicorn re-raises SIGTERM, which would end it unwritten.
+    stop = signal.SIGINT if profile else signal.SIGTERM
+    with process(cmd, f"http://127.0.0.1:{port}/health", env, home / f"{name}.log",
+                 stop) as proc:
         yield f"http://127.0.0.1:{port}", proc.pid
 
 
@@ -351,8 +400,14 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--chunks", type=int, default=400)
-    parser.add_argument("--litellm", default="/tmp/litellm-venv/bin/litellm",
-                        help="litellm executable (its own venv)")
+    parser.add_argument("--litellm", default=default_litellm(),
+                        help="litellm executable (its own venv, or ours)")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="also measure a gateway imported from this src directory")
+    parser.add_argument("--growth", action="store_true",
+                        help="latency vs 1/8/32/128 concurrent streams")
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="profile the gateway(s) instead of benchmarking")
     parser.add_argument("--serve-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake is not None:
@@ -361,40 +416,80 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
+        for sub in ("gateway", "baseline"):
+            (home / sub).mkdir()
         fake_port = free_port()
         fake = f"http://127.0.0.1:{fake_port}"
         rows: dict[str, dict[str, float | str]] = {}
         with process([sys.executable, __file__, "--serve-fake", str(fake_port)],
                      fake + "/v1/models") as fake_proc:
+            if args.profile:
+                return profile_gateways(fake, home, args)
             targets: list[tuple[str, Callable[[], Any]]] = [
                 ("localinfer gateway", lambda: localinfer_gateway(fake, home))]
+            if args.baseline:
+                targets.append(("localinfer gateway (baseline)",
+                                lambda: localinfer_gateway(fake, home, args.baseline)))
             if shutil.which(args.litellm) or Path(args.litellm).exists():
                 targets.append(("LiteLLM proxy", lambda: litellm_proxy(args.litellm, fake,
                                                                        home)))
             else:
                 rows["LiteLLM proxy"] = {"note": f"not installed ({args.litellm})"}
-            direct = measure(fake, fake_proc.pid, "", args)
+            direct = measure(fake, fake_proc.pid, "", args, args.growth)
             rows["direct (fake backend)"] = direct
             for name, start in targets:
                 try:
                     with start() as (url, pid):
-                        rows[name] = measure(url, pid, AUTH, args)
+                        rows[name] = measure(url, pid, AUTH, args,
+                                             args.growth and name.startswith("localinfer"))
                 except (RuntimeError, OSError, AssertionError) as exc:
                     rows[name] = {"note": f"failed: {exc}"}
         report(rows, direct, args)
     return 0
 
 
-def measure(base: str, pid: int, headers: str, args: argparse.Namespace) -> dict[str, Any]:
+def default_litellm() -> str:
+    own = Path("/tmp/litellm-venv/bin/litellm")
+    return str(own) if own.exists() else str(Path(sys.executable).parent / "litellm")
+
+
+GROWTH = (1, 8, 32, 128)
+
+
+def measure(base: str, pid: int, headers: str, args: argparse.Namespace,
+            growth: bool = False) -> dict[str, Any]:
     path = "/v1/chat/completions"
     cpu = cpu_seconds(pid)
     lat = asyncio.run(latencies(base, path, args.requests, headers))
     # CPU the server spent per request: unlike wall time, not skewed by other load.
     cpu_per = (cpu_seconds(pid) - cpu) / (args.requests + max(100, args.requests // 10))
-    rps = asyncio.run(throughput(base, path, args.seconds, headers))
+    rps, p99_32 = asyncio.run(throughput(base, path, args.seconds, headers))
     stream = asyncio.run(stream_seconds(base, path, args.chunks, 10, headers))
-    return {"p50": pct(lat, 0.5) * 1e3, "p99": pct(lat, 0.99) * 1e3, "rps": rps,
-            "stream": stream, "cpu": cpu_per * 1e6}
+    row = {"p50": pct(lat, 0.5) * 1e3, "p99": pct(lat, 0.99) * 1e3, "rps": rps,
+           "p99_32": p99_32 * 1e3, "stream": stream, "cpu": cpu_per * 1e6}
+    if growth:  # not LiteLLM's: 128 streams through it would take minutes
+        for n in GROWTH:
+            rounds = max(3, 256 // n)
+            p50, p99 = asyncio.run(concurrent_streams(base, path, n, rounds, headers))
+            row[f"s{n}"] = (p50 * 1e3, p99 * 1e3)
+    return row
+
+
+def profile_gateways(fake: str, home: Path, args: argparse.Namespace) -> int:
+    import pstats
+
+    args.profile.mkdir(parents=True, exist_ok=True)
+    sources = [("new", None)] + ([("baseline", args.baseline)] if args.baseline else [])
+    path = "/v1/chat/completions"
+    for name, src in sources:
+        out = args.profile / f"{name}.prof"
+        with localinfer_gateway(fake, home, src, profile=out) as (url, _pid):
+            asyncio.run(latencies(url, path, 1000, AUTH))
+            asyncio.run(stream_seconds(url, path, 32, 200, AUTH))
+        stats = pstats.Stats(str(out))
+        print(f"\n## {name} ({src or 'this checkout'}): top 30 by own time\n")
+        stats.sort_stats("tottime").print_stats(30)
+    return 0
 
 
 def report(rows: dict[str, dict[str, Any]], direct: dict[str, Any],
@@ -404,20 +499,34 @@ def report(rows: dict[str, dict[str, Any]], direct: dict[str, Any],
           f"{os.cpu_count()} cores, Python {platform.python_version()})\n")
     print(f"Command: `python bench/bench_gateway.py --requests {args.requests} "
           f"--seconds {args.seconds:g} --chunks {args.chunks}`\n")
+    print(f"Load average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     print("| target | p50 ms | p99 ms | added p50 ms | server CPU µs/req | req/s (32 conns) | "
-          f"per-chunk added µs ({args.chunks} chunks) |")
-    print("|---|---|---|---|---|---|---|")
+          f"p99 ms (32 conns) | per-chunk added µs ({args.chunks} chunks) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, row in rows.items():
         if "note" in row:
-            print(f"| {name} | {row['note']} | | | | | |")
+            print(f"| {name} | {row['note']} | | | | | | |")
             continue
         added = row["p50"] - direct["p50"]
         chunk = (row["stream"] - direct["stream"]) / args.chunks * 1e6
         print(f"| {name} | {row['p50']:.3f} | {row['p99']:.3f} | {added:.3f} | "
-              f"{row['cpu']:.0f} | {row['rps']:.0f} | {chunk:.1f} |")
+              f"{row['cpu']:.0f} | {row['rps']:.0f} | {row['p99_32']:.2f} | {chunk:.1f} |")
     gw, lite = rows.get("localinfer gateway", {}), rows.get("LiteLLM proxy", {})
     if "rps" in gw and "rps" in lite:
         print(f"\nThroughput: localinfer {gw['rps'] / lite['rps']:.1f}× LiteLLM's.")
+    base = rows.get("localinfer gateway (baseline)", {})
+    if "rps" in gw and "rps" in base:
+        print(f"Against the baseline: added p50 {gw['p50'] - direct['p50']:.3f} vs "
+              f"{base['p50'] - direct['p50']:.3f} ms, CPU {gw['cpu']:.0f} vs "
+              f"{base['cpu']:.0f} µs/request, {gw['rps'] / base['rps']:.2f}× its req/s.")
+    if args.growth:
+        print("\n| concurrent streams (32 chunks each) | "
+              + " | ".join(f"{n}: p50 / p99 ms" for n in GROWTH) + " |")
+        print("|---|" + "---|" * len(GROWTH))
+        for name, row in rows.items():
+            if "s1" in row:
+                print(f"| {name} | " + " | ".join(
+                    "{:.2f} / {:.2f}".format(*row[f"s{n}"]) for n in GROWTH) + " |")
     print("\n| JSON path (µs per call) | json + pydantic | orjson / pydantic-core |")
     print("|---|---|---|")
     for name, slow, fast in json_path():

@@ -8,6 +8,7 @@ It records scheme, host, port and path only: never query strings, headers or bod
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import json
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import orjson
 
 from .errors import (
     BackendError,
@@ -94,8 +96,10 @@ class EgressPolicy:
         network = network_class(host)
         return "device" if network == "loopback" else "lan" if network == "private" else "remote"
 
-    def check(self, url: httpx.URL) -> None:
-        if network_class(url.host) == "loopback":
+    def check(self, url: httpx.URL, network: NetworkClass | None = None) -> None:
+        """Refuse a destination before any connection is made; ``network``: its class,
+        when the caller has it already (the direct client computes it once)."""
+        if (network or network_class(url.host)) == "loopback":
             return
         if self.offline:
             raise EgressBlocked(
@@ -146,6 +150,21 @@ class _CountingStream(httpx.AsyncByteStream):
             self._finish(None)
 
 
+def _record(policy: EgressPolicy, tier: Tier, purpose: Purpose, method: str, url: httpx.URL,
+            path: str, sent: int, received: int, status: int | None,
+            error: str | None) -> None:
+    """One egress record, the same from the httpx clients and the direct client."""
+    port = _port(url)
+    policy.record(EgressRecord(
+        time=time.time(), method=method, scheme=url.scheme, host=url.host,
+        port=port, path=path, bytes_sent=sent, bytes_received=received,
+        status=status, network=network_class(url.host), tier=tier,
+        purpose=purpose, error=error,
+        trust=policy.trust_class(url.host, port, tier),
+        client=client_name(),
+    ))
+
+
 class GuardedTransport(httpx.AsyncBaseTransport):
     """Wraps the real transport: checks the policy first, records after."""
 
@@ -158,15 +177,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     def _record(self, request: httpx.Request, sent: int, received: int, status: int | None,
                 error: str | None) -> None:
-        url = request.url
-        self._policy.record(EgressRecord(
-            time=time.time(), method=request.method, scheme=url.scheme, host=url.host,
-            port=_port(url), path=url.path, bytes_sent=sent, bytes_received=received,
-            status=status, network=network_class(url.host), tier=self._tier,
-            purpose=self._purpose, error=error,
-            trust=self._policy.trust_class(url.host, _port(url), self._tier),
-            client=client_name(),
-        ))
+        _record(self._policy, self._tier, self._purpose, request.method, request.url,
+                request.url.path, sent, received, status, error)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self._policy.check(request.url)
@@ -232,11 +244,246 @@ def make_client(
     )
 
 
-def _error_message(response: httpx.Response) -> str:
+# -- the direct client: inference calls to plain-HTTP servers ------------------------------
+
+UpstreamKind = Literal["connect", "timeout", "closed", "status", "other"]
+# Connections kept per server, as httpx's default pool did before.
+POOL_LIMIT = 100
+
+
+class UpstreamError(Exception):
+    """A failure of the direct client, sorted for ``backend_error`` (one message table)."""
+
+    def __init__(self, kind: UpstreamKind, detail: str, *, status: int | None = None,
+                 body: bytes = b"", reason: str = "") -> None:
+        super().__init__(detail)
+        self.kind, self.detail = kind, detail
+        self.status, self.body, self.reason = status, body, reason
+
+
+def _upstream_kind(exc: BaseException) -> UpstreamKind | None:
+    """Which kind of failure an aiohttp exception is; None for anything else."""
+    import aiohttp
+
+    # Order matters: a connect timeout is a timeout, a refused connect a connect error.
+    for kind, types in (
+        ("timeout", (TimeoutError, aiohttp.ServerTimeoutError)),
+        ("connect", (aiohttp.ClientConnectorError,)),
+        ("closed", (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+                    aiohttp.ClientOSError)),
+        ("other", (aiohttp.ClientError,)),
+    ):
+        if isinstance(exc, types):
+            return kind  # type: ignore[return-value]
+    return None
+
+
+def json_bytes(value: Any) -> bytes:
+    """A request body: orjson, or the standard library for what orjson refuses
+    (integers past 64 bits in a pass-through option)."""
     try:
-        body = response.json()
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value).encode()
+
+
+class Upstream:
+    """aiohttp directly, for the calls every gateway request makes to a plain-HTTP
+    server (chat, streamed chat): no httpx request and response models and no transport
+    adapter between us and aiohttp — about half the gateway's CPU went there
+    (docs/benchmarks.md). Connections are kept alive and reused.
+
+    The privacy promise is the same as ``make_client``'s: the egress policy is asked
+    before every request (not only when a connection opens, so offline mode or a broken
+    ledger stops a pooled connection too) and every request is recorded — method, host,
+    port, path, bytes each way, status or error. No redirects, no proxy from the
+    environment, no cookies kept, no ``Accept-Encoding`` (so the bytes counted are the
+    bytes sent)."""
+
+    def __init__(self, policy: EgressPolicy, *, tier: Tier, base_url: str,
+                 connect_timeout: float = 3.0, read_timeout: float | None = 600.0,
+                 headers: dict[str, str] | None = None, purpose: Purpose = "backend") -> None:
+        self._policy, self._tier, self._purpose = policy, tier, purpose
+        self._base = base_url.rstrip("/")
+        self._url = httpx.URL(self._base)
+        self._network = network_class(self._url.host)
+        self._prefix = self._url.path.rstrip("/")
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
+        self._headers = {"user-agent": "localinfer", "content-type": "application/json",
+                         **(headers or {})}
+        self._session: Any = None
+        self._targets: dict[str, Any] = {}
+        self._timeouts: dict[float | None, Any] = {}
+
+    def _open(self) -> Any:
+        # Made on first use: an aiohttp session belongs to the running event loop.
+        if self._session is None or self._session.closed:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=POOL_LIMIT),
+                headers=self._headers, trust_env=False,
+                skip_auto_headers=("Accept-Encoding",),
+                cookie_jar=aiohttp.DummyCookieJar())
+        return self._session
+
+    def _target(self, path: str) -> Any:
+        # Parsed once per path, not once per request.
+        target = self._targets.get(path)
+        if target is None:
+            import yarl
+
+            target = self._targets[path] = yarl.URL(self._base + path)
+        return target
+
+    def _timeout(self, read: float | None) -> Any:
+        timeout = self._timeouts.get(read)
+        if timeout is None:
+            import aiohttp
+
+            timeout = self._timeouts[read] = aiohttp.ClientTimeout(
+                total=None, sock_connect=self._connect_timeout, sock_read=read)
+        return timeout
+
+    def _record(self, path: str, sent: int, received: int, status: int | None,
+                error: str | None) -> None:
+        _record(self._policy, self._tier, self._purpose, "POST", self._url,
+                self._prefix + path, sent, received, status, error)
+
+    async def post(self, path: str, body: bytes, *,
+                   read_timeout: float | None = None) -> bytes:
+        """POST ``body``; the whole answer, or UpstreamError (a status >= 400 too)."""
+        exchange = Exchange(self, path, body, read_timeout)
+        async with exchange:
+            return await exchange.read()
+
+    def stream(self, path: str, body: bytes, *, read_timeout: float | None = None) -> Exchange:
+        """``async with upstream.stream(...) as exchange:`` then ``exchange.lines()``;
+        a status >= 400 raises UpstreamError on entry."""
+        return Exchange(self, path, body, read_timeout)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class Exchange:
+    """One request and its answer through ``Upstream``: checked on entry, recorded on
+    exit (bytes counted as they are read), aiohttp failures turned into UpstreamError."""
+
+    def __init__(self, upstream: Upstream, path: str, body: bytes,
+                 read_timeout: float | None) -> None:
+        self._up, self._path, self._body = upstream, path, body
+        self._read_timeout = upstream._read_timeout if read_timeout is None else read_timeout
+        self.status: int | None = None
+        self.received = 0
+        self._context: Any = None
+        self._response: Any = None
+
+    async def __aenter__(self) -> Exchange:
+        up = self._up
+        up._policy.check(up._url, up._network)
+        try:
+            self._context = up._open().post(
+                up._target(self._path), data=self._body, allow_redirects=False,
+                timeout=up._timeout(self._read_timeout))
+            response = self._response = await self._context.__aenter__()
+            self.status = response.status
+            if response.status >= 400:
+                body = await self.read()
+                raise UpstreamError("status", f"HTTP {response.status}",
+                                    status=response.status, body=body,
+                                    reason=response.reason or "")
+        except BaseException as exc:
+            converted = _converted(exc)
+            await self.__aexit__(type(converted), converted, None)
+            if converted is exc:
+                raise
+            raise converted from exc
+        return self
+
+    async def read(self) -> bytes:
+        try:
+            data: bytes = await self._response.read()
+        except Exception as exc:
+            converted = _converted(exc)
+            if converted is exc:
+                raise
+            raise converted from exc
+        self.received += len(data)
+        return data
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """The answer's lines without their line ends (``\\n`` or ``\\r\\n``; a bare
+        ``\\r`` is not a line end here: no OpenAI-compatible server sends one)."""
+        content = self._response.content
+        rest = b""
+        try:
+            async for data in content.iter_any():
+                self.received += len(data)
+                if b"\n" not in data:
+                    rest += data
+                    continue
+                *complete, rest = (rest + data).split(b"\n") if rest else data.split(b"\n")
+                for line in complete:
+                    yield line[:-1] if line.endswith(b"\r") else line
+        except Exception as exc:
+            converted = _converted(exc)
+            if converted is exc:
+                raise
+            raise converted from exc
+        if rest:
+            yield rest[:-1] if rest.endswith(b"\r") else rest
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: Any) -> None:
+        context, self._context = self._context, None
+        if context is None:
+            return
+        try:
+            if self._response is not None:
+                # An answer not read to the end closes its connection: that is what
+                # stops a server generating for a client that left.
+                await context.__aexit__(exc_type, exc, tb)
+        finally:
+            self._up._record(self._path, len(self._body), self.received, self.status,
+                             _wire_error(exc))
+
+
+def _converted(exc: BaseException) -> BaseException:
+    if isinstance(exc, UpstreamError):
+        return exc
+    kind = _upstream_kind(exc)
+    if kind is None:
+        return exc
+    detail = type(exc).__name__ if kind == "timeout" else f"{type(exc).__name__}: {exc}"
+    converted = UpstreamError(kind, detail)
+    converted.__cause__ = exc
+    return converted
+
+
+def _wire_error(exc: BaseException | None) -> str | None:
+    """What the ledger calls a failure: the wire's (a refused connect, a reset, a
+    timeout, a cancelled read), as the httpx transport records it; not an HTTP status
+    (recorded as such) nor the caller's own exceptions after a good answer."""
+    if isinstance(exc, UpstreamError):
+        if exc.kind == "status":
+            return None
+        return type(exc.__cause__).__name__ if exc.__cause__ is not None else exc.kind
+    if isinstance(exc, asyncio.CancelledError):
+        return "CancelledError"
+    return None
+
+
+def _error_message(response: httpx.Response) -> str:
+    return _error_text(response.content, response.reason_phrase)
+
+
+def _error_text(content: bytes, reason: str) -> str:
+    try:
+        body = json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.text[:300].strip() or response.reason_phrase
+        return content.decode("utf-8", "replace")[:300].strip() or reason
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict):
@@ -250,12 +497,12 @@ def _error_message(response: httpx.Response) -> str:
 _CONTEXT_ERRORS = ("exceed_context_size_error", "context_length_exceeded")
 
 
-def _context_exceeded(response: httpx.Response) -> tuple[int | None, int | None] | None:
+def _context_exceeded(status: int, content: bytes) -> tuple[int | None, int | None] | None:
     """(prompt tokens, context size) when a 400 says the prompt is too long."""
-    if response.status_code != 400:
+    if status != 400:
         return None
     try:
-        err = response.json().get("error")
+        err = json.loads(content).get("error")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return None
     if not isinstance(err, dict) or not ({err.get("type"), err.get("code")} & set(_CONTEXT_ERRORS)
@@ -269,6 +516,8 @@ def backend_error(exc: Exception, backend: str, base_url: str) -> BackendError:
     """Turn a transport or HTTP failure into one readable BackendError."""
     if isinstance(exc, BackendError):
         return exc
+    if isinstance(exc, UpstreamError):
+        return _upstream_error(exc, backend, base_url)
     if isinstance(exc, httpx.ConnectError):
         return BackendError(f"cannot connect to {backend} at {base_url}: is the server running?",
                             backend=backend)
@@ -277,7 +526,7 @@ def backend_error(exc: Exception, backend: str, base_url: str) -> BackendError:
                               backend=backend)
     if isinstance(exc, httpx.HTTPStatusError):
         status = exc.response.status_code
-        too_long = _context_exceeded(exc.response)
+        too_long = _context_exceeded(status, exc.response.content)
         if too_long is not None:
             return ContextLengthExceeded(backend, *too_long, backend=backend)
         return BackendError(f"{backend} answered {status}: {_error_message(exc.response)}",
@@ -291,6 +540,27 @@ def backend_error(exc: Exception, backend: str, base_url: str) -> BackendError:
     return BackendError(f"{backend}: {type(exc).__name__}: {exc}", backend=backend)
 
 
+def _upstream_error(exc: UpstreamError, backend: str, base_url: str) -> BackendError:
+    """``backend_error`` for the direct client: the same messages as its httpx twin."""
+    if exc.kind == "connect":
+        return BackendError(f"cannot connect to {backend} at {base_url}: is the server running?",
+                            backend=backend)
+    if exc.kind == "timeout":
+        return BackendTimeout(f"{backend} at {base_url} timed out ({exc.detail})",
+                              backend=backend)
+    if exc.kind == "status" and exc.status is not None:
+        too_long = _context_exceeded(exc.status, exc.body)
+        if too_long is not None:
+            return ContextLengthExceeded(backend, *too_long, backend=backend)
+        return BackendError(f"{backend} answered {exc.status}: "
+                            f"{_error_text(exc.body, exc.reason)}",
+                            backend=backend, status=exc.status)
+    if exc.kind == "closed":
+        return BackendError(f"{backend} at {base_url} closed the connection mid-response: "
+                            "the answer is incomplete", backend=backend)
+    return BackendError(f"{backend} at {base_url}: {exc.detail}", backend=backend)
+
+
 async def raise_for_status(response: httpx.Response) -> None:
     if response.is_error:
         await response.aread()
@@ -301,25 +571,38 @@ async def iter_sse(response: httpx.Response, *, source: str = "the server") -> A
     """Yield the ``data:`` payloads of a server-sent-event stream, ending at ``[DONE]``.
     A stream that ends without ``[DONE]`` raises StreamTruncated after its last payload
     (a caller that accepts another end marker, e.g. a ``finish_reason``, catches it)."""
-    data: list[str] = []
-    async for line in response.aiter_lines():
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for line in response.aiter_lines():
+            yield line.encode()
+
+    async for payload in sse_payloads(lines(), source=source):
+        yield payload.decode("utf-8", "replace")
+
+
+async def sse_payloads(lines: AsyncIterator[bytes], *,
+                       source: str = "the server") -> AsyncIterator[bytes]:
+    """``iter_sse`` over lines of bytes (no line ends), yielding payload bytes: the
+    direct client's path, where the bytes may be sent on untouched."""
+    data: list[bytes] = []
+    async for line in lines:
         if not line:
             if data:
-                payload = "\n".join(data)
+                payload = data[0] if len(data) == 1 else b"\n".join(data)
                 data = []
-                if payload.strip() == "[DONE]":
+                if payload.strip() == b"[DONE]":
                     return
                 yield payload
             continue
-        if line.startswith(":"):
+        if line.startswith(b":"):
             continue
-        name, _, value = line.partition(":")
-        if name == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
+        name, _, value = line.partition(b":")
+        if name == b"data":
+            data.append(value[1:] if value.startswith(b" ") else value)
     if data:
-        if "\n".join(data).strip() == "[DONE]":
+        if b"\n".join(data).strip() == b"[DONE]":
             return
-        yield "\n".join(data)
+        yield b"\n".join(data)
     raise StreamTruncated(f"{source} closed the stream before its end marker ([DONE]): "
                           "the answer is incomplete", before_first_token=False)
 

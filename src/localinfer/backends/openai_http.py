@@ -1,4 +1,10 @@
-"""One backend for every server that speaks OpenAI's ``/v1`` API, local or remote."""
+"""One backend for every server that speaks OpenAI's ``/v1`` API, local or remote.
+
+Chat and streamed chat to a plain-HTTP server (every local server) go through the direct
+client (``http.Upstream``: aiohttp with the same egress check and record), and replies
+keep the server's bytes for the gateway to pass on (``passthrough``). HTTPS (remote
+providers), an injected transport (tests) and a per-request auth hook keep httpx.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,16 @@ from collections.abc import Sequence
 import httpx
 
 from ..errors import BackendError, StreamTruncated
-from ..http import EgressPolicy, backend_error, iter_sse, make_client, raise_for_status
+from ..http import (
+    EgressPolicy,
+    Upstream,
+    backend_error,
+    iter_sse,
+    json_bytes,
+    make_client,
+    raise_for_status,
+    sse_payloads,
+)
 from ..types import (
     ChatChunk,
     ChatRequest,
@@ -20,6 +35,10 @@ from ..types import (
     Tier,
 )
 from .base import Backend
+from .passthrough import chunk_from_wire, reply_from_wire
+
+# A payload that may be an in-band error event (`{"error": ...}`), read as a dict first.
+_ERROR_KEY = b'"error"'
 
 
 class OpenAIHTTPBackend(Backend):
@@ -55,6 +74,15 @@ class OpenAIHTTPBackend(Backend):
             policy, tier=tier, base_url=self.api_base, connect_timeout=connect_timeout,
             read_timeout=first_token_timeout, headers=headers, transport=transport,
         )
+        self._direct = (Upstream(policy, tier=tier, base_url=self.api_base,
+                                 connect_timeout=connect_timeout,
+                                 read_timeout=first_token_timeout, headers=headers)
+                        if transport is None and self.api_base.startswith("http://") else None)
+
+    def _upstream(self) -> Upstream | None:
+        # An httpx auth hook (a host's token read from the environment per request)
+        # lives on the httpx client: such a backend keeps using it.
+        return self._direct if self._http.auth is None else None
 
     def set_known_models(self, models: Sequence[ModelInfo]) -> None:
         """Discovery already listed this server's models; reuse them instead of asking."""
@@ -73,7 +101,13 @@ class OpenAIHTTPBackend(Backend):
                 for m in data if isinstance(m, dict) and "id" in m]
 
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
+        direct = self._upstream()
         try:
+            if direct is not None:
+                data = await direct.post("/chat/completions",
+                                         json_bytes(request.wire(model=model, stream=False)),
+                                         read_timeout=self._request_timeout)
+                return reply_from_wire(data)
             response = await self._http.post(
                 "/chat/completions", json=request.wire(model=model, stream=False),
                 timeout=httpx.Timeout(self._request_timeout, connect=self._http.timeout.connect),
@@ -85,6 +119,11 @@ class OpenAIHTTPBackend(Backend):
 
     async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         body = request.wire(model=model, stream=True)
+        direct = self._upstream()
+        if direct is not None:
+            async for chunk in self._stream_direct(direct, json_bytes(body)):
+                yield chunk
+            return
         started = finished = False
         try:
             async with self._http.stream("POST", "/chat/completions", json=body) as response:
@@ -111,6 +150,34 @@ class OpenAIHTTPBackend(Backend):
             err.before_first_token = not started
             raise err from exc
 
+    async def _stream_direct(self, direct: Upstream, body: bytes) -> ChatStream:
+        """``stream_chat`` over the direct client: the same failures, the same errors."""
+        started = finished = False
+        try:
+            async with direct.stream("/chat/completions", body) as exchange:
+                try:
+                    async for payload in sse_payloads(exchange.lines(), source=self.name):
+                        if _ERROR_KEY in payload:
+                            data = json.loads(payload)
+                            if isinstance(data, dict) and "error" in data:
+                                raise BackendError(
+                                    f"{self.name}: {data['error']}", backend=self.name,
+                                    before_first_token=not started)
+                        chunk = chunk_from_wire(payload)
+                        started = True
+                        finished = finished or any(c.finish_reason for c in chunk.choices)
+                        yield chunk
+                except StreamTruncated as exc:
+                    if not finished:  # a finish_reason is an end marker too
+                        exc.backend, exc.before_first_token = self.name, not started
+                        raise
+        except BackendError:
+            raise
+        except Exception as exc:
+            err = backend_error(exc, self.name, self.api_base)
+            err.before_first_token = not started
+            raise err from exc
+
     async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
         body = request.model_dump(exclude_none=True)
         body["model"] = model
@@ -123,3 +190,5 @@ class OpenAIHTTPBackend(Backend):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._direct is not None:
+            await self._direct.aclose()

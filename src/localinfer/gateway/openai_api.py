@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..backends.passthrough import wire_bytes
 from ..types import ChatRequest, EmbeddingRequest, EmbeddingResponse, ModelInfo, Usage
 from .context import Gateway
 from .errors import InvalidRequest
@@ -91,7 +92,11 @@ class OpenAIRoutes:
         for choice in reply.choices:
             # SDKs type finish_reason as required; a backend that left it out stopped.
             choice.finish_reason = choice.finish_reason or "stop"
-        return JSONBody(reply, headers=served_headers(reply.backend, reply.tier))
+        headers = served_headers(reply.backend, reply.tier)
+        wire = wire_bytes(reply)  # the server's own bytes, when they need no change
+        if wire is not None:
+            return Response(wire, media_type="application/json", headers=headers)
+        return JSONBody(reply, headers=headers)
 
     async def embeddings(self, request: Request) -> Response:
         gw = self.gw

@@ -18,6 +18,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ..backends.passthrough import forget_wire, wire_bytes
 from ..errors import BackendError, BackendTimeout, LocalInferError
 from ..types import ChatChunk, ChatStream, Usage
 from .errors import openai_error
@@ -70,6 +71,7 @@ class SSEEncoder:
         if chunk.usage is not None:
             self.usage = chunk.usage
             chunk.usage = None
+            forget_wire(chunk)  # changed: its server's bytes no longer say it
         self.last = chunk
         if not chunk.choices:
             return b""  # a usage-only chunk from upstream: sent once, at the end
@@ -77,7 +79,8 @@ class SSEEncoder:
         return self.frame(chunk)
 
     def frame(self, chunk: ChatChunk) -> bytes:
-        return b"data: " + dumps(chunk) + b"\n\n"
+        # The server's own bytes when nothing needs translating (backends/passthrough).
+        return b"data: " + (wire_bytes(chunk) or dumps(chunk)) + b"\n\n"
 
     def usage_chunk(self) -> bytes:
         last = self.last

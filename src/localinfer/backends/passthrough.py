@@ -1,0 +1,60 @@
+"""Replies that keep the server's own bytes, so the gateway can send them on untouched.
+
+Parsing a reply is still needed (routing, failover, usage, the Ollama and Responses
+dialects read it), but writing it again is not when the client asked in the server's
+own dialect: OpenAI's chat route in front of an OpenAI-compatible server. A reply keeps
+its bytes only when they already hold every field a re-serialised reply would have
+filled in (ids, object, created, indexes, the finish reason), so passing them on changes
+nothing a client can rely on. Whoever changes such a reply after parsing must call
+``forget_wire`` (the gateway's SSE encoder does, when it moves usage to its own chunk).
+"""
+
+from __future__ import annotations
+
+from pydantic import PrivateAttr
+
+from ..types import ChatChunk, ChatResponse
+
+# What the models would otherwise default (a fresh id, the time, index 0).
+_TOP = frozenset({"id", "object", "created", "model", "choices"})
+_CHOICE = frozenset({"index"})
+_DELTA = frozenset({"index", "delta"})
+
+
+class WireChatResponse(ChatResponse):
+    _wire: bytes | None = PrivateAttr(default=None)
+
+
+class WireChatChunk(ChatChunk):
+    _wire: bytes | None = PrivateAttr(default=None)
+
+
+def reply_from_wire(data: bytes) -> ChatResponse:
+    """A server's non-streamed answer, parsed, keeping its bytes where they will do."""
+    reply = WireChatResponse.model_validate_json(data)
+    if reply.model_fields_set >= _TOP and all(
+            c.finish_reason and c.model_fields_set >= _CHOICE for c in reply.choices):
+        reply._wire = data
+    return reply
+
+
+def chunk_from_wire(payload: bytes) -> ChatChunk:
+    """One streamed chunk (an SSE ``data:`` payload), keeping its bytes where they will
+    do: one line only, so they can never split into two events."""
+    chunk = WireChatChunk.model_validate_json(payload)
+    if (chunk.model_fields_set >= _TOP and b"\n" not in payload and b"\r" not in payload
+            and all(c.model_fields_set >= _DELTA for c in chunk.choices)):
+        chunk._wire = payload
+    return chunk
+
+
+def wire_bytes(value: ChatResponse | ChatChunk) -> bytes | None:
+    """The server's bytes for ``value``, or None: serialise it yourself."""
+    if isinstance(value, WireChatResponse | WireChatChunk):
+        return value._wire
+    return None
+
+
+def forget_wire(value: ChatResponse | ChatChunk) -> None:
+    if isinstance(value, WireChatResponse | WireChatChunk):
+        value._wire = None
