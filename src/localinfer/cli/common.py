@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,24 @@ def model_arg(args: argparse.Namespace) -> str | None:
     if is_model_file(model):
         return safe_resolve(Path(str(model))).name
     return model
+
+
+def add_json_flag(parser: argparse.ArgumentParser,
+                  help: str = "machine-readable output") -> None:
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def add_verb(verbs: Any, name: str, func: Callable[[argparse.Namespace], int], help: str,
+             *, description: str | None = None,
+             json_flag: bool = False) -> argparse.ArgumentParser:
+    """One `localinfer NOUN VERB` subcommand bound to its handler; the caller adds the
+    verb's own arguments to the parser returned."""
+    parser: argparse.ArgumentParser = verbs.add_parser(name, help=help,
+                                                       description=description)
+    parser.set_defaults(func=func)
+    if json_flag:
+        add_json_flag(parser)
+    return parser
 
 
 def print_json(value: Any) -> None:

@@ -17,7 +17,7 @@ from ..errors import UsageError
 from ..http import network_class
 from ..remote import ProviderStore, RemoteProvider
 from ..settings import Settings
-from .common import confirm, note, print_json, print_table
+from .common import add_verb, confirm, note, print_json, print_table
 
 
 def register(sub: Any) -> None:
@@ -25,22 +25,18 @@ def register(sub: Any) -> None:
                        description="Without a consent grant, a remote provider receives no "
                        "connection at all. Sensitive requests never go remote, grant or not.")
     csub = p.add_subparsers(dest="consent_command", metavar="ACTION", required=True)
-    grant = csub.add_parser("grant", help="allow a remote provider",
-                            description="Allow requests that no local tier can serve to go "
-                            "to remote provider NAME. On a terminal, shows what would be sent "
-                            "where and asks.")
+    grant = add_verb(csub, "grant", run_grant, "allow a remote provider",
+                     description="Allow requests that no local tier can serve to go to "
+                     "remote provider NAME. On a terminal, shows what would be sent where "
+                     "and asks.")
     grant.add_argument("name", help="a provider from `localinfer remote list`")
     grant.add_argument("--for", dest="duration", metavar="DURATION",
                        help="expire after this long (e.g. 30m, 1h, 7d); default: until revoked")
     grant.add_argument("--yes", "-y", action="store_true",
                        help="grant without asking (for scripts)")
-    grant.set_defaults(func=run_grant)
-    revoke = csub.add_parser("revoke", help="withdraw a grant (takes effect at once)")
+    revoke = add_verb(csub, "revoke", run_revoke, "withdraw a grant (takes effect at once)")
     revoke.add_argument("name")
-    revoke.set_defaults(func=run_revoke)
-    ls = csub.add_parser("list", help="list grants with time and expiry")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=run_list)
+    add_verb(csub, "list", run_list, "list grants with time and expiry", json_flag=True)
 
 
 def _when(t: float | None) -> str:

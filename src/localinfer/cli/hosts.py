@@ -9,7 +9,7 @@ from ..errors import UsageError
 from ..hosts.configfile import editing, read_hosts, write_hosts
 from ..hosts.spec import HostSpec, HostSpecError, declared_hosts, make_spec
 from ..settings import Settings
-from .common import print_json, print_table
+from .common import add_verb, print_json, print_table
 
 
 def register(sub: Any) -> None:
@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
                        "your machines over a network; sensitive requests go only to device "
                        "hosts and hosts added with --trusted.")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    add = verbs.add_parser("add", help="add (or replace, by name) a host")
+    add = add_verb(verbs, "add", run_add, "add (or replace, by name) a host")
     add.add_argument("url", help="the server's base URL, e.g. http://192.168.1.20:11434")
     add.add_argument("--name", help="a short name (default: host:port)")
     add.add_argument("--trust", choices=("device", "lan"),
@@ -34,13 +34,9 @@ def register(sub: Any) -> None:
                      help="tie-breaker between equally busy hosts (higher first; default 1)")
     add.add_argument("--trusted", action="store_true",
                      help="this lan host may receive sensitive requests")
-    add.set_defaults(func=run_add)
-    ls = verbs.add_parser("list", help="list declared hosts")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=run_list)
-    rm = verbs.add_parser("rm", help="remove a host by name")
+    add_verb(verbs, "list", run_list, "list declared hosts", json_flag=True)
+    rm = add_verb(verbs, "rm", run_rm, "remove a host by name")
     rm.add_argument("name")
-    rm.set_defaults(func=run_rm)
 
 
 def _spec(args: argparse.Namespace) -> HostSpec:

@@ -13,7 +13,7 @@ from ..consent import ConsentStore, Grant
 from ..errors import UsageError
 from ..remote import REMOTES_FILE, ProviderStore, RemoteProvider
 from ..settings import Settings
-from .common import note, print_json, print_table
+from .common import add_verb, note, print_json, print_table
 
 
 def register(sub: Any) -> None:
@@ -23,9 +23,9 @@ def register(sub: Any) -> None:
                        f"and never for sensitive requests. Kept in $LOCALINFER_HOME/{REMOTES_FILE}"
                        "; [remotes.NAME] tables in config.toml work too.")
     rsub = p.add_subparsers(dest="remote_command", metavar="ACTION", required=True)
-    add = rsub.add_parser("add", help="add (or replace) a provider",
-                          description="Add a provider. Nothing is contacted; the API key is "
-                          "read from --key-env at request time and never written to disk.")
+    add = add_verb(rsub, "add", run_add, "add (or replace) a provider",
+                   description="Add a provider. Nothing is contacted; the API key is read "
+                   "from --key-env at request time and never written to disk.")
     add.add_argument("name", help="short name, e.g. openai")
     add.add_argument("base_url", help="root of its OpenAI API, e.g. https://api.openai.com/v1")
     add.add_argument("--key-env", required=True, metavar="VAR",
@@ -33,13 +33,9 @@ def register(sub: Any) -> None:
     add.add_argument("--model", action="append", default=[], metavar="ID",
                      help="a model id it serves (repeatable); requests naming it, or "
                      "unnamed requests no local tier can serve, may go there with consent")
-    add.set_defaults(func=run_add)
-    ls = rsub.add_parser("list", help="list providers and their consent")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=run_list)
-    rm = rsub.add_parser("rm", help="remove a provider and its consent grant")
+    add_verb(rsub, "list", run_list, "list providers and their consent", json_flag=True)
+    rm = add_verb(rsub, "rm", run_rm, "remove a provider and its consent grant")
     rm.add_argument("name")
-    rm.set_defaults(func=run_rm)
 
 
 def stores(settings: Settings) -> tuple[ProviderStore, ConsentStore]:

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from ..settings import Settings
 from ..tokens import TokenStore
-from .common import note, print_json, print_table
+from .common import add_verb, note, print_json, print_table
 
 
 def register(sub: Any) -> None:
@@ -19,15 +19,11 @@ def register(sub: Any) -> None:
                        "the gateway requires one (or LOCALINFER_TOKEN) on every request; the "
                        "egress ledger records the token's name, never the secret.")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    add = verbs.add_parser("add", help="create a token; prints the secret once")
+    add = add_verb(verbs, "add", run_add, "create a token; prints the secret once")
     add.add_argument("name", help="who it is for, e.g. alice-laptop")
-    add.set_defaults(func=run_add)
-    rm = verbs.add_parser("rm", help="revoke a token (effective at the next request)")
+    rm = add_verb(verbs, "rm", run_rm, "revoke a token (effective at the next request)")
     rm.add_argument("name")
-    rm.set_defaults(func=run_rm)
-    ls = verbs.add_parser("list", help="list token names (never secrets)")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=run_list)
+    add_verb(verbs, "list", run_list, "list token names (never secrets)", json_flag=True)
 
 
 def _store() -> TokenStore:
