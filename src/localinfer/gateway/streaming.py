@@ -230,15 +230,7 @@ class ChunkStreamResponse(Response):
         try:
             if self.first is not None:
                 await body(encoder.chunk(self.first))
-            iterator = aiter(self.rest)
-            while True:
-                try:
-                    chunk = await within(self.idle_timeout, anext(iterator))
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise timeout_error(self.idle_timeout, "next chunk") from None
-                await body(encoder.chunk(chunk))
+            await self._rest(body)
             tail = encoder.end()
         except LocalInferError as exc:
             tail = encoder.error(exc)
@@ -247,3 +239,22 @@ class ChunkStreamResponse(Response):
             tail = encoder.error(BackendError(f"stream failed: {type(exc).__name__}: {exc}",
                                               before_first_token=False))
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _rest(self, body: Callable[[bytes], Awaitable[None]]) -> None:
+        # One deadline for the whole stream, moved before each wait for the next chunk
+        # and lifted while the chunk is sent (a slow reader is not an idle backend):
+        # a fresh asyncio.timeout per chunk cost more than framing the chunk.
+        loop = asyncio.get_running_loop()
+        iterator = aiter(self.rest)
+        try:
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    deadline.reschedule(loop.time() + self.idle_timeout)
+                    try:
+                        chunk = await anext(iterator)
+                    except StopAsyncIteration:
+                        return
+                    deadline.reschedule(None)
+                    await body(self.encoder.chunk(chunk))
+        except TimeoutError:
+            raise timeout_error(self.idle_timeout, "next chunk") from None
