@@ -131,16 +131,26 @@ def test_a_stale_or_damaged_keyword_file_is_never_used(tmp_path: Path) -> None:
     s.close()
 
 
-def test_a_word_that_is_several_tokens_goes_to_fts5(tmp_path: Path) -> None:
+def test_a_word_that_is_several_tokens_is_a_phrase(tmp_path: Path) -> None:
+    """``snake_case`` is two tokens that must be adjacent: its rows come from FTS5, its
+    term frequencies from its bm25(); the scores stay FTS5's."""
     s = Store(tmp_path / "i.db", embedder_id="test-keywords", dim=16)
-    s.replace_document(collection="a", path="/a", kind="text", sha256="a" * 64, size=0,
-                       mtime=0.0, chunks=_one("call snake_case here, snake there"),
-                       vectors=np.ones((1, 16), dtype=np.float32))
+    texts = ["call snake_case here, then snake_case again", "a snake in case of rain",
+             "snake case snake_case", "snake_case " * 7 + "and more words " * 9,
+             "cases of snakes", "nothing at all"]
+    for n, text in enumerate(texts):
+        s.replace_document(collection="a", path=f"/{n}", kind="text", sha256=f"{n:064x}",
+                           size=0, mtime=0.0, chunks=_one(text),
+                           vectors=np.ones((1, 16), dtype=np.float32))
     s.sync_vectors()
-    assert len(s.keyword_candidates(['"snake_case"'], 5, None)) == 1
-    assert "phrase" in s.keyword_source
-    assert len(s.keyword_candidates(['"snakes"'], 5, None)) == 1  # stemmed, one token
-    assert s.keyword_source == "file"
+    for terms in (['"snake_case"'], ['"snake_case"', '"rain"'], ['"snakes"', '"case"'],
+                  ['"snake_case"', '"nowhere_at_all"', '"case"']):
+        got = s.keyword_candidates(terms, 10, None)
+        assert s.keyword_source == "file"
+        old = s.keyword_candidates_plain(terms, 10, None)
+        assert set(got) == set(old), terms
+        assert _scores(s, terms, got) == _scores(s, terms, old), terms
+    assert len(s.keyword_candidates(['"snake_case"'], 10, None)) == 3
     s.close()
 
 

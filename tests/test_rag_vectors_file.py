@@ -146,6 +146,32 @@ def test_a_damaged_file_is_rebuilt_from_sqlite(built: Path, damage: Any, why: st
     healed.close()
 
 
+def test_damage_in_the_bulk_is_found_after_opening_and_rebuilt(built: Path) -> None:
+    """The sign bits and int8 copy are checked in the background: a query meanwhile may
+    see a damaged candidate (re-scored exactly, so never a wrong row), and the next one
+    after the check runs on a cache rebuilt from SQLite."""
+    file = vectorfile.path_for(built)
+    data = bytearray(file.read_bytes())
+    data[-1000] ^= 0xFF  # in the int8 block
+    file.write_bytes(bytes(data))
+    store = _store(built)
+    queries = _vectors(5, 5)
+    store.vector_candidates(queries[0], 10, None)
+    assert store.vector_source == "file"
+    check = store._vector_check
+    assert check is not None and check.wait(timeout=120) is False
+    got = [store.vector_candidates(q, 10, None, bit_candidates=300) for q in queries]
+    assert "checksum" in store.vector_source
+    old = _from_sqlite(store)
+    assert got == [old.nearest(q, 10, bit_candidates=300) for q in queries]
+    store.close()
+    healed = _store(built)
+    healed.vector_candidates(queries[0], 1, None)
+    assert healed.vector_source == "file"
+    assert healed._vector_check is not None and healed._vector_check.wait(120) is True
+    healed.close()
+
+
 def test_rebuild_is_atomic(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader holding the old mapping keeps reading it while the file is replaced; a
     rebuild that fails before the rename leaves the old file and no temporary."""

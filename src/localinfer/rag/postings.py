@@ -16,8 +16,10 @@ index's generation and chunk count (as the vector file does) and a CRC-32 of FTS
 structure and totals records, which change on every write to the full-text table; a file
 that does not match, or whose CRC-32 is wrong, is not used, and the caller falls back to
 FTS5 (exact, slower) until the next ``sync`` rebuilds the file. A query word the
-tokenizer splits into several tokens (``snake_case``) is a phrase, which these arrays
-cannot answer: that query goes to FTS5 too.
+tokenizer splits into several tokens (``snake_case``: a fifth of the benchmark's queries)
+is a phrase, which needs positions these arrays do not keep: FTS5 finds its rows, and
+their term frequency is read back from that one phrase's ``bm25()`` (the formula solved
+for the frequency, rounded: exact, as the rows' lengths are the same numbers here).
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ B = 0.75
 # back: one decimal id per instance).
 BUILD_BATCH = 1 << 20
 _TOKEN_CACHE = 50_000
+
+
+Phrase = tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]
 
 
 class PostingsUnavailable(Exception):
@@ -129,25 +134,46 @@ class Postings:
     total_rows: int  # FTS5's row count, the N of the idf
     backing: object = field(default=None, compare=False, repr=False)
 
-    def idf(self, term: int) -> float:
-        n, df = self.total_rows, int(self.offsets[term + 1] - self.offsets[term])
+    def _idf(self, df: int) -> float:
+        n = self.total_rows
         return max(1e-6, math.log((n - df + 0.5) / (df + 0.5)))
 
-    def top(self, tokens: Sequence[str | None], k: int, collection: str | None) -> list[int]:
-        """Chunk ids of the ``k`` rows best matching any token, by FTS5's BM25, best
-        first (ties by id). ``tokens``: one per query phrase, in query order."""
+    def phrase(self, matches: Sequence[tuple[int, float]]) -> Phrase:
+        """A phrase's postings from FTS5's answer to it alone: (rowid, bm25()) pairs."""
+        if not matches:
+            return np.empty(0, np.int32), np.empty(0, np.float64)
+        rowids = np.array([m[0] for m in matches], dtype=np.int64)
+        score = -np.array([m[1] for m in matches], dtype=np.float64)
+        rows = np.searchsorted(self.ids, rowids)
+        if int(rows.max()) >= len(self.ids) or not bool(np.array_equal(self.ids[rows], rowids)):
+            raise PostingsUnavailable("a phrase matched a row the copy does not hold")
+        idf = self._idf(len(rows))
+        # score = idf * tf (k1 + 1) / (tf + d)  =>  tf = score d / (idf (k1 + 1) - score)
+        tf = np.rint(score * self.denominators[rows] / (idf * (K1 + 1.0) - score))
+        return rows.astype(np.int32), np.maximum(tf, 1.0)
+
+    def top(self, phrases: Sequence[str | Phrase], k: int, collection: str | None
+            ) -> list[int]:
+        """Chunk ids of the ``k`` rows best matching any phrase, by FTS5's BM25, best
+        first (ties by id). ``phrases``, in query order: a token, or a multi-token
+        phrase's (rows, term frequencies) from ``phrase``."""
         if collection is not None and collection not in self.names:
             return []
         scores = np.zeros(len(self.ids), dtype=np.float64)
         touched = False
-        for token in tokens:
-            term = self.terms.get(token) if token is not None else None
-            if term is None:
-                continue  # FTS5 adds 0.0 for a phrase no row contains
-            lo, hi = int(self.offsets[term]), int(self.offsets[term + 1])
-            rows = self.rows[lo:hi]
-            tf = self.freqs[lo:hi].astype(np.float64)
-            scores[rows] += self.idf(term) * ((tf * (K1 + 1.0)) / (tf + self.denominators[rows]))
+        for item in phrases:
+            if isinstance(item, str):
+                term = self.terms.get(item)
+                if term is None:
+                    continue  # FTS5 adds 0.0 for a phrase no row contains
+                lo, hi = int(self.offsets[term]), int(self.offsets[term + 1])
+                rows, tf = self.rows[lo:hi], self.freqs[lo:hi].astype(np.float64)
+            else:
+                rows, tf = item
+                if not len(rows):
+                    continue
+            idf = self._idf(len(rows))
+            scores[rows] += idf * ((tf * (K1 + 1.0)) / (tf + self.denominators[rows]))
             touched = True
         if not touched:
             return []
@@ -155,9 +181,12 @@ class Postings:
         if collection is not None:
             found = found[self.collections[found] == self.names.index(collection)]
         if len(found) > k:
-            found = found[np.argpartition(-scores[found], k - 1)[:k]]
-            # Rows tied with the k-th score outside the cut could be FTS5's pick as well;
-            # either is the same top k by score.
+            # Rows tied at the k-th score: the lowest ids, as FTS5's sorter keeps them
+            # (row positions ascend with ids).
+            kth = np.partition(-scores[found], k - 1)[k - 1]
+            tied = found[-scores[found] == kth]
+            found = found[-scores[found] < kth]
+            found = np.concatenate([found, tied[:k - len(found)]])
         order = np.lexsort((self.ids[found], -scores[found]))
         return [int(i) for i in self.ids[found[order]]]
 
@@ -297,15 +326,15 @@ def read(path: Path, *, generation: int, count: int, stamp: int) -> Loaded:
 
 class Tokenizer:
     """FTS5's own tokenizer (the index's settings) on a private in-memory database: the
-    token each query word becomes, or None when it is not exactly one token."""
+    tokens each query word becomes."""
 
     def __init__(self, module: Any) -> None:
         self.db = module.connect(":memory:", isolation_level=None, check_same_thread=False)
         self.db.execute(f"CREATE VIRTUAL TABLE t USING fts5(x, tokenize = '{TOKENIZE}')")
         self.db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
-        self._cache: dict[str, str | None] = {}
+        self._cache: dict[str, tuple[str, ...]] = {}
 
-    def tokens(self, words: Sequence[str]) -> list[str | None]:
+    def tokens(self, words: Sequence[str]) -> list[tuple[str, ...]]:
         todo = [w for w in dict.fromkeys(words) if w not in self._cache]
         if todo:
             if len(self._cache) > _TOKEN_CACHE:
@@ -314,12 +343,11 @@ class Tokenizer:
             self.db.executemany("INSERT INTO t(rowid, x) VALUES (?, ?)",
                                 list(enumerate(todo, start=1)))
             found: dict[int, list[str]] = {}
-            for term, doc in self.db.execute("SELECT term, doc FROM v"):
+            for term, doc in self.db.execute("SELECT term, doc FROM v ORDER BY doc, offset"):
                 found.setdefault(int(doc), []).append(str(term))
             self.db.execute("ROLLBACK")
             for i, word in enumerate(todo, start=1):
-                got = found.get(i, [])
-                self._cache[word] = got[0] if len(got) == 1 else None
+                self._cache[word] = tuple(found.get(i, ()))
         return [self._cache[w] for w in words]
 
     def close(self) -> None:

@@ -112,6 +112,7 @@ class Store:
         # The (data_version, own writes) each in-memory copy last saw, by copy.
         self._seen: dict[str, tuple[int, int]] = {}
         self._cache_generation = -1
+        self._vector_check: vectorfile.BulkCheck | None = None
         self.vectors_path = vectorfile.path_for(path)
         # Where the last vector load came from: "file", or why the file was not used.
         self.vector_source = ""
@@ -315,6 +316,13 @@ class Store:
     def _vectors(self) -> VectorCache:
         """Every chunk's vector as the search scans it: mapped from the vector file when
         it matches the index, else rebuilt from SQLite (and the file rewritten)."""
+        check = self._vector_check
+        if check is not None and check.failed:  # found by the background check
+            self._cache = self._vector_check = None
+            self._rebuild()
+            self.vector_source = "checksum mismatch (corrupt; found after opening)"
+            assert self._cache is not None
+            return self._cache
         if self._cache is not None and not self._changed():
             return self._cache
         generation, count = self.generation()
@@ -324,9 +332,10 @@ class Store:
                                  count=count)
         if loaded.cache is not None:
             self._cache, self._cache_generation = loaded.cache, generation
+            self._vector_check = loaded.check
             self.vector_source = "file"
             return loaded.cache
-        self._cache = None  # drop the old mapping before building a new one
+        self._cache = self._vector_check = None  # drop the old mapping first
         self._rebuild()
         self.vector_source = loaded.why
         assert self._cache is not None
@@ -417,11 +426,20 @@ class Store:
             if self._tokenizer is None:
                 self._tokenizer = Tokenizer(self._module)
             tokens = self._tokenizer.tokens([t.strip('"') for t in terms])
-            if None not in tokens:
+            try:
+                phrases = [t[0] if len(t) == 1 else index.phrase(self._phrase(term))
+                           for term, t in zip(terms, tokens, strict=True)]
+            except PostingsUnavailable as exc:
+                self.keyword_source = str(exc)
+            else:
                 self.keyword_source = "file"
-                return index.top(tokens, k, collection)
-            self.keyword_source = "a query word is several tokens (a phrase)"
+                return index.top(phrases, k, collection)
         return self.keyword_candidates_fts(terms, k, collection)
+
+    def _phrase(self, term: str) -> list[tuple[int, float]]:
+        """A multi-token phrase's rows and bm25() by FTS5 (its own rows only: cheap)."""
+        return [(int(r[0]), float(r[1])) for r in self.db.execute(
+            "SELECT rowid, bm25(chunk_fts) FROM chunk_fts WHERE chunk_fts MATCH ?", (term,))]
 
     def keyword_candidates_fts(self, terms: Sequence[str], k: int,
                                collection: str | None) -> list[int]:
