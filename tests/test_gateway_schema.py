@@ -32,9 +32,10 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(
     result = subprocess.run(
         [st, "run", url + "/openapi.json", "--checks", "all", "--seed", "1", "-w", "1",
          "-n", "25", "--max-time", str(BUDGET_SECONDS), "--generation-database", "none",
-         # /v1/responses is left out for now: fuzzing it still finds schema-valid item
-         # shapes the handler refuses (ST202) - open work, said in the closing note.
-         "--exclude-path", "/v1/responses", "--no-color"],
+         # ST302 ("created resource not found") follows POST /v1/responses with
+         # GET /v1/responses/{id}: a response made with store: false is not kept, so that
+         # 404 is OpenAI's documented behaviour, not a bug (the API's only such link).
+         "--exclude-checks", "ensure_resource_availability", "--no-color"],
         cwd=tmp_path, capture_output=True, text=True, timeout=BUDGET_SECONDS + 120)
     summary = result.stdout[-6000:]
     assert result.returncode == 0, summary

@@ -229,3 +229,27 @@ def test_store_is_bounded_oldest_first() -> None:
 def test_responses_in_openapi(gateway: str) -> None:
     paths = httpx.get(gateway + "/openapi.json", timeout=60).json()["paths"]
     assert "post" in paths["/v1/responses"] and "get" in paths["/v1/responses/{response_id}"]
+
+
+def published_response_schema(url: str) -> Any:
+    jsonschema = pytest.importorskip("jsonschema")  # schemathesis' own dependency
+    schema = httpx.get(url + "/openapi.json", timeout=60).json()["components"]["schemas"]
+    return jsonschema.Draft202012Validator(schema["Response"])
+
+
+def test_answers_match_the_published_response_schema(run_app: RunApp, tmp_path: Any) -> None:
+    """The closed ``Response`` schema of /openapi.json against real answers of both output
+    item kinds (schemathesis' fake backend never makes tool calls) and their GET."""
+    caller = ToolCaller("tools", tier="embedded", model_ids=("tool-model",))
+    talker = FakeBackend("talk", tier="embedded", model_ids=("fake-model",))
+    url = serve_gateway(run_app, tmp_path, [caller, talker])
+    validator = published_response_schema(url)
+    for body in ({"model": "fake-model", "input": "hi", "metadata": {"k": "v"}},
+                 {"model": "tool-model", "input": "Weather?", "tools": TOOLS}):
+        created = httpx.post(url + "/v1/responses", json=body, timeout=60)
+        assert created.status_code == 200, created.text
+        kept = httpx.get(f"{url}/v1/responses/{created.json()['id']}", timeout=60)
+        for answer in (created.json(), kept.json()):
+            errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(answer)]
+            assert not errors, errors
+    assert {item["type"] for item in kept.json()["output"]} == {"function_call"}

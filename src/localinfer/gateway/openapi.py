@@ -19,7 +19,7 @@ from .ollama_requests import (
     OllamaModelRequest,
 )
 from .pull import OllamaPullRequest
-from .responses import ResponsesRequest, schema_overrides
+from .responses import ResponsesRequest, response_object, schema_overrides
 from .wire import MAX_MODEL_NAME
 
 REF = "#/components/schemas/{model}"
@@ -141,6 +141,7 @@ def _components() -> dict[str, Any]:
     schemas["OllamaEmbedRequest"]["properties"].pop("dimensions", None)
     schemas["ResponsesRequest"]["properties"].update(schema_overrides())
     schemas["ResponsesRequest"]["required"] = ["input"]
+    schemas["Response"] = response_object()
     # /api/pull takes catalog names only (URLs and ollama: targets are the CLI's).
     pull = schemas["OllamaPullRequest"]
     pull["properties"]["model"] = {**MODEL_NAME, "not": {"pattern": "^ollama:"}}
@@ -198,10 +199,11 @@ def build_openapi() -> dict[str, Any]:
         "/v1/responses": _post(
             "Responses API (served through the chat path; stream: typed SSE events; "
             "previous_response_id: kept in memory for the gateway's life)",
-            "ResponsesRequest", {**_json(OPEN_OBJECT), "text/event-stream": {"schema": SSE_EVENT}},
+            "ResponsesRequest", {**_json(_ref("Response")),
+                                 "text/event-stream": {"schema": SSE_EVENT}},
             OPENAI_ERROR, "openai"),
         "/v1/responses/{response_id}": _get(
-            "A response this gateway keeps (store: true)", _json(OPEN_OBJECT), OPENAI_ERROR,
+            "A response this gateway keeps (store: true)", _json(_ref("Response")), OPENAI_ERROR,
             "openai", ERROR_GETS, parameters=[{"name": "response_id", "in": "path",
                                                "required": True, "schema": {"type": "string"}}]),
         "/api/pull": _post(

@@ -22,7 +22,8 @@ the response object), ``output`` (output items and usage), ``events`` (the SSE w
 
 from .request import ResponsesRequest
 from .route import response_routes
-from .schema import schema_overrides
+from .schema import response_object, schema_overrides
 from .store import ResponseStore
 
-__all__ = ["ResponseStore", "ResponsesRequest", "response_routes", "schema_overrides"]
+__all__ = ["ResponseStore", "ResponsesRequest", "response_object", "response_routes",
+           "schema_overrides"]

@@ -27,7 +27,8 @@ def call_item(call: dict[str, Any], status: str = "completed") -> dict[str, Any]
 def usage_of(usage: Usage | None, fallback_output: int) -> dict[str, Any]:
     prompt = usage.prompt_tokens if usage else 0
     output = usage.completion_tokens if usage else fallback_output
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+    return {"input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": prompt + output}
 
