@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bitscan import VectorCache, as_words
+from .bitscan import VectorCache
 
-MAGIC = b"LIVECS02"
+MAGIC = b"LIVECS03"
 # magic, dim, count, generation, names length, crc32 of names/ids/collections/scales,
 # crc32 of bits and int8
 _HEADER = struct.Struct("<8sIQQIII")
@@ -179,7 +179,9 @@ def read(path: Path, *, dim: int, generation: int, count: int, lazy: bool = True
         n = int(np.prod(shape))
         return np.frombuffer(mapped, dtype=dtype, count=n, offset=offsets[i]).reshape(shape)
 
-    cache = VectorCache(view(1, "<i8", (count,)), as_words(view(4, "u1", (count, dim // 8))),
+    columns = (view(4, "<u8", (dim // 64, count)) if dim % 64 == 0
+               else view(4, "u1", (dim // 8, count)))
+    cache = VectorCache(view(1, "<i8", (count,)), columns,
                         view(5, "i1", (count, dim)), view(3, "<f4", (count,)),
                         view(2, "<i4", (count,)), names, mapped)
     if lazy:
