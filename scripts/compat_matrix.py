@@ -4,7 +4,9 @@
 what tests/compat/conftest.py writes when LOCALINFER_TEST_COMPAT_RESULTS is set (one
 record per matrix cell a test declared with ``@pytest.mark.compat``). A cell is ✓ when
 every test proving it passed, ``refused: …`` when it is an explicit refusal a test
-asserted, ``✗ reason`` when one failed, ``skipped: reason`` when one could not run.
+asserted, ``n/a: …`` when the operation does not apply to that backend (declared as data
+in tests/compat/test_matrix_na.py), ``✗ reason`` when one failed (an xfail is a failure:
+``✗ xfail: …``), ``skipped: reason`` when one could not run.
 ``./dev compat`` runs the tests and this script. The table's sha256 is written under it,
 so a test can tell a hand-edited table from a generated one.
 """
@@ -28,9 +30,21 @@ Real clients (pinned in the `test` extra) driven against `localinfer serve` by t
 gateway's own translation, fast), **embedded** (the real llama.cpp engine on the bundled
 SmolLM2-135M) and **llama-server** (llama.cpp's real server behind the gateway, local
 tier). A cell is ✓ when every test proving it passed; `refused: …` is an explicit,
-documented refusal the test asserts (never a silent wrong answer); `✗` is a failure; `–`
-is not tested yet. Regenerate with `./dev compat` (never by hand: a test checks the
-sha256 below and that every cell the tests declare is here).
+documented refusal the test asserts (never a silent wrong answer); `n/a: …` says why the
+operation does not apply to that backend (declared as data in
+`tests/compat/test_matrix_na.py`, each backed by a real cell of the same row elsewhere);
+`✗` is a failure (`✗ xfail: …` a known one the lead has to fix, never shown as ✓); `–` is
+not tested yet. Regenerate with `./dev compat` (never by hand: a test checks the sha256
+below and that every cell the tests declare is here).
+
+On the **llama-server** column, embeddings come from localinfer's own embedder in the
+gateway (all-MiniLM-L6-v2, ONNX), not from llama-server, which serves chat only; on the
+**embedded** column from the same embedder. Tool cells on the real engines: the bundled
+135M model rarely decides to call a tool, so a forced call (`tool_choice` "required")
+is proven on a llama-server whose template takes tools (`--jinja`, a Hermes-style
+template) with the assistant turn primed by `<tool_call>`; where the client cannot force
+a call (Ollama's API has no `tool_choice`), ✓ means the tools reached the model's prompt
+(more prompt tokens than without them) and the client parsed the reply.
 
 """
 
@@ -43,7 +57,10 @@ def cell(records: list[dict[str, Any]]) -> str:
     if skipped:
         return "skipped: " + (skipped[0]["reason"] or "").replace("|", "/")[:80]
     refused = next((r["refused"] for r in records if r.get("refused")), None)
-    return f"refused: {refused}" if refused else "✓"
+    if refused:
+        return f"refused: {refused}"
+    na = next((r["na"] for r in records if r.get("na")), None)
+    return f"n/a: {na}" if na else "✓"
 
 
 def order(value: str, known: tuple[str, ...]) -> tuple[int, str]:

@@ -38,16 +38,18 @@ def oll(gateway: str) -> ollama.Client:
 #
 # A test declares the cells it proves with ``@pytest.mark.compat(client, operation,
 # backend)`` (several marks for several cells); ``refused="400 …"`` says the cell is an
-# explicit refusal the test asserts. With LOCALINFER_TEST_COMPAT_RESULTS=FILE, each cell's
-# outcome is written there as JSON; `./dev compat` turns it into the table.
+# explicit refusal the test asserts; ``na="reason"`` says the operation does not apply to
+# that backend (tests/compat/test_matrix_na.py holds those, as data). A test marked xfail
+# is a known failure: its cells show ✗, never ✓. With LOCALINFER_TEST_COMPAT_RESULTS=FILE,
+# each cell's outcome is written there as JSON; `./dev compat` turns it into the table.
 
 RESULTS_ENV = "LOCALINFER_TEST_COMPAT_RESULTS"
 _outcomes: list[dict[str, object]] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "compat(client, operation, backend, refused=None): a "
-                            "cell of the compatibility matrix this test proves")
+    config.addinivalue_line("markers", "compat(client, operation, backend, refused=None, "
+                            "na=None): a cell of the compatibility matrix this test proves")
 
 
 def compat_cells(item: pytest.Item) -> list[dict[str, object]]:
@@ -55,7 +57,7 @@ def compat_cells(item: pytest.Item) -> list[dict[str, object]]:
     for mark in item.iter_markers("compat"):
         client, operation, backend = mark.args
         cells.append({"client": client, "operation": operation, "backend": backend,
-                      "refused": mark.kwargs.get("refused")})
+                      "refused": mark.kwargs.get("refused"), "na": mark.kwargs.get("na")})
     return cells
 
 
@@ -64,14 +66,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        reason = ""
-        if report.failed:
+        reason, outcome = "", report.outcome
+        if hasattr(report, "wasxfail"):  # a known failure (or an unexpected pass): ✗
+            outcome, reason = "failed", "xfail: " + str(report.wasxfail)[:150]
+        elif report.failed:
             reason = str(report.longrepr).strip().splitlines()[-1][:160]
         elif report.skipped:
             reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple)
                          else report.longrepr)[:160]
         for cell in compat_cells(item):
-            _outcomes.append({**cell, "test": item.nodeid, "outcome": report.outcome,
+            _outcomes.append({**cell, "test": item.nodeid, "outcome": outcome,
                               "reason": reason})
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -370,6 +371,37 @@ def test_litellm_bad_body(gateway: str, chat: Recording) -> None:
         litellm.completion(model="openai/fake-model", api_base=gateway + "/v1", api_key="x",
                            messages=MESSAGES, temperature=7, max_retries=0)
     assert info.value.status_code == 400
+    assert chat.seen == []
+
+
+# -- what the embedded tier refuses, through langchain-openai and litellm ---------------
+
+# Per client: a call with extra options that must be refused, and the error it raises.
+REFUSING: dict[str, tuple[Callable[[str, dict[str, Any]], Any], type[Exception]]] = {
+    "langchain-openai": (lambda url, ask: (
+        chat_openai(url, **{k: v for k, v in ask.items() if k != "tool_choice"})
+        .bind_tools(TOOLS, tool_choice=ask["tool_choice"]) if "tool_choice" in ask
+        else chat_openai(url, **ask)).invoke("hi"), openai.BadRequestError),
+    "litellm": (lambda url, ask: litellm.completion(
+        model="openai/fake-model", api_base=url + "/v1", api_key="x", messages=MESSAGES,
+        max_retries=0, **({"tools": TOOLS} if "tool_choice" in ask else {}), **ask),
+        litellm.BadRequestError),
+}
+ASKS: list[dict[str, Any]] = [{"n": 2}, {"logprobs": True}, {"tool_choice": "required"}]
+
+
+@compat("langchain-openai", "n>1, logprobs, forced tools",
+        S, refused="400 naming the parameter (embedded tier)")
+@compat("litellm", "n>1, logprobs, forced tools",
+        S, refused="400 naming the parameter (embedded tier)")
+def test_embedded_tier_refusals_through_langchain_and_litellm(gateway: str,
+                                                              chat: Recording) -> None:
+    for client, (call, error) in REFUSING.items():
+        for ask in ASKS:
+            with pytest.raises(error) as info:
+                call(gateway, ask)
+            assert "embedded tier" in str(info.value), (client, ask)
+            assert next(iter(ask)) in str(info.value), (client, ask)
     assert chat.seen == []
 
 

@@ -5,6 +5,7 @@ test (its own ``compat`` mark), so one failing assertion marks only its own cell
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -18,8 +19,10 @@ import pytest
 
 from localinfer import AsyncClient, Settings
 from localinfer.backends.embedded import EmbeddedBackend
+from localinfer.backends.local_embed import LocalEmbeddingBackend
 from localinfer.gateway import create_app
-from tests.fakes.serve import AppServer
+from tests.conftest import SERVER_THREADS, _serve
+from tests.fakes.serve import AppServer, free_port
 from tests.gateway_harness import client_over, gateway_settings
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download
@@ -34,10 +37,14 @@ pytestmark = pytest.mark.integration
 E, L = "embedded", "llama-server"
 # Per backend: the fixture serving its gateway and the model name clients ask for.
 TARGETS = {E: ("embedded_gateway", "smollm2"), L: ("server_gateway", "default")}
+EMBEDDER = "all-minilm-l6-v2"  # localinfer's own embedder, in both gateways
 MESSAGES: Any = [{"role": "user", "content": "Say hello."}]
 COUNT: Any = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
 SCHEMA: Any = {"type": "object", "properties": {"answer": {"type": "string"}},
                "required": ["answer"]}
+# A schema whose valid JSON is a few tokens: JSON-schema cells fit a small token budget.
+SMALL: Any = {"type": "object", "properties": {"a": {"type": "integer", "enum": [1, 2]}},
+              "required": ["a"], "additionalProperties": False}
 TOOLS: Any = [{"type": "function", "function": {
     "name": "weather", "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -48,9 +55,10 @@ TOOLS: Any = [{"type": "function", "function": {
 def embedded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("llama_cpp")
     home = tmp_path_factory.mktemp("engines-embedded")
-    engine = EmbeddedBackend(gateway_settings(home, embedded_threads=2))
-    settings = gateway_settings(home, embedded_threads=2)
-    server = AppServer(create_app(settings, client_over(settings, [engine])), 0).start()
+    settings = gateway_settings(home, embedded_threads=2, embed_threads=2)
+    engine = EmbeddedBackend(settings)
+    backends = [engine, LocalEmbeddingBackend(settings)]
+    server = AppServer(create_app(settings, client_over(settings, backends)), 0).start()
     try:
         yield server.base_url
     finally:
@@ -61,8 +69,9 @@ def embedded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server_gateway(tmp_path_factory: pytest.TempPathFactory, llama_server: str) -> Iterator[str]:
     home = tmp_path_factory.mktemp("engines-llama-server")
+    # The default client: llama-server for chat, localinfer's embedder for embeddings.
     settings = Settings(home=home, scan_default_ports=False, servers=[llama_server],
-                        discovery_timeout=5.0)
+                        discovery_timeout=5.0, embedded_threads=2, embed_threads=2)
     server = AppServer(create_app(settings, AsyncClient(settings), close_client=True),
                        0).start()
     try:
@@ -71,28 +80,88 @@ def server_gateway(tmp_path_factory: pytest.TempPathFactory, llama_server: str) 
         server.stop()
 
 
+# A Hermes-style chat template for the bundled model: it renders `tools` and assistant
+# tool calls as <tool_call>{json}</tool_call>, so llama-server (--jinja) derives a tool-call
+# grammar and parser from it (its /props then report supports_tools).
+HERMES_TEMPLATE = """{%- if tools %}<|im_start|>system
+You may call functions. Their signatures, within <tools></tools>:
+<tools>
+{%- for tool in tools %}
+{{ tool | tojson }}
+{%- endfor %}
+</tools>
+For each call, return a JSON object within <tool_call></tool_call>:
+<tool_call>
+{"name": <function-name>, "arguments": <args-json-object>}
+</tool_call><|im_end|>
+{% endif %}
+{%- for message in messages %}
+{%- if message.role == "assistant" and message.tool_calls %}<|im_start|>assistant
+{%- for tool_call in message.tool_calls %}
+{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}
+<tool_call>
+{"name": "{{ tool_call.name }}", "arguments": {{ tool_call.arguments | tojson }}}
+</tool_call>
+{%- endfor %}<|im_end|>
+{% elif message.role == "tool" %}<|im_start|>user
+<tool_response>
+{{ message.content }}
+</tool_response><|im_end|>
+{% else %}<|im_start|>{{ message.role }}
+{{ message.content }}<|im_end|>
+{% endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"""
+
+
+@pytest.fixture(scope="module")
+def tools_gateway(tmp_path_factory: pytest.TempPathFactory, llama_server_bin: Path,
+                  bundled_gguf: Path) -> Iterator[str]:
+    """The gateway over a llama-server whose template takes tools (embedded tier off)."""
+    where = tmp_path_factory.mktemp("engines-llama-tools")
+    template = where / "hermes.jinja"
+    template.write_text(HERMES_TEMPLATE)
+    port = free_port()
+    cmd = [str(llama_server_bin), "-m", str(bundled_gguf), "--host", "127.0.0.1",
+           "--port", str(port), "-c", "2048", "-t", SERVER_THREADS, "--no-webui", "--jinja",
+           "--chat-template-file", str(template)]
+    for llama in _serve(cmd, "/health", port, where / "server.log"):
+        settings = Settings(home=where, scan_default_ports=False, servers=[llama],
+                            discovery_timeout=5.0, embedded=False)
+        server = AppServer(create_app(settings, AsyncClient(settings), close_client=True),
+                           0).start()
+        try:
+            yield server.base_url
+        finally:
+            server.stop()
+
+
 Body = Callable[..., None]
 
 
-def cell(client: str, operation: str, *backends: str,
-         refused: str | None = None) -> Callable[[Body], Body]:
+def cell(client: str, operation: str, *backends: str, refused: str | None = None,
+         gateway: str | None = None, xfail: str | None = None) -> Callable[[Body], Body]:
     """Register ``body(url, model[, tmp_path, monkeypatch])`` as one test per backend,
-    each with its own compat mark."""
+    each with its own compat mark; ``gateway`` names another gateway fixture for that
+    backend (the tools-capable llama-server); ``xfail`` a known failure (shown ✗)."""
     def register(body: Body) -> Body:
         for backend in backends:
             slug = re.sub(r"\W+", "_", f"{operation}_{backend}").strip("_").lower()
-            globals()[f"test_{body.__name__}_{slug}"] = \
-                pytest.mark.compat(client, operation, backend, refused=refused)(
-                    _test(body, backend))
+            test = pytest.mark.compat(client, operation, backend, refused=refused)(
+                _test(body, backend, gateway))
+            if xfail:
+                test = pytest.mark.xfail(reason=xfail, strict=True)(test)
+            globals()[f"test_{body.__name__}_{slug}"] = test
         return body
     return register
 
 
-def _test(body: Body, backend: str) -> Callable[..., None]:
+def _test(body: Body, backend: str, gateway: str | None) -> Callable[..., None]:
     def test(request: pytest.FixtureRequest, tmp_path: Path,
              monkeypatch: pytest.MonkeyPatch) -> None:
         fixture, model = TARGETS[backend]
-        url = request.getfixturevalue(fixture)
+        url = request.getfixturevalue(gateway or fixture)
         wants = body.__code__.co_varnames[:body.__code__.co_argcount]
         extra = {"tmp_path": tmp_path, "monkeypatch": monkeypatch}
         body(url, model, **{k: v for k, v in extra.items() if k in wants})
@@ -560,3 +629,316 @@ def llm_unknown_model(url: str, model: str, tmp_path: Path,
     with pytest.raises(openai.NotFoundError) as info:
         missing.prompt("hi", stream=False).text()
     assert info.value.status_code == 404
+
+
+# -- embeddings: localinfer's own embedder behind both gateways --------------------------
+
+def unit_384(vector: list[float]) -> bool:
+    return len(vector) == 384 and abs(sum(x * x for x in vector) - 1.0) < 1e-3
+
+
+@cell("openai", "embeddings", E, L)
+def openai_embeddings(url: str, model: str) -> None:
+    client = sdk(url)
+    batch = client.embeddings.create(model=EMBEDDER, input=["a cat", "a dog"],
+                                     encoding_format="float")
+    assert [unit_384(d.embedding) for d in batch.data] == [True, True]
+    floats = client.embeddings.create(model=EMBEDDER, input="a cat", encoding_format="float")
+    packed = client.embeddings.create(model=EMBEDDER, input="a cat")  # the SDK asks base64
+    assert packed.data[0].embedding == pytest.approx(floats.data[0].embedding, abs=1e-6)
+
+
+@cell("openai", "embeddings dimensions", E, L, refused="400 unless the model's own size")
+def openai_embeddings_dimensions(url: str, model: str) -> None:
+    client = sdk(url)
+    assert len(client.embeddings.create(model=EMBEDDER, input="a", dimensions=384)
+               .data[0].embedding) == 384
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model=EMBEDDER, input="a", dimensions=8)
+    assert isinstance(info.value.body, dict) and info.value.body["param"] == "dimensions"
+
+
+@cell("ollama", "embeddings", E, L)
+def ollama_embeddings(url: str, model: str) -> None:
+    client = oll(url)
+    vectors = client.embed(model=EMBEDDER, input=["a cat", "a dog"]).embeddings
+    assert [unit_384(list(v)) for v in vectors] == [True, True]
+    single = client.embed(model=EMBEDDER, input="a cat").embeddings[0]
+    legacy = client.embeddings(model=EMBEDDER, prompt="a cat").embedding
+    assert list(legacy) == pytest.approx(list(single), abs=1e-6)
+
+
+@cell("langchain-openai", "embeddings", E, L)
+def lc_openai_embeddings(url: str, model: str) -> None:
+    embedder = langchain_openai.OpenAIEmbeddings(
+        base_url=url + "/v1", api_key="x", model=EMBEDDER, check_embedding_ctx_length=False,
+        max_retries=0)
+    assert unit_384(embedder.embed_query("a cat"))
+    assert [unit_384(v) for v in embedder.embed_documents(["a", "b"])] == [True, True]
+
+
+@cell("langchain-ollama", "embeddings", E, L)
+def lc_ollama_embeddings(url: str, model: str) -> None:
+    embedder = langchain_ollama.OllamaEmbeddings(model=EMBEDDER, base_url=url)
+    assert unit_384(embedder.embed_query("a cat"))
+
+
+@cell("litellm", "embeddings", E, L)
+def litellm_embeddings(url: str, model: str) -> None:
+    reply = litellm.embedding(model=f"openai/{EMBEDDER}", api_base=url + "/v1", api_key="x",
+                              input=["a cat", "a dog"], max_retries=0)
+    assert [unit_384(d["embedding"]) for d in reply.data] == [True, True]
+
+
+def llm_ollama(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """simonw's llm with the llm-ollama plugin pointed at the gateway: its model ids."""
+    home = tmp_path / "llm-ollama"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("LLM_USER_PATH", str(home))
+    monkeypatch.setenv("OLLAMA_HOST", url)
+    return {m.model_id for m in llm.get_models()}
+
+
+@cell("llm", "embeddings", E, L)
+def llm_embeddings(url: str, model: str, tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    llm_ollama(url, tmp_path, monkeypatch)
+    assert unit_384(list(llm.get_embedding_model(f"ollama/{EMBEDDER}").embed("a cat")))
+
+
+@cell("llm", "model list", E)
+@cell("llm", "ollama chat", E)
+def llm_ollama_chat(url: str, model: str, tmp_path: Path,
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    names = sorted(i for i in llm_ollama(url, tmp_path, monkeypatch)
+                   if i.startswith("ollama/") and EMBEDDER not in i)
+    assert names, "llm-ollama lists no chat model"
+    text = llm.get_model(names[0]).prompt("Say hello.", num_predict=4).text()
+    assert isinstance(text, str) and text.strip()
+
+
+# -- refusals that cost no tokens ------------------------------------------------------
+
+@cell("openai", "/v1/completions suffix, n, logprobs", E, refused="400 naming the parameter")
+def openai_completion_refusals(url: str, model: str) -> None:
+    for extra in ({"suffix": "y"}, {"n": 2}, {"logprobs": 1}):
+        with pytest.raises(openai.BadRequestError) as info:
+            sdk(url).completions.create(model=model, prompt="x", max_tokens=2,
+                                        **extra)  # type: ignore[call-overload]
+        body = info.value.body
+        assert isinstance(body, dict) and body["param"] == next(iter(extra))
+
+
+@cell("ollama", "/api/copy, create, push", E, refused="501 naming the localinfer command")
+def ollama_model_management(url: str, model: str) -> None:
+    for path in ("/api/copy", "/api/create", "/api/push"):
+        response = httpx.post(url + path, json={"model": "x"}, timeout=60)
+        assert response.status_code == 501 and "localinfer" in response.json()["error"]
+
+
+@cell("openai", "/v1/responses background, reasoning, images, …", E, L,
+      refused="400 naming the parameter")
+def responses_refusals(url: str, model: str) -> None:
+    image: Any = [{"role": "user", "content": [
+        {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}]
+    asks: list[tuple[str, dict[str, Any]]] = [
+        ("background", {"background": True}), ("reasoning", {"reasoning": {"effort": "low"}}),
+        ("input", {"input": image})]
+    for param, ask in asks:
+        with pytest.raises(openai.BadRequestError) as info:
+            sdk(url).responses.create(model=model, **{"input": "hi", **ask})
+        body = info.value.body
+        assert isinstance(body, dict) and param in str(body.get("param") or body["message"]), \
+            (param, body)
+
+
+# -- /v1/responses through the real engines ----------------------------------------------
+
+@cell("openai", "/v1/responses", L)
+def responses_create(url: str, model: str) -> None:
+    reply = sdk(url).responses.create(model=model, input="Say hello.", max_output_tokens=6,
+                                      instructions="Answer briefly.", temperature=0)
+    assert reply.output_text.strip() and reply.usage is not None
+    assert 0 < reply.usage.output_tokens <= 6 and reply.usage.input_tokens > 0
+
+
+@cell("openai", "/v1/responses stream", L)
+def responses_stream(url: str, model: str) -> None:
+    # The raw event stream: the SDK's stream() helper wants response.completed, and a
+    # reply cut by max_output_tokens ends with response.incomplete, as OpenAI's does.
+    events = list(sdk(url).responses.create(model=model, input="Say hello.", stream=True,
+                                            max_output_tokens=6, temperature=0))
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-1] in ("response.completed",
+                                                            "response.incomplete")
+    final = events[-1].response  # type: ignore[union-attr]
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert deltas and "".join(deltas) == final.output_text
+
+
+@cell("openai", "/v1/responses previous_response_id", L)
+def responses_previous(url: str, model: str) -> None:
+    client = sdk(url)
+    first = client.responses.create(model=model, input="My name is Ada.", max_output_tokens=4,
+                                    temperature=0)
+    again = client.responses.create(model=model, input="What is my name?", temperature=0,
+                                    max_output_tokens=4, previous_response_id=first.id)
+    # The stored turn reached the model: more input tokens than the question alone.
+    assert first.usage is not None and again.usage is not None
+    assert again.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model=model, input="hi", previous_response_id="resp_unknown")
+
+
+@cell("openai", "/v1/responses json schema", E, L)
+def responses_json_schema(url: str, model: str) -> None:
+    reply = sdk(url).responses.create(
+        model=model, input='Reply with {"a": 1}.', max_output_tokens=16, temperature=0,
+        text={"format": {"type": "json_schema", "name": "r", "schema": SMALL, "strict": True}})
+    assert json.loads(reply.output_text) in ({"a": 1}, {"a": 2})
+
+
+# -- JSON through langchain-openai and litellm (a schema whose valid JSON is short) ------
+
+@cell("langchain-openai", "JSON schema", E, L)
+def lc_openai_json_schema(url: str, model: str) -> None:
+    schema = {"title": "r", "description": "a number", **SMALL}
+    structured = chat_openai(url, model, max_tokens=16).with_structured_output(
+        schema, method="json_schema")
+    assert structured.invoke('Reply with {"a": 1}.') in ({"a": 1}, {"a": 2})
+
+
+@cell("langchain-openai", "JSON mode", E, L)
+def lc_openai_json_mode(url: str, model: str) -> None:
+    structured = chat_openai(url, model, max_tokens=16).with_structured_output(
+        method="json_mode")
+    assert isinstance(structured.invoke('Reply with the JSON {"a": 1} and nothing else.'),
+                      dict)
+
+
+@cell("litellm", "JSON schema", E, L)
+def litellm_json_schema(url: str, model: str) -> None:
+    reply = complete(url, model, max_tokens=16,
+                     messages=[{"role": "user", "content": 'Reply with {"a": 1}.'}],
+                     response_format={"type": "json_schema", "json_schema": {
+                         "name": "r", "schema": SMALL, "strict": True}})
+    assert json.loads(reply.choices[0].message.content) in ({"a": 1}, {"a": 2})
+
+
+# -- n, logprobs and tools through llama-server ---------------------------------------
+
+# The bundled 135M model does not start a tool call by itself; the assistant turn primed
+# with the template's call marker, "required" makes llama-server's grammar finish it as a
+# call of one of the tools (with "auto" the same prime is a 500: not a valid message).
+PRIMED: Any = [{"role": "user", "content": "Weather in Oslo?"},
+               {"role": "assistant", "content": "<tool_call>\n"}]
+
+
+def oslo(name: str, arguments: str | dict[str, Any]) -> bool:
+    args = json.loads(arguments) if isinstance(arguments, str) else arguments
+    return name == "weather" and isinstance(args, dict) and isinstance(args.get("city"), str)
+
+
+@pytest.mark.compat("openai", "n>1, logprobs, forced tools", L)
+def test_n_logprobs_and_forced_tools_through_llama_server(server_gateway: str,
+                                                          tools_gateway: str) -> None:
+    client = sdk(server_gateway)
+    several = client.chat.completions.create(model="default", messages=MESSAGES, n=2,
+                                             max_tokens=3, temperature=1.0, seed=7)
+    assert [c.index for c in several.choices] == [0, 1]
+    scored = client.chat.completions.create(model="default", messages=MESSAGES, max_tokens=3,
+                                            temperature=0, logprobs=True, top_logprobs=2)
+    tokens = (scored.choices[0].logprobs and scored.choices[0].logprobs.content) or []
+    assert len(tokens) == scored.usage.completion_tokens  # type: ignore[union-attr]
+    assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in tokens)
+    forced = sdk(tools_gateway).chat.completions.create(
+        model="default", messages=PRIMED, tools=TOOLS, tool_choice="required",
+        max_tokens=24, temperature=0)
+    calls = forced.choices[0].message.tool_calls or []
+    assert [oslo(c.function.name, c.function.arguments) for c in calls  # type: ignore[union-attr]
+            ] == [True]
+
+
+@cell("openai", "/v1/responses tools", L, gateway="tools_gateway")
+def responses_tools(url: str, model: str) -> None:
+    tools: Any = [{"type": "function", **TOOLS[0]["function"]}]
+    reply = sdk(url).responses.create(model=model, input=PRIMED, tools=tools,
+                                      tool_choice="required", max_output_tokens=24,
+                                      temperature=0)
+    calls = [item for item in reply.output if item.type == "function_call"]
+    assert [oslo(c.name, c.arguments) for c in calls] == [True]  # type: ignore[union-attr]
+
+
+@cell("langchain-openai", "tools", L, gateway="tools_gateway")
+def lc_openai_tools(url: str, model: str) -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    bound = chat_openai(url, model, max_tokens=24).bind_tools(TOOLS, tool_choice="any")
+    reply = bound.invoke([HumanMessage(PRIMED[0]["content"]), AIMessage(PRIMED[1]["content"])])
+    assert [oslo(c["name"], c["args"]) for c in reply.tool_calls] == [True]
+
+
+@cell("litellm", "tools", L, gateway="tools_gateway")
+def litellm_tools(url: str, model: str) -> None:
+    reply = complete(url, model, messages=PRIMED, tools=TOOLS, tool_choice="required",
+                     max_tokens=24)
+    calls = reply.choices[0].message.tool_calls or []
+    assert [oslo(c.function.name, c.function.arguments) for c in calls] == [True]
+
+
+# Ollama's API has no tool_choice: these cells prove the tools reached the template and
+# the client parsed the model's (text) reply.
+
+@cell("ollama", "tools", L, gateway="tools_gateway")
+def ollama_tools(url: str, model: str) -> None:
+    def prompt_tokens(tools: Any) -> int:
+        reply = oll(url).chat(model=model, messages=MESSAGES, tools=tools,
+                              options={"num_predict": 2, "temperature": 0})
+        assert isinstance(reply.message.content, str)
+        return reply.prompt_eval_count or 0
+    bare, with_tools = prompt_tokens(None), prompt_tokens(TOOLS)
+    assert with_tools > bare + 20, (bare, with_tools)  # the tool list is in the prompt
+
+
+@cell("langchain-ollama", "tools", L, gateway="tools_gateway")
+def lc_ollama_tools(url: str, model: str) -> None:
+    # ChatOllama streams, and the gateway's streamed /api/chat over llama-server reports
+    # prompt_eval_count 0 (reported to the lead), so the proof is the greedy reply itself:
+    # at temperature 0 the same prompt gives the same text, a prompt with tools another.
+    chat = chat_ollama(url, model, num_predict=2)
+    bare = str(chat.invoke(MESSAGES[0]["content"]).content)
+    with_tools = chat.bind_tools(TOOLS).invoke(MESSAGES[0]["content"])
+    assert with_tools.tool_calls == [] and isinstance(with_tools.content, str)
+    assert str(with_tools.content) != bare, "the tools did not change the prompt"
+
+
+# -- tools on the embedded tier: a known failure ---------------------------------------
+
+EMBEDDED_TOOLS_DROPPED = (
+    "the embedded tier passes tools to a chat template that does not render them (the "
+    "bundled SmolLM2's): the same prompt tokens with and without, a plain-text reply, no "
+    "400 (llama-server with such a template is refused); gateway/engine to fix")
+
+
+@pytest.mark.xfail(reason=EMBEDDED_TOOLS_DROPPED, strict=True)
+@pytest.mark.compat("openai", "tools (template without tools)", E)
+@pytest.mark.compat("openai", "tools", E)
+@pytest.mark.compat("openai", "/v1/responses tools", E)
+@pytest.mark.compat("ollama", "tools", E)
+@pytest.mark.compat("langchain-openai", "tools", E)
+@pytest.mark.compat("langchain-ollama", "tools", E)
+@pytest.mark.compat("litellm", "tools", E)
+def test_tools_on_the_embedded_tier_reach_the_model_or_are_refused(
+        embedded_gateway: str) -> None:
+    # One test for the seven cells: one cause, whichever client sends the tools.
+    client = sdk(embedded_gateway)
+    bare = client.chat.completions.create(model="smollm2", messages=MESSAGES, max_tokens=1,
+                                          temperature=0)
+    try:
+        tooled = client.chat.completions.create(model="smollm2", messages=MESSAGES,
+                                                tools=TOOLS, max_tokens=1, temperature=0)
+    except openai.BadRequestError as refused:  # the honest answer: a 400 naming tools
+        assert isinstance(refused.body, dict) and refused.body["param"] == "tools"
+        return
+    assert bare.usage and tooled.usage
+    assert tooled.usage.prompt_tokens > bare.usage.prompt_tokens, "tools never reached the model"
