@@ -106,6 +106,8 @@ def test_retrieve_default(oai: openai.OpenAI) -> None:
                     "embedded", refused="400 naming the parameter (embedded tier)")
 @pytest.mark.compat("openai", "n>1, logprobs, forced tools",
                     "scripted", refused="400 naming the parameter (embedded tier)")
+@pytest.mark.compat("openai", "forced tools: named function",
+                    "scripted", refused="400 naming tool_choice (embedded tier)")
 @pytest.mark.parametrize(("extra", "param"), [
     ({"n": 2}, "n"), ({"logprobs": True}, "logprobs"), ({"top_logprobs": 2}, "top_logprobs"),
     ({"tool_choice": "required"}, "tool_choice"),
