@@ -109,6 +109,9 @@ def test_a_stale_or_damaged_keyword_file_is_never_used(tmp_path: Path) -> None:
     assert s.sync_keywords().startswith("stale")
     assert len(s.keyword_candidates(['"apple"'], 5, None)) == 4
     assert s.keyword_source == "file"
+    postings.path_for(path).unlink()  # deleted by hand: the next sync writes it again
+    assert s.sync_keywords() == "file"
+    assert postings.path_for(path).exists()
     s.close()
     other = sqlite3.connect(path)  # knows nothing of the file; no chunk row changes
     (gone,) = other.execute("SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH 'tart'"

@@ -388,7 +388,10 @@ class Store:
     def sync_keywords(self) -> str:
         """Rebuild the keyword file unless it matches the index: "file" if it did, else
         why it was rebuilt (or why it could not be: FTS5 then ranks alone)."""
-        if self._keyword_index() is not None:
+        current = self._keyword_index()
+        if current is not None:
+            if not self.postings_path.exists():  # an earlier write failed, or deleted
+                self._write_postings(current, self._postings_key)
             return "file"
         why = self.keyword_source
         self.db.execute("BEGIN")  # the key and the postings from one snapshot
@@ -402,11 +405,14 @@ class Store:
             self.db.execute("COMMIT")
         self._postings, self._postings_key = built, key
         self._changed("keywords")  # our own read is no change
+        self._write_postings(built, key)
+        return why
+
+    def _write_postings(self, built: Postings, key: tuple[int, int, int]) -> None:
         try:
             postings.write(self.postings_path, built, generation=key[0], stamp=key[2])
-        except OSError as exc:
+        except OSError as exc:  # read-only folder, full disk: FTS5 ranks on the next open
             log.warning("could not write the keyword file %s: %s", self.postings_path, exc)
-        return why
 
     def embeddings(self, ids: Sequence[int]) -> tuple[list[int], Vectors]:
         if not ids:
