@@ -1,5 +1,8 @@
 """The one HTTP layer: every outbound request localinfer makes goes through a client
 built here, so timeouts, the egress guard and the egress record live in one place.
+Two clients: ``make_client`` (httpx: probes, downloads, HTTPS providers, tests with a
+mock transport) and ``Upstream`` (aiohttp directly: the inference calls to plain-HTTP
+servers that every gateway request makes), both checked and recorded the same way.
 
 ``EgressPolicy`` decides before a connection is opened (offline mode refuses every
 non-loopback destination) and is told after each request what crossed the wire.
