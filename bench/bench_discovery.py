@@ -9,6 +9,10 @@
    (else on free ports listed in settings.servers), swept together with every other
    default port.
 
+3. ``--hosts-growth``: configured hosts only (no default ports), 1, 4, 16 and 64 of
+   them, each an instant OpenAI-compatible responder (one process, one port per host),
+   then the same counts of configured ports where nothing listens (refused).
+
 Prints a markdown table with the machine and the command. Results go to
 docs/benchmarks.md.
 """
@@ -65,12 +69,84 @@ def row(name: str, samples: list[float], found: list[str]) -> str:
             f"{', '.join(found) or 'none'} |")
 
 
+MODELS_BODY = b'{"object":"list","data":[{"id":"m","object":"model","owned_by":"x"}]}'
+HOST_COUNTS = (1, 4, 16, 64)
+
+
+def serve_fakes(ports: list[int]) -> None:
+    """Instant HTTP/1.1 responders: ``/v1/models`` lists one model, anything else 404."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ", 2)[1]
+                length = 0
+                for line in head.lower().split(b"\r\n"):
+                    if line.startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                if length:
+                    await reader.readexactly(length)
+                body, status = (MODELS_BODY, b"200 OK") if path == b"/v1/models" else (
+                    b'{"error":"not found"}', b"404 Not Found")
+                writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+                             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError, ValueError):
+            writer.close()
+
+    async def run() -> None:
+        servers = [await asyncio.start_server(handle, "127.0.0.1", p) for p in ports]
+        await asyncio.gather(*(s.serve_forever() for s in servers))
+
+    asyncio.run(run())
+
+
+def hosts_growth(sweeps: int) -> list[str]:
+    """Sweep time vs the number of configured hosts, answering and refused."""
+    rows = []
+    ports = [free_port() for _ in range(max(HOST_COUNTS))]
+    cmd = [sys.executable, __file__, "--serve-fakes", ",".join(map(str, ports))]
+    with ServerProcess(cmd, f"http://127.0.0.1:{ports[-1]}/v1/models", cwd=REPO):
+        for n in HOST_COUNTS:
+            hosts = Settings(scan_default_ports=False,
+                             servers=[f"http://127.0.0.1:{p}" for p in ports[:n]])
+            samples, found = asyncio.run(time_sweeps(hosts, sweeps))
+            rows.append(row(f"{n} configured hosts, answering", samples,
+                            [f"{len(found)} found"]))
+    for n in HOST_COUNTS:
+        refused = Settings(scan_default_ports=False,
+                           servers=[f"http://127.0.0.1:{free_port()}" for _ in range(n)])
+        samples, found = asyncio.run(time_sweeps(refused, sweeps))
+        rows.append(row(f"{n} configured hosts, nothing listening", samples,
+                        [f"{len(found)} found"]))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sweeps", type=int, default=200)
     parser.add_argument("--busy-sweeps", type=int, default=100)
     parser.add_argument("--threads", default="2", help="llama-server threads")
+    parser.add_argument("--hosts-growth", action="store_true",
+                        help="only the sweep time vs number of configured hosts")
+    parser.add_argument("--serve-fakes", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_fakes:
+        serve_fakes([int(p) for p in args.serve_fakes.split(",")])
+        return 0
+    if args.hosts_growth:
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        rows = hosts_growth(args.sweeps)
+        print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (nproc), "
+              f"Linux {platform.release()}, Python {platform.python_version()}, "
+              f"load average at start: {load}")
+        print(f"Command: `.venv/bin/python bench/bench_discovery.py --hosts-growth "
+              f"--sweeps {args.sweeps}`\n")
+        print("| scenario | sweeps | median ms | p99 ms | min ms | servers found |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rows))
+        return 0
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = []

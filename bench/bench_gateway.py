@@ -17,7 +17,10 @@ script as the client. Figures:
    (e.g. a git worktree of an older commit) measured in the same run, for before/after.
 6. ``--growth``: a 32-chunk streamed chat with 1, 8, 32 and 128 concurrent streams,
    direct and through each localinfer gateway (p50 / p99 per stream).
-7. ``--profile DIR``: the gateway under cProfile for 1,000 chats and 200 streams; prints
+7. ``--interleave N``: with ``--baseline``, N rounds of 100 sequential chats to the fake,
+   this gateway and the baseline in turn (both gateways up at once), so a loaded
+   machine's swings land on all three alike: p50s and CPU per request from those rounds.
+8. ``--profile DIR``: the gateway under cProfile for 1,000 chats and 200 streams; prints
    the top functions by own time.
 
 Prints markdown tables with the machine and the command. LiteLLM is installed in its
@@ -406,6 +409,8 @@ def main() -> int:
                         help="also measure a gateway imported from this src directory")
     parser.add_argument("--growth", action="store_true",
                         help="latency vs 1/8/32/128 concurrent streams")
+    parser.add_argument("--interleave", type=int, metavar="ROUNDS",
+                        help="with --baseline: interleaved latency rounds only")
     parser.add_argument("--profile", metavar="DIR", type=Path,
                         help="profile the gateway(s) instead of benchmarking")
     parser.add_argument("--serve-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -425,6 +430,8 @@ def main() -> int:
                      fake + "/v1/models") as fake_proc:
             if args.profile:
                 return profile_gateways(fake, home, args)
+            if args.interleave and args.baseline:
+                return interleaved(fake, fake_proc.pid, home, args)
             targets: list[tuple[str, Callable[[], Any]]] = [
                 ("localinfer gateway", lambda: localinfer_gateway(fake, home))]
             if args.baseline:
@@ -473,6 +480,34 @@ def measure(base: str, pid: int, headers: str, args: argparse.Namespace,
             p50, p99 = asyncio.run(concurrent_streams(base, path, n, rounds, headers))
             row[f"s{n}"] = (p50 * 1e3, p99 * 1e3)
     return row
+
+
+def interleaved(fake: str, fake_pid: int, home: Path, args: argparse.Namespace) -> int:
+    path = "/v1/chat/completions"
+    with localinfer_gateway(fake, home) as (new, new_pid), \
+            localinfer_gateway(fake, home, args.baseline) as (old, old_pid):
+        targets = [("direct (fake backend)", fake, fake_pid, ""),
+                   ("localinfer gateway", new, new_pid, AUTH),
+                   ("localinfer gateway (baseline)", old, old_pid, AUTH)]
+        samples: dict[str, list[float]] = {name: [] for name, *_ in targets}
+        cpu: dict[str, float] = dict.fromkeys(samples, 0.0)
+        for _ in range(args.interleave):
+            for name, url, pid, headers in targets:
+                before = cpu_seconds(pid)
+                # latencies() warms up with 100 first; only the 100 timed ones are kept.
+                samples[name] += [x * 1e3 for x in asyncio.run(
+                    latencies(url, path, 100, headers))]
+                cpu[name] += cpu_seconds(pid) - before
+    direct = pct(samples["direct (fake backend)"], 0.5)
+    print(f"Interleaved: {args.interleave} rounds x 100 chats per target; load average "
+          f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print("| target | p50 ms | p99 ms | added p50 ms | server CPU µs/req |")
+    print("|---|---|---|---|---|")
+    for name, values in samples.items():
+        per = cpu[name] / (args.interleave * 200) * 1e6  # 100 warm-up + 100 timed
+        print(f"| {name} | {pct(values, 0.5):.3f} | {pct(values, 0.99):.3f} | "
+              f"{pct(values, 0.5) - direct:.3f} | {per:.0f} |")
+    return 0
 
 
 def profile_gateways(fake: str, home: Path, args: argparse.Namespace) -> int:
