@@ -20,7 +20,10 @@ script as the client. Figures:
 7. ``--interleave N``: with ``--baseline``, N rounds of 100 sequential chats to the fake,
    this gateway and the baseline in turn (both gateways up at once), so a loaded
    machine's swings land on all three alike: p50s and CPU per request from those rounds.
-8. ``--profile DIR``: the gateway under cProfile for 1,000 chats and 200 streams; prints
+8. ``--client-cpu``: this process's CPU per sequential chat to the fake through the
+   bench's raw asyncio client, ``http.Upstream`` and ``make_client`` (what the upstream
+   client itself costs, and what a raw keep-alive pool could still save).
+9. ``--profile DIR``: the gateway under cProfile for 1,000 chats and 200 streams; prints
    the top functions by own time.
 
 Prints markdown tables with the machine and the command. LiteLLM is installed in its
@@ -411,6 +414,8 @@ def main() -> int:
                         help="latency vs 1/8/32/128 concurrent streams")
     parser.add_argument("--interleave", type=int, metavar="ROUNDS",
                         help="with --baseline: interleaved latency rounds only")
+    parser.add_argument("--client-cpu", action="store_true",
+                        help="CPU per request of the upstream clients only")
     parser.add_argument("--profile", metavar="DIR", type=Path,
                         help="profile the gateway(s) instead of benchmarking")
     parser.add_argument("--serve-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -430,6 +435,8 @@ def main() -> int:
                      fake + "/v1/models") as fake_proc:
             if args.profile:
                 return profile_gateways(fake, home, args)
+            if args.client_cpu:
+                return asyncio.run(client_cpu(fake))
             if args.interleave and args.baseline:
                 return interleaved(fake, fake_proc.pid, home, args)
             targets: list[tuple[str, Callable[[], Any]]] = [
@@ -480,6 +487,43 @@ def measure(base: str, pid: int, headers: str, args: argparse.Namespace,
             p50, p99 = asyncio.run(concurrent_streams(base, path, n, rounds, headers))
             row[f"s{n}"] = (p50 * 1e3, p99 * 1e3)
     return row
+
+
+async def client_cpu(fake: str, n: int = 1000) -> int:
+    from localinfer.http import EgressPolicy, Upstream, make_client
+
+    policy = EgressPolicy(recorders=[lambda record: None])
+    upstream = Upstream(policy, tier="local", base_url=fake + "/v1")
+    httpx_client = make_client(policy, tier="local", base_url=fake + "/v1")
+    raw = await Conn.open(fake)
+
+    async def direct() -> None:
+        await upstream.post("/chat/completions", CHAT_BODY)
+
+    async def via_httpx() -> None:
+        (await httpx_client.post("/chat/completions", content=CHAT_BODY)).read()
+
+    async def bare() -> None:
+        await raw.post("/v1/chat/completions", CHAT_BODY)
+
+    print("| client (this process, sequential) | CPU µs/request | wall µs/request |")
+    print("|---|---|---|")
+    try:
+        for name, call in [("raw asyncio keep-alive (the bench's client)", bare),
+                           ("http.Upstream (aiohttp directly)", direct),
+                           ("make_client (httpx over httpx-aiohttp)", via_httpx)]:
+            for _ in range(n // 5):
+                await call()
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(n):
+                await call()
+            print(f"| {name} | {(time.process_time() - cpu) / n * 1e6:.0f} | "
+                  f"{(time.perf_counter() - wall) / n * 1e6:.0f} |")
+    finally:
+        await upstream.aclose()
+        await httpx_client.aclose()
+        raw.close()
+    return 0
 
 
 def interleaved(fake: str, fake_pid: int, home: Path, args: argparse.Namespace) -> int:
