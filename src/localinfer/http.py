@@ -315,14 +315,18 @@ class Upstream:
         self._headers = {"user-agent": "localinfer", "content-type": "application/json",
                          **(headers or {})}
         self._session: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._targets: dict[str, Any] = {}
         self._timeouts: dict[float | None, Any] = {}
 
     def _open(self) -> Any:
-        # Made on first use: an aiohttp session belongs to the running event loop.
-        if self._session is None or self._session.closed:
+        # Made on first use: an aiohttp session belongs to the running event loop (a
+        # backend used from a second loop, e.g. two asyncio.run calls, gets its own).
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
             import aiohttp
 
+            self._loop = loop
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=POOL_LIMIT),
                 headers=self._headers, trust_env=False,
@@ -366,8 +370,9 @@ class Upstream:
         return Exchange(self, path, body, read_timeout)
 
     async def aclose(self) -> None:
-        if self._session is not None:
+        if self._session is not None and self._loop is asyncio.get_running_loop():
             await self._session.close()
+        self._session = None
 
 
 class Exchange:
