@@ -36,8 +36,10 @@ MAX_TENSOR_NAME: Final = 63  # ggml's GGML_MAX_NAME is 64 including the NUL
 MAX_DIMS: Final = 4  # GGML_MAX_DIMS
 MAX_ALIGNMENT: Final = 1 << 20
 INT64_MAX: Final = (1 << 63) - 1
-# Strings kept in GGUFInfo.metadata; longer ones (chat templates, vocabularies) are skipped.
+# Strings kept in GGUFInfo.metadata; longer ones (vocabularies, licences) are skipped,
+# except the chat template, which tells whether the model can be offered tools.
 _KEEP_STRING_BYTES: Final = 1024
+_KEEP_LONG: Final = {"tokenizer.chat_template": 1 << 20}
 _CHUNK: Final = 1 << 20
 _U64: Final = struct.Struct("<Q")
 
@@ -309,7 +311,7 @@ def _read_metadata(r: _Reader, n_kv: int) -> dict[str, Scalar]:
             _skip_array(r, key)
         elif vtype == _STRING:
             n = r.length(MAX_STRING_BYTES, 1, f"value of '{key}'")
-            if n <= _KEEP_STRING_BYTES:
+            if n <= _KEEP_LONG.get(key, _KEEP_STRING_BYTES):
                 kept[key] = r.take(n, f"value of '{key}'").decode("utf-8", "replace")
             else:
                 r.skip(n, f"value of '{key}'")
