@@ -38,14 +38,16 @@ not tested yet. Regenerate with `./dev compat` (never by hand: a test checks the
 below and that every cell the tests declare is here).
 
 On the **llama-server** column, embeddings come from localinfer's own embedder in the
-gateway (all-MiniLM-L6-v2, ONNX), not from llama-server, which serves chat only; on the
-**embedded** column from the same embedder. Tool cells on the real engines: the bundled
-135M model rarely decides to call a tool, so a forced call (`tool_choice` "required")
-is proven on a llama-server whose template takes tools (`--jinja`, a Hermes-style
-template) with the assistant turn primed by `<tool_call>`; where the client cannot force
-a call (Ollama's API has no `tool_choice`), ✓ means the tools reached the model's prompt
-(more prompt tokens than without them) and the client parsed the reply.
-
+gateway (all-MiniLM-L6-v2, ONNX), not from llama-server, which serves chat only; the
+**embedded** column uses the same embedder. Tool cells on llama-server run against a
+second llama-server whose chat template takes tools (`--jinja` with a Hermes-style
+template; the session's server, whose template does not, is the refused "template without
+tools" row). The bundled 135M model does not start a call by itself, so a forced call
+(`tool_choice` "required", LangChain's "any") is proven with the assistant turn primed by
+the template's `<tool_call>` marker: llama-server's grammar then completes a call and the
+client gets it parsed. Ollama's API has no `tool_choice`: there ✓ means the tools reached
+the model's prompt (more prompt tokens with them; for langchain-ollama, whose streamed
+usage has no prompt count, a different greedy reply) and the client parsed the text reply.
 """
 
 

@@ -871,10 +871,11 @@ def openai_named_tool_refused(url: str, model: str) -> None:
     assert isinstance(info.value.body, dict) and info.value.body["param"] == "tool_choice"
 
 
-@cell("openai", "forced tools: named function", L, gateway="tools_gateway", xfail=(
-    "llama-server (this build) ignores an object tool_choice (its log: 'Wrong type supplied "
-    "for parameter tool_choice', then auto) and the gateway passes it on: map it to "
-    "'required' with only that tool, or refuse with a 400"))
+# llama-server (this build) ignores an object tool_choice (its log: "Wrong type supplied
+# for parameter 'tool_choice'", then auto) and the gateway passes it on: it should map it
+# to "required" with only that tool, or refuse with a 400.
+@cell("openai", "forced tools: named function", L, gateway="tools_gateway",
+      xfail="llama-server ignores a named tool_choice (then auto); the gateway passes it on")
 def openai_named_tool(url: str, model: str) -> None:
     reply = sdk(url).chat.completions.create(model=model, messages=PRIMED, tools=TOOLS,
                                              tool_choice=NAMED, max_tokens=24, temperature=0)
@@ -955,10 +956,11 @@ def lc_ollama_tools(url: str, model: str) -> None:
 
 # -- tools on the embedded tier: a known failure ---------------------------------------
 
-EMBEDDED_TOOLS_DROPPED = (
-    "the embedded tier passes tools to a chat template that does not render them (the "
-    "bundled SmolLM2's): the same prompt tokens with and without, a plain-text reply, no "
-    "400 (llama-server with such a template is refused); gateway/engine to fix")
+# The embedded tier passes tools to a chat template that does not render them (the bundled
+# SmolLM2's): the same prompt tokens with and without, a plain-text reply and no 400, where
+# llama-server with such a template is refused. The gateway or the engine has to fix it.
+EMBEDDED_TOOLS_DROPPED = ("embedded tier drops tools silently: its template does not render "
+                          "them, no 400")
 
 
 @pytest.mark.xfail(reason=EMBEDDED_TOOLS_DROPPED, strict=True)

@@ -11,14 +11,15 @@ import pytest
 
 from tests.compat import test_matrix
 
-CACHE = ("localinfer's own model cache (our catalog's assets): the route never reaches a "
-         "chat backend, so it is the same whatever serves chat; tested on scripted")
+# The route manages localinfer's own assets and never reaches a chat backend, so it is
+# the same whatever serves chat.
+CACHE = "localinfer's own model cache, no chat backend involved (tested on scripted)"
 NOT_APPLICABLE: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("ollama", "/api/pull"): (("embedded", "llama-server"), CACHE),
     ("ollama", "/api/delete"): (("embedded", "llama-server"), CACHE),
     ("ollama", "/api/pull unknown model"): (("embedded", "llama-server"), CACHE),
     ("openai", "tools (template without tools)"): (
-        ("scripted",), "a scripted backend has no chat template; the real engines are tested"),
+        ("scripted",), "a scripted backend has no chat template"),
 }
 
 
