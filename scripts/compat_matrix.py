@@ -48,6 +48,7 @@ the template's `<tool_call>` marker: llama-server's grammar then completes a cal
 client gets it parsed. Ollama's API has no `tool_choice`: there ✓ means the tools reached
 the model's prompt (more prompt tokens with them; for langchain-ollama, whose streamed
 usage has no prompt count, a different greedy reply) and the client parsed the text reply.
+
 """
 
 
