@@ -107,6 +107,8 @@ def _totals(db: sqlite3.Connection) -> tuple[int, int]:
     if row is None:
         return 0, 0
     values = _varints(bytes(row[0]))
+    if not values:  # an empty averages record: the table has never held a row
+        return 0, 0
     return values[0], sum(values[1:])
 
 
