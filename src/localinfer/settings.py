@@ -137,6 +137,14 @@ class Settings(BaseSettings):
     embedded_context: int = Field(
         default=2048, ge=128, description="Context length (tokens) of the embedded engine."
     )
+    embedded_parallel: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Requests the embedded engine decodes at once (one batch, one sequence "
+        "each, as `llama-server -np N`); more wait their turn. Each keeps the full "
+        "`embedded_context`, so the KV cache takes this many times the memory of one.",
+    )
     embedded_gpu_layers: int = Field(
         default=-1,
         ge=-1,

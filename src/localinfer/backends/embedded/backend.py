@@ -5,10 +5,12 @@ caller, or the gateway, down with it. The worker loads the model once and stays 
 if it dies or stalls, the request in flight gets a BackendError and the next request
 starts a fresh worker.
 
-One request at a time per worker: ``stream_chat`` holds an asyncio.Lock for the whole
-stream, so concurrent callers queue (llama.cpp has one context; interleaving requests
-would only make each slower). The lock belongs to the event loop that last used the
-backend; using one backend from two loops at once is not supported.
+Several requests at once per worker: each request's events carry its id, and the
+worker decodes up to ``embedded_parallel`` of them together, one sequence each, in one
+batch per step (worker.py, generate.py); the rest wait in the worker, in order. The
+asyncio.Lock here only keeps two first requests from starting two workers; it belongs
+to the event loop that last used the backend; using one backend from two loops at once
+is not supported.
 
 Cancellation: closing the stream (``aclose()``, ``break`` out of ``async for`` followed
 by closing, or cancelling the task) tells the worker to stop between two tokens and
@@ -144,22 +146,22 @@ class EmbeddedBackend(Backend):
     async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         self._check_model(model)
         params = llama_chat_params(request)
-        async with self._loop_lock():
-            for retry in (True, False):
+        for retry in (True, False):
+            async with self._loop_lock():
                 worker = await self._ready_worker()
-                # aclosing: when our caller closes us, the inner generator must stop the
-                # worker now, under the lock, not later from the garbage collector.
-                chunks = self._generate(worker, params, model or self.model_id)
-                async with contextlib.aclosing(chunks):
-                    try:
-                        async for chunk in chunks:
-                            yield chunk
-                        return
-                    except _DeadOnArrival:
-                        # The worker had died while idle, before it saw this request:
-                        # nothing was attempted, so one fresh worker may take it.
-                        if not retry:
-                            raise
+            # aclosing: when our caller closes us, the inner generator must stop the
+            # request now, not later from the garbage collector.
+            chunks = self._generate(worker, params, model or self.model_id)
+            async with contextlib.aclosing(chunks):
+                try:
+                    async for chunk in chunks:
+                        yield chunk
+                    return
+                except _DeadOnArrival:
+                    # The worker had died while idle, before it saw this request:
+                    # nothing was attempted, so one fresh worker may take it.
+                    if not retry:
+                        raise
 
     async def aclose(self) -> None:
         self._discard(self._worker)
@@ -195,7 +197,7 @@ class EmbeddedBackend(Backend):
     async def _generate(self, worker: WorkerProcess, params: dict[str, Any],
                         model: str) -> AsyncGenerator[ChatChunk, None]:
         rid = next(self._ids)
-        events = worker.subscribe(asyncio.get_running_loop())
+        events = worker.subscribe(asyncio.get_running_loop(), rid)
         worker.send({"op": "chat", "id": rid, "params": params, "loop": self.loop,
                      "reuse": self.prefix_reuse})
         chunk_id, created = new_id("chatcmpl"), int(time.time())
@@ -210,8 +212,6 @@ class EmbeddedBackend(Backend):
         try:
             while True:
                 event = await self._next_event(events, worker, first=not yielded)
-                if event.get("id", rid) not in (rid, None):
-                    continue  # a late event of an earlier, cancelled request
                 kind = event["ev"]
                 if kind == "begin":
                     begun = True
@@ -243,22 +243,33 @@ class EmbeddedBackend(Backend):
                         "the next request starts a fresh one",
                         backend=self.name, before_first_token=not yielded)
         finally:
-            if not finished and worker is self._worker:
-                await self._stop(worker, events, rid)
+            try:
+                if not finished and worker is self._worker:
+                    await self._stop(worker, events, rid)
+            finally:
+                worker.unsubscribe(rid)
 
     async def _next_event(self, events: asyncio.Queue[Event], worker: WorkerProcess, *,
                           first: bool, timeout: float | None = None) -> Event:
         timeout = timeout or self.settings.embedded_stall_timeout
+        loop = asyncio.get_running_loop()
         # A timer that drops a marker into the queue: cheaper per token than wait_for
-        # (no task per event). A marker from an earlier, raced timer is skipped.
-        marker: Event = {"ev": STALLED}
-        timer = asyncio.get_running_loop().call_later(timeout, events.put_nowait, marker)
-        try:
-            event = await events.get()
-            while event["ev"] == STALLED and event is not marker:
+        # (no task per event). A marker from an earlier, raced timer is skipped. The
+        # worker is hung when it said nothing to anyone for ``timeout``: a request waiting
+        # its turn behind others hears nothing itself, and that is no hang.
+        while True:
+            marker: Event = {"ev": STALLED}
+            quiet = time.monotonic() - worker.last_event_at
+            wait = timeout if quiet >= timeout else max(timeout - quiet, 0.01)
+            timer = loop.call_later(wait, events.put_nowait, marker)
+            try:
                 event = await events.get()
-        finally:
-            timer.cancel()
+                while event["ev"] == STALLED and event is not marker:
+                    event = await events.get()
+            finally:
+                timer.cancel()
+            if event is not marker or time.monotonic() - worker.last_event_at >= timeout:
+                break
         if event is marker:
             self._discard(worker)
             raise BackendTimeout(
@@ -302,11 +313,14 @@ class EmbeddedBackend(Backend):
             threads = self.settings.embedded_threads or os.cpu_count() or 1
             worker.send({"op": "load", "path": str(path), "n_ctx": self.settings.embedded_context,
                          "n_threads": threads, "verbose": self.settings.debug,
-                         "gpu_layers": self.settings.embedded_gpu_layers})
+                         "gpu_layers": self.settings.embedded_gpu_layers,
+                         "parallel": self.settings.embedded_parallel})
             await self._await_load(worker, events, path)
         except BaseException:
             worker.kill()
             raise
+        finally:
+            worker.unsubscribe(None)
         self._worker = worker
         return worker
 

@@ -1,10 +1,10 @@
 """Our own generation loop over llama-cpp-python's low-level (ctypes) API, inside the
-worker process.
+worker process: several chat requests decoded together, one sequence id each.
 
 Why not ``Llama.create_chat_completion``: per token it copies the whole logits row
 (49k floats for SmolLM2) into numpy, runs ``logit_bias`` as a Python logits
 processor, and detokenises through several layers of Python; at 120 tokens/s that is
-~7-10% of the time. Here a token costs one ``llama_decode``, one
+~7-10% of the time. Here a token costs its share of one ``llama_decode``, one
 ``llama_sampler_sample`` (the native chain: penalties, logit bias, grammar, top-k,
 typical, top-p, min-p, temperature, dist, or greedy) and one
 ``llama_token_to_piece``, plus stop-string and UTF-8 bookkeeping on short strings.
@@ -12,9 +12,17 @@ typical, top-p, min-p, temperature, dist, or greedy) and one
 The sampler chain and its defaults are the ones llama-cpp-python's chat completion
 builds, in the same order, so greedy output is the same text token for token (tested).
 
-Prompt prefix reuse: the tokens in the KV cache are remembered; the next prompt keeps
-the longest common prefix and only its new suffix is decoded (a chat growing turn by
-turn re-reads only the last turn).
+Several requests at once, as ``llama-server -np N`` does: the context holds N sequences
+each in its own part of the KV cache; each ``step`` decodes one batch made of every
+generating request's next token plus prompt chunks of requests still reading their
+prompt (dealt round-robin, and capped while others generate, so a long prompt does not
+stall running streams). Each request has its own sampler chain, stop strings and token
+budget. A request's greedy text is the same as when it runs alone (tested): its rows
+in a batch compute as they would alone, and its cells sit where they would alone.
+
+Prompt prefix reuse: each sequence remembers the tokens its KV cache holds; a new
+request takes the free sequence sharing the longest prefix with its prompt and decodes
+only the rest (a chat growing turn by turn re-reads only the last turn).
 
 Loaded by path by worker.py (no ``localinfer`` import: start-up time), so it uses only
 the standard library and ``llama_cpp``.
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +48,11 @@ DEFAULTS: Final[dict[str, Any]] = {
     "repeat_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
     "mirostat_mode": 0, "mirostat_tau": 5.0, "mirostat_eta": 0.1,
 }
-PENALTY_LAST_N: Final = 64  # Llama(last_n_tokens_size=64)
+PENALTY_LAST_N: Final = 64
+# Prompt tokens per step while other requests are generating: a step's time grows with
+# its tokens, and every running stream waits for the step. 128 keeps their per-token
+# delay to a few decode steps' worth while a new prompt is read.
+PREFILL_WHILE_DECODING: Final = 128  # Llama(last_n_tokens_size=64)
 # Request keys this loop honours; a request with any other key (tools) takes the
 # high-level path.
 HANDLED: Final = frozenset(DEFAULTS) | {"messages", "max_tokens", "stop", "seed",
@@ -63,20 +76,56 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class Generator:
-    """One model, one context, one sequence: chat requests decoded by our own loop."""
+@dataclass
+class Sequence:
+    """One sequence id of the context and the tokens its KV cache entries hold."""
 
-    def __init__(self, llm: Any) -> None:
+    sid: int
+    cached: list[int] = field(default_factory=list)
+    used_at: int = 0  # admission counter: the least recently used free sequence goes first
+
+
+@dataclass
+class Job:
+    """One chat request on our loop, from its prompt to its finish."""
+
+    key: Any  # the caller's name for it (the worker's request id)
+    tokens: list[int]  # the prompt
+    sampler: Any
+    stops: list[str]
+    max_tokens: int
+    emit: Callable[[str], None]
+    outcome: Outcome
+    seq: Sequence | None = None
+    read: int = 0  # prompt tokens in the KV cache so far
+    next_token: int | None = None  # sampled, to be decoded in the next step
+    produced: int = 0
+    admitted_at: float = 0.0
+    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+    scanner: StopScanner | None = None
+
+    @property
+    def prefilling(self) -> bool:
+        return self.read < len(self.tokens)
+
+
+class Generator:
+    """One model, one context, up to ``n_seq`` sequences decoded together."""
+
+    def __init__(self, llm: Any, *, n_seq: int = 1, n_ctx: int | None = None) -> None:
         self.llm = llm
         self.ctx = llm._ctx.ctx
         self.vocab = llm._model.vocab
-        self.n_ctx: int = llm.n_ctx()
+        self.n_ctx: int = n_ctx or llm.n_ctx()  # per request (the pool holds n_seq of these)
         self.n_batch: int = llm.n_batch
         self.n_vocab: int = C.llama_vocab_n_tokens(self.vocab)
         self.memory = C.llama_get_memory(self.ctx)
-        self.cached: list[int] = []  # the tokens whose entries the KV cache holds, in order
+        self.free = [Sequence(sid) for sid in range(n_seq)]
+        self.active: list[Job] = []
+        self._admissions = itertools.count(1)
+        self._turn = 0  # round-robin start among prompts being read
+        self._batch = C.llama_batch_init(self.n_batch, 0, 1)
         self._piece = ctypes.create_string_buffer(256)
-        self._one = (C.llama_token * 1)()
         self.formatter = self._formatter()
 
     def _formatter(self) -> Any:
@@ -95,14 +144,22 @@ class Generator:
     def handles(self, params: dict[str, Any]) -> bool:
         return self.formatter is not None and set(params) <= HANDLED
 
+    @property
+    def has_room(self) -> bool:
+        return bool(self.free)
+
     def forget(self) -> None:
-        """Another user of the context (the high-level path) is about to change it."""
-        self.cached = []
+        """Another user of the context (the high-level path) is about to change it: no
+        sequence's cache record holds any more (call only with nothing active)."""
+        C.llama_memory_clear(self.memory, True)
+        for seq in self.free:
+            seq.cached = []
 
-    # -- one request ------------------------------------------------------------------
+    # -- requests ---------------------------------------------------------------------
 
-    def chat(self, params: dict[str, Any], emit: Callable[[str], None],
-             cancelled: Callable[[], bool], *, reuse: bool = True) -> Outcome:
+    def prepare(self, key: Any, params: dict[str, Any], emit: Callable[[str], None]) -> Job:
+        """A job for ``params`` (PromptTooLong, or whatever a bad request raises, here:
+        before it touches the context)."""
         formatted = self.formatter(messages=params["messages"])
         tokens: list[int] = self.llm.tokenize(formatted.prompt.encode("utf-8"),
                                               add_bos=not formatted.added_special,
@@ -115,82 +172,148 @@ class Generator:
         room = self.n_ctx - len(tokens)
         max_tokens = params.get("max_tokens") or 0
         max_tokens = room if max_tokens <= 0 else min(max_tokens, room)
-        outcome = Outcome(prompt_tokens=len(tokens))
-        started = time.perf_counter()
-        outcome.reused_tokens = self._prefill(tokens, reuse=reuse)
-        outcome.timings["prefill_s"] = time.perf_counter() - started
         sampler = self._sampler(params)
-        try:
-            self._loop(sampler, max_tokens, stops, emit, cancelled, outcome)
-        finally:
-            C.llama_sampler_free(sampler)
-        return outcome
+        return Job(key, tokens, sampler, stops, max_tokens, emit,
+                   Outcome(prompt_tokens=len(tokens)), scanner=StopScanner(stops))
 
-    def _prefill(self, tokens: list[int], *, reuse: bool) -> int:
-        """Bring the KV cache to ``tokens[:-1]`` kept or decoded, ``tokens[-1]`` decoded
-        (its logits are the first sample's). Returns how many tokens were kept."""
+    def admit(self, job: Job, *, reuse: bool) -> None:
+        """Give ``job`` a free sequence (the one sharing the longest prefix with its
+        prompt, when ``reuse``), keeping that prefix in the KV cache."""
         self.llm.n_tokens = 0  # the high-level path must not trust its own cache record
-        keep = 0
+        tokens = job.tokens
+        best, keep = min(self.free, key=lambda s: s.used_at), 0
         if reuse:
-            for a, b in zip(self.cached, tokens, strict=False):
-                if a != b:
-                    break
-                keep += 1
-            keep = min(keep, len(tokens) - 1)  # at least one token decoded, for logits
-        if keep == 0 or not C.llama_memory_seq_rm(self.memory, -1, keep, -1):
-            C.llama_memory_clear(self.memory, True)
+            for seq in self.free:
+                common = 0
+                for a, b in zip(seq.cached, tokens, strict=False):
+                    if a != b:
+                        break
+                    common += 1
+                common = min(common, len(tokens) - 1)  # one token decoded, for logits
+                if common > keep:
+                    best, keep = seq, common
+        self.free.remove(best)
+        if not C.llama_memory_seq_rm(self.memory, best.sid, keep, -1):
+            C.llama_memory_seq_rm(self.memory, best.sid, -1, -1)
             keep = 0
-        self.cached = tokens[:keep]
-        for start in range(keep, len(tokens), self.n_batch):
-            self._decode(tokens[start:start + self.n_batch])
-        return keep
+        best.cached = tokens[:keep]
+        best.used_at = next(self._admissions)
+        job.seq, job.read = best, keep
+        job.outcome.reused_tokens = keep
+        job.admitted_at = time.perf_counter()
+        self.active.append(job)
 
-    def _decode(self, tokens: list[int]) -> None:
-        if len(tokens) == 1:
-            self._one[0] = tokens[0]
-            array: Any = self._one
-        else:
-            array = (C.llama_token * len(tokens))(*tokens)
-        code = C.llama_decode(self.ctx, C.llama_batch_get_one(array, len(tokens)))
+    def drop(self, job: Job) -> None:
+        """Cancel: the job's sequence is emptied and free at once."""
+        if job.seq is not None:
+            C.llama_memory_seq_rm(self.memory, job.seq.sid, -1, -1)
+            job.seq.cached = []
+        self._release(job)
+
+    def _release(self, job: Job) -> None:
+        if job in self.active:
+            self.active.remove(job)
+        if job.seq is not None and job.seq not in self.free:
+            self.free.append(job.seq)
+        if job.sampler is not None:
+            C.llama_sampler_free(job.sampler)
+            job.sampler = None
+
+    def discard(self, job: Job) -> None:
+        """A job that was prepared but never admitted."""
+        self._release(job)
+
+    # -- one step ---------------------------------------------------------------------
+
+    def step(self) -> list[Job]:
+        """Decode one batch for every active job; returns the jobs that finished."""
+        batch, n = self._batch, 0
+        outputs: list[tuple[Job, int]] = []
+
+        def add(token: int, job: Job, logits: bool) -> None:
+            nonlocal n
+            assert job.seq is not None
+            batch.token[n] = token
+            batch.pos[n] = len(job.seq.cached)
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = job.seq.sid
+            batch.logits[n] = logits
+            job.seq.cached.append(token)
+            if logits:
+                outputs.append((job, n))
+            n += 1
+
+        for job in self.active:
+            if job.next_token is not None:
+                add(job.next_token, job, True)
+                job.next_token = None
+        reading = [job for job in self.active if job.prefilling]
+        budget = self.n_batch - n
+        if n:
+            budget = min(budget, PREFILL_WHILE_DECODING)
+        if reading:
+            self._turn = (self._turn + 1) % len(reading)
+            order = reading[self._turn:] + reading[:self._turn]
+            for i, job in enumerate(order):
+                share = -(-budget // (len(order) - i))  # the rest, split evenly
+                take = min(share, len(job.tokens) - job.read)
+                for token in job.tokens[job.read:job.read + take]:
+                    job.read += 1
+                    add(token, job, not job.prefilling)
+                budget -= take
+        if n == 0:
+            return []
+        batch.n_tokens = n
+        code = C.llama_decode(self.ctx, batch)
         if code != 0:
-            self.cached = []  # whatever the cache holds now, we no longer know it
+            for job in self.active:  # whatever the cache holds now, we no longer know it
+                assert job.seq is not None
+                job.seq.cached = []
             raise RuntimeError(f"llama_decode failed ({code})")
-        self.cached.extend(tokens)
+        finished = []
+        for job, index in outputs:
+            if job.produced == 0:
+                job.outcome.timings["prefill_s"] = time.perf_counter() - job.admitted_at
+            if self._sample(job, index):
+                finished.append(job)
+                self._finish(job)
+        return finished
 
-    def _loop(self, sampler: Any, max_tokens: int, stops: list[str],
-              emit: Callable[[str], None], cancelled: Callable[[], bool],
-              outcome: Outcome) -> None:
-        ctx, vocab, piece, size = self.ctx, self.vocab, self._piece, len(self._piece)
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        text = StopScanner(stops)
-        produced = 0
-        while True:
-            if cancelled():
-                return
-            token = C.llama_sampler_sample(sampler, ctx, -1)
-            if C.llama_vocab_is_eog(vocab, token):
+    def _sample(self, job: Job, index: int) -> bool:
+        """Sample the job's next token from row ``index``; True when the job is done."""
+        scanner = job.scanner
+        assert scanner is not None
+        outcome = job.outcome
+        token = C.llama_sampler_sample(job.sampler, self.ctx, index)
+        if C.llama_vocab_is_eog(self.vocab, token):
+            outcome.finish = "stop"
+            return True
+        job.produced += 1
+        outcome.completion_tokens = job.produced
+        outcome.last_token_at = time.perf_counter()
+        outcome.first_token_at = outcome.first_token_at or outcome.last_token_at
+        n = C.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
+        chunk = job.decoder.decode(self._piece.raw[:n]) if n > 0 else ""
+        if chunk:
+            out, hit = scanner.feed(chunk)
+            if out:
+                job.emit(out)
+            if hit:
                 outcome.finish = "stop"
-                break
-            produced += 1
-            outcome.completion_tokens = produced
-            outcome.last_token_at = time.perf_counter()
-            outcome.first_token_at = outcome.first_token_at or outcome.last_token_at
-            n = C.llama_token_to_piece(vocab, token, piece, size, 0, False)
-            chunk = decoder.decode(piece.raw[:n]) if n > 0 else ""
-            if chunk:
-                out, hit = text.feed(chunk)
-                if out:
-                    emit(out)
-                if hit:
-                    outcome.finish = "stop"
-                    return
-            if produced >= max_tokens:
-                outcome.finish = "length"
-                break
-            self._decode([token])
-        tail = text.flush(decoder.decode(b"", final=True))
-        if tail:
-            emit(tail)
+                job.scanner = None  # what it held back is not text: nothing to flush
+                return True
+        if job.produced >= job.max_tokens:
+            outcome.finish = "length"
+            return True
+        job.next_token = token
+        return False
+
+    def _finish(self, job: Job) -> None:
+        if job.scanner is not None:
+            tail = job.scanner.flush(job.decoder.decode(b"", final=True))
+            if tail:
+                job.emit(tail)
+        self._release(job)  # its cache stays: the next turn of that chat may reuse it
 
     def _sampler(self, params: dict[str, Any]) -> Any:
         """The chain llama-cpp-python's ``Llama._init_sampler`` builds, natively."""

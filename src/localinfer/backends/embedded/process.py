@@ -3,7 +3,8 @@
 Two daemon threads per worker read its event pipe and its stderr, so the event loop
 never blocks on a pipe; events reach the waiting coroutine through
 ``loop.call_soon_threadsafe``. The handle is not tied to one event loop: each request
-installs its own sink (see ``subscribe``).
+installs its own sink (see ``subscribe``), and events carrying a request id go to that
+request's sink only, so several requests can be in flight on one worker.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -29,8 +31,13 @@ class WorkerProcess:
     def __init__(self, *, debug: bool = False) -> None:
         self._debug = debug
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
-        self._sink: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]] | None = None
+        # Request id -> its sink; None: the sink for events of no request (loading).
+        self._sinks: dict[int | None, tuple[asyncio.AbstractEventLoop,
+                                            asyncio.Queue[Event]]] = {}
         self._exited = False
+        # When the worker last said anything (monotonic): the watchdog's measure of a hang,
+        # since a request queued behind others may rightly hear nothing for a while.
+        self.last_event_at = time.monotonic()
         self._proc = subprocess.Popen(
             [sys.executable, str(WORKER_SCRIPT)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -52,13 +59,18 @@ class WorkerProcess:
         # Not Popen.poll(): it answers None while the reader thread sits in wait().
         return not self._exited
 
-    def subscribe(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[Event]:
-        """A fresh queue that receives every event from now on (one request at a time)."""
+    def subscribe(self, loop: asyncio.AbstractEventLoop,
+                  rid: int | None = None) -> asyncio.Queue[Event]:
+        """A fresh queue that receives, from now on, the events of request ``rid``
+        (None: those of no request), and the exit."""
         queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._sink = (loop, queue)
+        self._sinks[rid] = (loop, queue)
         if self._exited:  # the pipe closed before we subscribed
             queue.put_nowait({"ev": EXITED})
         return queue
+
+    def unsubscribe(self, rid: int | None) -> None:
+        self._sinks.pop(rid, None)
 
     def send(self, command: Event) -> None:
         try:
@@ -94,13 +106,15 @@ class WorkerProcess:
     # -- threads -----------------------------------------------------------------------
 
     def _deliver(self, event: Event) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        loop, queue = sink
-        # RuntimeError: that request's loop is closed; nobody is listening.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(queue.put_nowait, event)
+        if event["ev"] == EXITED:
+            sinks = list(self._sinks.values())
+        else:
+            sink = self._sinks.get(event.get("id"))
+            sinks = [sink] if sink is not None else []
+        for loop, queue in sinks:
+            # RuntimeError: that request's loop is closed; nobody is listening.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, event)
 
     def _read_events(self, pipe: IO[bytes]) -> None:
         for line in pipe:
@@ -108,6 +122,7 @@ class WorkerProcess:
                 event = json.loads(line)
             except ValueError:
                 continue
+            self.last_event_at = time.monotonic()
             self._deliver(event)
         # The kernel closes the pipe as the process dies: EOF means it is gone.
         self._exited = True
