@@ -149,9 +149,10 @@ class Generator:
         return bool(self.free)
 
     def forget(self) -> None:
-        """Another user of the context (the high-level path) is about to change it: no
-        sequence's cache record holds any more (call only with nothing active)."""
-        C.llama_memory_clear(self.memory, True)
+        """Another user of the context (the high-level path, on sequence 0, trimming every
+        sequence past its own prefix) changes it: no sequence's cache record holds any
+        more (call only with nothing active). The cache itself is left to it: its own
+        prefix reuse goes on between its requests."""
         for seq in self.free:
             seq.cached = []
 
