@@ -21,7 +21,13 @@ from localinfer.assets.bundled import MODEL_ID, bundled_model_path
 from localinfer.assets.gguf import validate_gguf
 from localinfer.backends.embedded import EmbeddedBackend
 from localinfer.backends.embedded.backend import CANCEL_GRACE
-from localinfer.errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound
+from localinfer.errors import (
+    BackendError,
+    BackendTimeout,
+    BadModelFile,
+    ModelNotFound,
+    UsageError,
+)
 from localinfer.settings import Settings
 from localinfer.types import ChatChunk, ChatRequest, ChatStream
 
@@ -143,6 +149,17 @@ async def test_forced_tool_call_streams_openai_shaped_deltas(backend: EmbeddedBa
     [call] = reply.choices[0].message.tool_calls or []
     assert call.function.name == "get_weather"  # sent once, as OpenAI streams do
     assert isinstance(json.loads(call.function.arguments or ""), dict)
+
+
+async def test_tools_the_template_would_drop_are_refused_not_ignored(
+        backend: EmbeddedBackend) -> None:
+    # SmolLM2's template has no tools block: offered tools would never reach the model.
+    [info] = await backend.models()
+    assert info.tools is False
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]
+    with pytest.raises(UsageError, match="cannot take tools"):
+        await backend.chat(ask("Weather in Paris?", tools=tools), MODEL_ID)
 
 
 async def test_unknown_model_name_is_refused(backend: EmbeddedBackend) -> None:

@@ -55,11 +55,20 @@ async def refuse_unsupported(gw: Gateway, chat: ChatRequest, sensitive: bool) ->
         param, what = asks[0]
         raise InvalidRequest(f"{EMBEDDED_UNSUPPORTED} {what}", param=param)
     if chat.tools and await refuses_tools(first.backend, first.model):
+        fix = TOOLS_FIX.get(first.backend.tier, TOOLS_FIX["local"])
         raise InvalidRequest(
             f"{first.backend.name} does not support tool calls for '{first.model}': its chat "
-            "template does not render tools (llama-server: start it with --jinja and a model "
-            "or --chat-template-file whose template takes tools); send the request without "
-            "tools or name a model that supports them", param="tools")
+            f"template does not render tools ({fix}); send the request without tools or name "
+            "a model that supports them", param="tools")
+
+
+# What to do about a chat template without tools, per tier.
+TOOLS_FIX = {
+    "local": "llama-server: start it with --jinja and a model or --chat-template-file "
+             "whose template takes tools",
+    "embedded": "the model would never see them; run a GGUF whose template takes tools, "
+                "e.g. Qwen2.5-Instruct, with `-m FILE.gguf`",
+}
 
 
 async def refuses_tools(backend: Backend, model: str) -> bool:

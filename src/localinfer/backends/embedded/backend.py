@@ -39,6 +39,7 @@ from ...errors import (
     BadModelFile,
     ContextLengthExceeded,
     ModelNotFound,
+    UsageError,
 )
 from ...files import safe_resolve
 from ...settings import Settings
@@ -53,6 +54,7 @@ from ...types import (
     new_id,
 )
 from ..base import Backend
+from ..template_caps import renders_tools
 from .params import llama_chat_params
 from .process import EXITED, Event, WorkerProcess
 
@@ -133,10 +135,10 @@ class EmbeddedBackend(Backend):
             if self._explicit is None:
                 return []  # no bundled model installed: this tier has nothing to offer
             raise
-        await self._validated()
+        info = await self._validated()
         return [ModelInfo(id=self.model_id, backend=self.name, tier=self.tier,
                           capabilities=["chat"], loaded=self.worker_pid is not None,
-                          aliases=self._aliases())]
+                          aliases=self._aliases(), tools=_template_tools(info))]
 
     async def warm(self) -> None:
         """Start the worker and load the model now, ahead of the first request."""
@@ -145,6 +147,13 @@ class EmbeddedBackend(Backend):
 
     async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         self._check_model(model)
+        forced = isinstance(request.tool_choice, dict)  # llama-cpp-python's grammar call
+        if request.tools and not forced and _template_tools(await self._validated()) is False:
+            # The template would drop them: the model would answer as if none were offered.
+            raise UsageError(
+                f"the embedded model '{self.model_id}' cannot take tools: its chat template "
+                "does not render them; run a GGUF whose template does (e.g. Qwen2.5-Instruct) "
+                "with -m FILE.gguf, or send the request without tools")
         params = llama_chat_params(request)
         for retry in (True, False):
             async with self._loop_lock():
@@ -374,6 +383,11 @@ class EmbeddedBackend(Backend):
         if model in ACCEPTED_DEFAULTS or model == self.model_id or model in self._aliases():
             return
         raise ModelNotFound(model, [self.model_id])
+
+
+def _template_tools(info: GGUFInfo) -> bool | None:
+    template = info.metadata.get("tokenizer.chat_template")
+    return renders_tools(template if isinstance(template, str) else None)
 
 
 def _probe_build() -> dict[str, Any]:
