@@ -881,10 +881,8 @@ def openai_named_tool_refused(url: str, model: str) -> None:
 
 
 # llama-server (this build) ignores an object tool_choice (its log: "Wrong type supplied
-# for parameter 'tool_choice'", then auto) and the gateway passes it on: it should map it
-# to "required" with only that tool, or refuse with a 400.
-@pytest.mark.xfail(reason="llama-server ignores a named tool_choice (then auto); the gateway "
-                   "passes it on", strict=True)
+# for parameter 'tool_choice'", then auto): the backend sends it as "required" over that
+# one tool (backends/server_quirks.py), the same forced call.
 @pytest.mark.compat("openai", "forced tools: named function", L)
 def test_named_tool_choice_through_llama_server(run_app: Callable[..., str], tmp_path: Path,
                                                tools_server: str) -> None:
@@ -968,34 +966,71 @@ def lc_ollama_tools(url: str, model: str) -> None:
     assert str(with_tools.content) != bare, "the tools did not change the prompt"
 
 
-# -- tools on the embedded tier: a known failure ---------------------------------------
+# -- tools on the embedded tier: refused where the template would drop them ------------
 
-# The embedded tier passes tools to a chat template that does not render them (the bundled
-# SmolLM2's): the same prompt tokens with and without, a plain-text reply and no 400, where
-# llama-server with such a template is refused. The gateway or the engine has to fix it.
-EMBEDDED_TOOLS_DROPPED = ("embedded tier drops tools silently: its template does not render "
-                          "them, no 400")
+# The bundled SmolLM2's chat template does not render tools: offered, they would never
+# reach the model (same prompt tokens, a plain-text reply). The engine reports the
+# template's caps and the gateway answers 400 naming `tools`, on every route and client.
+TOOLS_REFUSED = "400 naming tools (its template does not render them)"
 
 
-@pytest.mark.xfail(reason=EMBEDDED_TOOLS_DROPPED, strict=True)
-@pytest.mark.compat("openai", "tools (template without tools)", E)
-@pytest.mark.compat("openai", "tools", E)
-@pytest.mark.compat("openai", "/v1/responses tools", E)
-@pytest.mark.compat("ollama", "tools", E)
-@pytest.mark.compat("langchain-openai", "tools", E)
-@pytest.mark.compat("langchain-ollama", "tools", E)
-@pytest.mark.compat("litellm", "tools", E)
-def test_tools_on_the_embedded_tier_reach_the_model_or_are_refused(
-        embedded_gateway: str) -> None:
-    # One test for the seven cells: one cause, whichever client sends the tools.
-    client = sdk(embedded_gateway)
-    bare = client.chat.completions.create(model="smollm2", messages=MESSAGES, max_tokens=1,
-                                          temperature=0)
-    try:
-        tooled = client.chat.completions.create(model="smollm2", messages=MESSAGES,
-                                                tools=TOOLS, max_tokens=1, temperature=0)
-    except openai.BadRequestError as refused:  # the honest answer: a 400 naming tools
-        assert isinstance(refused.body, dict) and refused.body["param"] == "tools"
-        return
-    assert bare.usage and tooled.usage
-    assert tooled.usage.prompt_tokens > bare.usage.prompt_tokens, "tools never reached the model"
+def refused_tools(error: BaseException) -> bool:
+    return "does not render tools" in str(error)
+
+
+@cell("openai", "tools", E, refused=TOOLS_REFUSED)
+def openai_tools_refused(url: str, model: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(url).chat.completions.create(model=model, messages=MESSAGES, tools=TOOLS,
+                                         max_tokens=1)
+    assert isinstance(info.value.body, dict) and info.value.body["param"] == "tools"
+    assert refused_tools(info.value)
+
+
+@cell("openai", "tools (template without tools)", E, refused=TOOLS_REFUSED)
+def openai_template_without_tools(url: str, model: str) -> None:
+    # The same refusal llama-server without a tools template gets, stream or not.
+    with pytest.raises(openai.BadRequestError) as info:
+        list(sdk(url).chat.completions.create(model=model, messages=MESSAGES, tools=TOOLS,
+                                              max_tokens=1, stream=True))
+    assert isinstance(info.value.body, dict) and info.value.body["param"] == "tools"
+
+
+RESPONSES_TOOLS: Any = [{"type": "function", "name": "weather",
+                         "parameters": TOOLS[0]["function"]["parameters"]}]
+
+
+@cell("openai", "/v1/responses tools", E, refused=TOOLS_REFUSED)
+def openai_responses_tools_refused(url: str, model: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(url).responses.create(model=model, input="Weather in Oslo?", max_output_tokens=16,
+                                  tools=RESPONSES_TOOLS)
+    assert refused_tools(info.value)
+
+
+@cell("ollama", "tools", E, refused=TOOLS_REFUSED)
+def ollama_tools_refused(url: str, model: str) -> None:
+    with pytest.raises(ollama.ResponseError) as info:
+        oll(url).chat(model=model, messages=MESSAGES, tools=TOOLS, options={"num_predict": 1})
+    assert info.value.status_code == 400 and refused_tools(info.value)
+
+
+@cell("langchain-openai", "tools", E, refused=TOOLS_REFUSED)
+def lc_openai_tools_refused(url: str, model: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        chat_openai(url, model, max_tokens=1).bind_tools(TOOLS).invoke("Weather in Oslo?")
+    assert refused_tools(info.value)
+
+
+@cell("langchain-ollama", "tools", E, refused=TOOLS_REFUSED)
+def lc_ollama_tools_refused(url: str, model: str) -> None:
+    with pytest.raises(ollama.ResponseError) as info:
+        chat_ollama(url, model, num_predict=1).bind_tools(TOOLS).invoke("Weather in Oslo?")
+    assert info.value.status_code == 400 and refused_tools(info.value)
+
+
+@cell("litellm", "tools", E, refused=TOOLS_REFUSED)
+def litellm_tools_refused(url: str, model: str) -> None:
+    with pytest.raises(litellm.BadRequestError) as info:
+        complete(url, model, max_tokens=1, tools=TOOLS)
+    assert info.value.status_code == 400 and refused_tools(info.value)

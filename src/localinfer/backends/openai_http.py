@@ -36,6 +36,7 @@ from ..types import (
 )
 from .base import Backend
 from .passthrough import chunk_from_wire, reply_from_wire
+from .server_quirks import adapt
 
 # A payload that may be an in-band error event (`{"error": ...}`), read as a dict first.
 _ERROR_KEY = b'"error"'
@@ -104,12 +105,12 @@ class OpenAIHTTPBackend(Backend):
         direct = self._upstream()
         try:
             if direct is not None:
-                data = await direct.post("/chat/completions",
-                                         json_bytes(request.wire(model=model, stream=False)),
+                body = adapt(self.kind, request.wire(model=model, stream=False))
+                data = await direct.post("/chat/completions", json_bytes(body),
                                          read_timeout=self._request_timeout)
                 return reply_from_wire(data)
             response = await self._http.post(
-                "/chat/completions", json=request.wire(model=model, stream=False),
+                "/chat/completions", json=adapt(self.kind, request.wire(model=model, stream=False)),
                 timeout=httpx.Timeout(self._request_timeout, connect=self._http.timeout.connect),
             )
             await raise_for_status(response)
@@ -118,7 +119,7 @@ class OpenAIHTTPBackend(Backend):
             raise backend_error(exc, self.name, self.api_base) from exc
 
     async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
-        body = request.wire(model=model, stream=True)
+        body = adapt(self.kind, request.wire(model=model, stream=True))
         direct = self._upstream()
         if direct is not None:
             async for chunk in self._stream_direct(direct, json_bytes(body)):
