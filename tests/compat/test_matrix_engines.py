@@ -290,12 +290,14 @@ def ollama_chat(url: str, model: str) -> None:
     assert reply.done and (reply.message.content or "").strip()
 
 
-@cell("ollama", "ollama stream", E)
+@cell("ollama", "ollama stream", E, L)
 def ollama_stream(url: str, model: str) -> None:
     parts = list(oll(url).chat(model=model, messages=MESSAGES, stream=True,
                                options={"num_predict": 6, "temperature": 0}))
     assert parts[-1].done and not any(p.done for p in parts[:-1])
     assert "".join(p.message.content or "" for p in parts).strip()
+    # the counts on the last line come from the engine, streamed or not
+    assert (parts[-1].prompt_eval_count or 0) > 0 and (parts[-1].eval_count or 0) > 0
 
 
 @cell("ollama", "max tokens", E)

@@ -74,6 +74,10 @@ def chat_fields(options: OllamaOptions | None,
 
 
 def build_chat(body: dict[str, Any]) -> ChatRequest:
+    if body.get("stream"):
+        # Ollama's last line carries the counts: ask an upstream server for them too
+        # (llama-server sends none in a stream otherwise).
+        body = {**body, "stream_options": {"include_usage": True}}
     try:
         return ChatRequest.model_validate(body)
     except ValidationError as exc:  # whatever the translation let through: still the caller's
