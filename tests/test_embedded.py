@@ -167,7 +167,7 @@ async def test_unknown_model_name_is_refused(backend: EmbeddedBackend) -> None:
         await anext(aiter(backend.stream_chat(ask("hi"), "no-such-model")))
 
 
-async def test_concurrent_requests_are_served_one_at_a_time(backend: EmbeddedBackend) -> None:
+async def test_concurrent_requests_each_get_their_solo_answer(backend: EmbeddedBackend) -> None:
     requests = [ask(f"Say the word {w}.", max_tokens=12, temperature=0.7, seed=7)
                 for w in ("apple", "river")]
     alone = [(await backend.chat(r, MODEL_ID)).text for r in requests]
