@@ -34,7 +34,8 @@ docs/benchmarks.md).
     (decoded together, one sequence each) and ``llama-server -np 4`` on the same GGUF,
     alternating: aggregate tokens/s 4 vs 1, each stream's rate vs the solo rate, ours vs
     llama-server's aggregate, and time to first token of a request arriving while 3
-    streams generate vs on an idle engine. ``--only h`` runs this section alone.
+    streams generate vs on an idle engine. ``--only h`` runs this section alone
+    (``--only f`` section (f)).
 """
 
 from __future__ import annotations
@@ -288,6 +289,36 @@ def machine() -> str:
             f"{version('llama-cpp-python')}, load avg at start {os.getloadavg()[0]:.2f}")
 
 
+async def section_f(args: argparse.Namespace, eos: int, model: Path,
+                    bin_dir: Path | None) -> list[tuple[str, str, str]]:
+    """(f) decode vs context length, our loop against llama-bench at the same depth."""
+    depths = (512, 1024, 2048)
+    deep_settings = Settings(embedded_threads=args.threads, embedded_model=args.model,
+                             embedded_context=2048 + 256)
+    deep = EmbeddedBackend(deep_settings)
+    await deep.warm()
+    by_depth: dict[int, list[float]] = {d: [] for d in depths}
+    bench_depth: dict[int, list[float]] = {d: [] for d in depths}
+    try:
+        for _ in range(args.runs):
+            for depth in depths:
+                by_depth[depth].append(await decode_at_depth(deep, depth - 64, eos))
+                if bin_dir is not None:
+                    bench_depth[depth].append(llama_bench_tps(
+                        bin_dir / "llama-bench", model, args.threads, 64, depth))
+    finally:
+        await deep.aclose()
+    med = statistics.median
+    rows = []
+    for depth in depths:
+        note = f"64 tokens after a ~{depth - 64}-token prompt, our loop"
+        if bench_depth[depth]:
+            note += (f"; llama-bench -d {depth} {med(bench_depth[depth]):.1f}, ratio "
+                     f"{med(by_depth[depth]) / med(bench_depth[depth]):.3f}")
+        rows.append((f"decode tokens/s at context {depth}", f"{med(by_depth[depth]):.1f}", note))
+    return rows
+
+
 async def section_h(engine: EmbeddedBackend, args: argparse.Namespace, eos: int, model: Path,
                     settings: Settings, bin_dir: Path | None) -> list[tuple[str, str, str]]:
     """(h) four streams at once against one, ours and llama-server -np 4, alternating."""
@@ -358,8 +389,9 @@ async def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--model", type=Path, default=None, help="GGUF (default: bundled)")
     parser.add_argument("--no-llama-bench", action="store_true")
-    parser.add_argument("--only", choices=["h"], default=None,
-                        help="run one section alone (h: several requests at once)")
+    parser.add_argument("--only", choices=["f", "h"], default=None,
+                        help="run one section alone (f: decode vs context length; "
+                        "h: several requests at once)")
     args = parser.parse_args()
     model = args.model or bundled_model_path()
     info_started = time.perf_counter()
@@ -368,6 +400,10 @@ async def main() -> None:
     eos = int(info.metadata["tokenizer.ggml.eos_token_id"])
     settings = Settings(embedded_threads=args.threads, embedded_model=args.model)
     header = machine()
+    if args.only == "f":
+        bin_dir = None if args.no_llama_bench else llama_cpp_bin_dir()
+        print_table(header, model, args, await section_f(args, eos, model, bin_dir))
+        return
     if args.only == "h":
         engine = EmbeddedBackend(settings)
         await engine.warm()
@@ -422,21 +458,7 @@ async def main() -> None:
     if server is not None:
         await server.aclose()
 
-    # (f) decode vs context length, our loop against llama-bench at the same depth.
-    depths = (512, 1024, 2048)
-    deep_settings = Settings(embedded_threads=args.threads, embedded_model=args.model,
-                             embedded_context=2048 + 256)
-    deep = EmbeddedBackend(deep_settings)
-    await deep.warm()
-    by_depth: dict[int, list[float]] = {d: [] for d in depths}
-    bench_depth: dict[int, list[float]] = {d: [] for d in depths}
-    for _ in range(args.runs):
-        for depth in depths:
-            by_depth[depth].append(await decode_at_depth(deep, depth - 64, eos))
-            if bin_dir is not None:
-                bench_depth[depth].append(llama_bench_tps(bin_dir / "llama-bench", model,
-                                                          args.threads, 64, depth))
-    await deep.aclose()
+    rows_f = await section_f(args, eos, model, bin_dir)
 
     # (g) time to first token on turn 5, prefix kept vs recomputed, alternating.
     reused, recomputed = [], []
@@ -481,12 +503,7 @@ async def main() -> None:
                   f"{max(ours) / max(theirs):.3f} (a busy machine only ever slows a run)"),
                  ("ratio embedded / llama-server", f"{ours_tps / med(served):.3f}",
                   "both end to end with sampling")]
-    for depth in depths:
-        note = f"64 tokens after a ~{depth - 64}-token prompt, our loop"
-        if bench_depth[depth]:
-            note += (f"; llama-bench -d {depth} {med(bench_depth[depth]):.1f}, ratio "
-                     f"{med(by_depth[depth]) / med(bench_depth[depth]):.3f}")
-        rows.append((f"decode tokens/s at context {depth}", f"{med(by_depth[depth]):.1f}", note))
+    rows += rows_f
     rows += [
         ("time to first token, turn 5 of 5, prefix reused", f"{med(reused) * 1000:.0f} ms",
          f"recomputed {med(recomputed) * 1000:.0f} ms: "
