@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
-import os
 import sqlite3
 import struct
 import zlib
@@ -39,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .vectorfile import write_atomic
+from .vectorfile import map_readonly, write_atomic
 
 MAGIC = b"LIKWPS01"
 # magic, generation, rows, FTS5's row count, FTS5 stamp, terms, postings, terms bytes,
@@ -283,16 +281,10 @@ def write(path: Path, p: Postings, *, generation: int, stamp: int) -> None:
 
 
 def read(path: Path, *, generation: int, count: int, stamp: int) -> Loaded:
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < HEADER_BYTES:
-                return Loaded(None, "missing" if size == 0 else "truncated")
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except FileNotFoundError:
-        return Loaded(None, "missing")
-    except (OSError, ValueError) as exc:
-        return Loaded(None, f"unreadable: {exc}")
+    mapped, why = map_readonly(path, HEADER_BYTES)
+    if mapped is None:
+        return Loaded(None, why)
+    size = len(mapped)
     (magic, f_gen, f_count, total_rows, f_stamp, n_terms, n_post, terms_len, names_len,
      crc) = _HEADER.unpack_from(mapped, 0)
     if magic != MAGIC:

@@ -84,6 +84,21 @@ def path_for(index_path: Path) -> Path:
     return index_path.with_name(index_path.name + ".vectors")
 
 
+def map_readonly(path: Path, header_bytes: int) -> tuple[mmap.mmap | None, str]:
+    """``path`` memory-mapped for reading, or None and why not (missing, a file shorter
+    than its header, unreadable): the side files beside the index share these rules."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < header_bytes:
+                return None, "missing" if size == 0 else "truncated"
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), "ok"
+    except FileNotFoundError:
+        return None, "missing"
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable: {exc}"
+
+
 def _pad(n: int) -> int:
     return -n % _ALIGN
 
@@ -139,16 +154,10 @@ def read(path: Path, *, dim: int, generation: int, count: int, lazy: bool = True
          ) -> Loaded:
     """The cache in ``path`` if it matches the database, else why not; ``lazy``: the
     bulk is checked in the background (``Loaded.check``), else before returning."""
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < HEADER_BYTES:
-                return Loaded(None, "missing" if size == 0 else "truncated")
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except FileNotFoundError:
-        return Loaded(None, "missing")
-    except (OSError, ValueError) as exc:
-        return Loaded(None, f"unreadable: {exc}")
+    mapped, why = map_readonly(path, HEADER_BYTES)
+    if mapped is None:
+        return Loaded(None, why)
+    size = len(mapped)
     magic, f_dim, f_count, f_gen, names_len, crc, bulk_crc = _HEADER.unpack_from(mapped, 0)
     if magic != MAGIC or f_dim != dim:
         return Loaded(None, "not a vector file of this index")
