@@ -210,6 +210,14 @@ class LlamaServer:
         return tps, time.perf_counter() - started, tokens
 
     async def decode_tps(self, tokens: int) -> float:
+        try:
+            return await self._decode_tps(tokens)
+        except httpx.TransportError:
+            # llama-server drops a keep-alive connection left idle during the other
+            # measurements; one retry on a new connection, not a crashed run.
+            return await self._decode_tps(tokens)
+
+    async def _decode_tps(self, tokens: int) -> float:
         body = {"messages": [{"role": "user", "content": STORY}], "max_tokens": tokens,
                 "temperature": 0.8, "stream": True, "ignore_eos": True}
         first = last = 0.0
