@@ -8,8 +8,11 @@ providers), an injected transport (tests) and a per-request auth hook keep httpx
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import httpx
 
@@ -38,8 +41,18 @@ from .base import Backend
 from .passthrough import chunk_from_wire, reply_from_wire
 from .server_quirks import adapt
 
-# A payload that may be an in-band error event (`{"error": ...}`), read as a dict first.
-_ERROR_KEY = b'"error"'
+# A stream's payloads and how to read one (bytes from the direct client, text from httpx).
+Payloads = tuple[AsyncIterator[Any], Callable[[Any], ChatChunk]]
+
+
+def _in_band_error(payload: bytes | str) -> object | None:
+    """The ``error`` of an in-band error event (``{"error": ...}``), else None; the cheap
+    substring test keeps ordinary chunks from being parsed twice."""
+    found = '"error"' in payload if isinstance(payload, str) else b'"error"' in payload
+    if not found:
+        return None
+    data = json.loads(payload)
+    return data["error"] if isinstance(data, dict) and "error" in data else None
 
 
 class OpenAIHTTPBackend(Backend):
@@ -121,50 +134,36 @@ class OpenAIHTTPBackend(Backend):
     async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         body = adapt(self.kind, request.wire(model=model, stream=True))
         direct = self._upstream()
-        if direct is not None:
-            async for chunk in self._stream_direct(direct, json_bytes(body)):
-                yield chunk
-            return
-        started = finished = False
-        try:
-            async with self._http.stream("POST", "/chat/completions", json=body) as response:
-                await raise_for_status(response)
-                try:
-                    async for payload in iter_sse(response, source=self.name):
-                        data = json.loads(payload)
-                        if isinstance(data, dict) and "error" in data:
-                            raise BackendError(
-                                f"{self.name}: {data['error']}", backend=self.name,
-                                before_first_token=not started)
-                        chunk = ChatChunk.model_validate(data)
-                        started = True
-                        finished = finished or any(c.finish_reason for c in chunk.choices)
-                        yield chunk
-                except StreamTruncated as exc:
-                    if not finished:  # a finish_reason is an end marker too
-                        exc.backend, exc.before_first_token = self.name, not started
-                        raise
-        except BackendError:
-            raise
-        except Exception as exc:
-            err = backend_error(exc, self.name, self.api_base)
-            err.before_first_token = not started
-            raise err from exc
+        opened = (self._open_direct(direct, json_bytes(body)) if direct is not None
+                  else self._open_httpx(body))
+        async for chunk in self._relay(opened):
+            yield chunk
 
-    async def _stream_direct(self, direct: Upstream, body: bytes) -> ChatStream:
-        """``stream_chat`` over the direct client: the same failures, the same errors."""
+    @contextlib.asynccontextmanager
+    async def _open_direct(self, direct: Upstream, body: bytes) -> AsyncIterator[Payloads]:
+        async with direct.stream("/chat/completions", body) as exchange:
+            # The direct client's chunks keep the server's bytes for the gateway.
+            yield sse_payloads(exchange.lines(), source=self.name), chunk_from_wire
+
+    @contextlib.asynccontextmanager
+    async def _open_httpx(self, body: dict[str, Any]) -> AsyncIterator[Payloads]:
+        async with self._http.stream("POST", "/chat/completions", json=body) as response:
+            await raise_for_status(response)
+            yield iter_sse(response, source=self.name), ChatChunk.model_validate_json
+
+    async def _relay(self, opened: AbstractAsyncContextManager[Payloads]) -> ChatStream:
+        """One stream's chunks, whichever client carries it: in-band errors, a stream
+        cut before its end marker and transport failures become the same errors."""
         started = finished = False
         try:
-            async with direct.stream("/chat/completions", body) as exchange:
+            async with opened as (payloads, parse):
                 try:
-                    async for payload in sse_payloads(exchange.lines(), source=self.name):
-                        if _ERROR_KEY in payload:
-                            data = json.loads(payload)
-                            if isinstance(data, dict) and "error" in data:
-                                raise BackendError(
-                                    f"{self.name}: {data['error']}", backend=self.name,
-                                    before_first_token=not started)
-                        chunk = chunk_from_wire(payload)
+                    async for payload in payloads:
+                        error = _in_band_error(payload)
+                        if error is not None:
+                            raise BackendError(f"{self.name}: {error}", backend=self.name,
+                                               before_first_token=not started)
+                        chunk = parse(payload)
                         started = True
                         finished = finished or any(c.finish_reason for c in chunk.choices)
                         yield chunk
