@@ -6,7 +6,7 @@ Layout::
     manifest.json           name -> blob, size, filename, where it came from
     verified.json           size+mtime stamps of files already hashed (skip re-hashing)
     partial/<key>.part      an unfinished download, plus <key>.json (ETag, size, URL)
-    locks/<key>.lock        fcntl locks: one writer per file, one manifest writer
+    locks/<key>.lock        file locks: one writer per file, one manifest writer
 
 A file reaches ``blobs/`` only by an atomic rename after its sha256 matched, so a
 reader never sees a half-written or unverified model there.
@@ -15,7 +15,6 @@ reader never sees a half-written or unverified model there.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import BaseFileLock, FileLock
 
 from ..errors import ModelNotFound
 from ..settings import Settings
@@ -42,38 +43,6 @@ def sha256_file(path: Path, progress: ProgressCallback | None = None,
             meter.advance(len(chunk))
     meter.finish()
     return digest.hexdigest()
-
-
-class FileLock:
-    """An exclusive ``fcntl`` lock on a lock file; released when the process dies, so a
-    crashed pull never leaves the cache locked."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> FileLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 @dataclass(frozen=True)
@@ -134,8 +103,11 @@ class ModelCache:
 
     # -- locks -------------------------------------------------------------------------
 
-    def lock(self, key: str) -> FileLock:
-        return FileLock(self.locks / f"{key}.lock")
+    def lock(self, key: str) -> BaseFileLock:
+        # filelock: flock on POSIX, msvcrt on Windows; released when the process dies, so a
+        # crashed pull never leaves the cache locked. Not thread-local: a pull acquires it
+        # in a worker thread and releases it on the event loop's.
+        return FileLock(self.locks / f"{key}.lock", thread_local=False)
 
     @contextlib.contextmanager
     def _meta_lock(self) -> Iterator[None]:

@@ -10,7 +10,6 @@ never rewritten (one SettingsError says so). Writes are atomic (temp file + rena
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -20,6 +19,8 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from ..settings import SettingsError, read_config
 from .spec import HostSpec, HostSpecError, declared_hosts
@@ -107,9 +108,6 @@ def write_hosts(path: Path, hosts: list[HostSpec]) -> None:
 def editing(path: Path) -> Iterator[None]:
     """Hold the config's lock for a read-modify-write (two `hosts add` at once both land)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a", encoding="utf-8") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    # filelock, not fcntl: the same lock on Windows.
+    with FileLock(path.with_name(path.name + ".lock"), thread_local=False):
+        yield

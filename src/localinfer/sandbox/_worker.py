@@ -14,7 +14,6 @@ call such as ``poll_oneoff`` behind ``time.sleep``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ import time
 from typing import Any
 
 import wasmtime
+from filelock import FileLock  # portable (fcntl is POSIX-only)
 
 TICK_SECONDS = 0.02
 UNLIMITED_FUEL = 2**62
@@ -60,8 +60,7 @@ def _load(engine: wasmtime.Engine, wasm: str, cwasm: str) -> tuple[wasmtime.Modu
     with contextlib.suppress(Exception):
         if _owned(cwasm):
             return wasmtime.Module.deserialize_file(engine, cwasm), info
-    with open(cwasm + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(cwasm + ".lock"):
         with contextlib.suppress(Exception):  # another worker compiled it while we waited
             if _owned(cwasm):
                 return wasmtime.Module.deserialize_file(engine, cwasm), info
