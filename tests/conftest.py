@@ -1,5 +1,5 @@
-"""Fixtures shared by the test suite: serve an ASGI app on loopback, and start the real
-llama.cpp servers on the bundled GGUF.
+"""Fixtures shared by the test suite: serve an ASGI app on loopback, and start
+llama.cpp's real server on the bundled GGUF.
 
 Nothing here talks to anything but 127.0.0.1. Tests that sweep for servers set
 ``scan_default_ports=False`` so a developer's own Ollama never changes their outcome.
@@ -8,7 +8,7 @@ Nothing here talks to anything but 127.0.0.1. Tests that sweep for servers set
 from __future__ import annotations
 
 import os
-import subprocess
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +29,7 @@ RunApp = Callable[..., str]
 LAYERS = ("integration", "browser", "slow", "hostile")
 # Fixtures that bring up a real engine or server: a test using one is integration.
 ENGINE_FIXTURES = frozenset({"embedder", "fp32_embedder", "index", "llama_server",
-                             "llama_cpp_python_server", "llama_server_bin", "bundled_gguf"})
+                             "llama_server_bin", "bundled_gguf"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,6 +56,27 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory,
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("LOCALINFER_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def no_engine_left(isolated_environment: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    """An embedded engine a test started in its home (or in a home under its tmp_path)
+    is stopped when the test ends: engines are shared children that outlive their
+    caller. Engines of module-scoped fixtures are stopped by no_engine_after_session."""
+    yield
+    from localinfer.backends.embedded.supervisor import stop_engines_under
+
+    stop_engines_under(isolated_environment)
+    if "tmp_path" in request.fixturenames:
+        stop_engines_under(request.getfixturevalue("tmp_path"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_engine_after_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
+    from localinfer.backends.embedded.supervisor import stop_engines_under
+
+    stop_engines_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
@@ -101,35 +122,22 @@ def _serve(cmd: list[str], ready_path: str, port: int, log: Path) -> Iterator[st
 
 
 @pytest.fixture(scope="session")
-def llama_server_bin() -> Path:
-    """llama.cpp's own llama-server, built once from the sources vendored in the
-    llama-cpp-python sdist and cached (scripts/build-llama-cpp.sh)."""
-    result = subprocess.run(["bash", str(REPO / "scripts" / "build-llama-cpp.sh")],
-                            capture_output=True, text=True,
-                            env={**os.environ, "PYTHON": sys.executable})
-    if result.returncode != 0:
-        pytest.fail("building llama-server failed:\n" + result.stderr[-3000:])
-    return Path(result.stdout.strip().splitlines()[-1]) / "llama-server"
+def llama_server_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``llama-server`` command: llama.cpp's own C++ server from the xllamacpp wheel
+    (tests/support/llama_server.py takes llama-server's flags), so CI compiles nothing."""
+    where = tmp_path_factory.mktemp("bin") / "llama-server"
+    where.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO))} exec "
+                     f"{shlex.quote(sys.executable)} -m tests.support.llama_server \"$@\"\n")
+    where.chmod(0o755)
+    return where
 
 
 @pytest.fixture(scope="session")
 def llama_server(llama_server_bin: Path, bundled_gguf: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real llama-server serving the bundled GGUF on a free loopback port."""
+    """llama.cpp's server serving the bundled GGUF on a free loopback port."""
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     cmd = [str(llama_server_bin), "-m", str(bundled_gguf), "--host", "127.0.0.1",
            "--port", str(port), "-c", "2048", "-t", SERVER_THREADS, "--no-webui"]
     yield from _serve(cmd, "/health", port, log)
-
-
-@pytest.fixture(scope="session")
-def llama_cpp_python_server(bundled_gguf: Path,
-                            tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m llama_cpp.server`` (llama-cpp-python[server]) on the bundled GGUF."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("llama-cpp-python") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf),
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-           "--n_threads", SERVER_THREADS]
-    yield from _serve(cmd, "/v1/models", port, log)

@@ -152,6 +152,18 @@ class Settings(BaseSettings):
         "Applied only where the llama.cpp build supports offload (Metal, CUDA, Vulkan); "
         "elsewhere every layer stays on the CPU.",
     )
+    embedded_idle_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds without a request before the shared embedded engine (one per "
+        "home, used by every localinfer process) stops and frees its memory; the next "
+        "request starts it again.",
+    )
+    embedded_chat_template: Path | None = Field(
+        default=None,
+        description="A Jinja chat template file for the embedded engine, instead of the "
+        "model's own (e.g. one that renders `tools` for a model whose template does not).",
+    )
     embedded_stall_timeout: float = Field(
         default=120.0,
         gt=0,

@@ -1,7 +1,8 @@
-"""The embedded tier: llama.cpp (llama-cpp-python) in a worker process.
+"""The embedded tier: llama.cpp's own server (the ``xllamacpp`` wheel) in one child
+process per home, shared by every localinfer process.
 
-``backend`` holds the Backend; ``process`` the parent's handle on the worker;
-``worker`` the child script; ``params`` the request mapping.
+``backend`` holds the Backend (the model it serves, the engine's life); ``supervisor``
+finds, starts and replaces the home's engine; ``engine`` is the child.
 """
 
 from .backend import EmbeddedBackend

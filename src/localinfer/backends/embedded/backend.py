@@ -1,67 +1,48 @@
-"""The embedded tier: llama.cpp in a worker process, behind the Backend contract.
+"""The embedded tier: llama.cpp's own server (``xllamacpp``) in a shared child process,
+spoken to by the same OpenAI HTTP backend as every local server.
 
-Why a process and not a thread: a crash (or a hang) inside llama.cpp must not take the
-caller, or the gateway, down with it. The worker loads the model once and stays warm;
-if it dies or stalls, the request in flight gets a BackendError and the next request
-starts a fresh worker.
-
-Several requests at once per worker: each request's events carry its id, and the
-worker decodes up to ``embedded_parallel`` of them together, one sequence each, in one
-batch per step (worker.py, generate.py); the rest wait in the worker, in order. The
-asyncio.Lock here only keeps two first requests from starting two workers; it belongs
-to the event loop that last used the backend; using one backend from two loops at once
-is not supported.
-
-Cancellation: closing the stream (``aclose()``, ``break`` out of ``async for`` followed
-by closing, or cancelling the task) tells the worker to stop between two tokens and
-waits for it to confirm; if it does not within ``CANCEL_GRACE`` seconds it is killed.
+What stays here is what only this tier has: which GGUF it serves (the bundled model by
+default) and its names, the checks of that file before llama.cpp sees it, and the
+engine's life — found or started through the home's ``Supervisor`` before a request, and
+replaced when it crashed or hung. Generation, batching, prompt caching, templates, tool
+calls, grammars and cancellation are llama.cpp's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import json
 import os
-import subprocess
-import sys
-import time
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, Final
 
 from ...assets.bundled import MODEL_ID, bundled_model_path
 from ...assets.gguf import GGUFInfo, validate_gguf
-from ...errors import (
-    BackendError,
-    BackendTimeout,
-    BadModelFile,
-    ContextLengthExceeded,
-    ModelNotFound,
-    UsageError,
-)
+from ...errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound, UsageError
 from ...files import safe_resolve
+from ...http import EgressPolicy, make_client
 from ...settings import Settings
-from ...types import (
-    ChatChunk,
-    ChatRequest,
-    ChatStream,
-    ChunkChoice,
-    Delta,
-    ModelInfo,
-    Usage,
-    new_id,
-)
+from ...types import ChatRequest, ChatResponse, ChatStream, ModelInfo
 from ..base import Backend
-from ..template_caps import renders_tools
-from .params import llama_chat_params
-from .process import EXITED, Event, WorkerProcess
+from ..openai_http import OpenAIHTTPBackend
+from .supervisor import Engine, EngineConfig, Supervisor
 
-GENERATE_SCRIPT: Final = Path(__file__).with_name("generate.py")
-CANCEL_GRACE: Final = 5.0  # generous: a loaded machine may take seconds to answer
-STALLED: Final = "stalled"  # the watchdog's marker event
 ACCEPTED_DEFAULTS: Final = frozenset({"", "default"})
+TEMPLATES: Final = Path(__file__).with_name("templates")
+
+
+def chat_template_path(value: Path | None) -> str | None:
+    """``embedded_chat_template``: a Jinja file, or the name of one localinfer ships."""
+    if value is None:
+        return None
+    shipped = TEMPLATES / f"{value}.jinja"
+    if not Path(value).expanduser().exists() and shipped.is_file():
+        return str(shipped)
+    path = Path(value).expanduser()
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in TEMPLATES.glob("*.jinja")))
+        raise UsageError(f"embedded_chat_template {value}: no such file (nor a template "
+                         f"localinfer ships: {names})")
+    return str(path.resolve())
 
 
 class EmbeddedBackend(Backend):
@@ -72,26 +53,13 @@ class EmbeddedBackend(Backend):
     def __init__(self, settings: Settings, *, model_path: Path | None = None) -> None:
         self.settings = settings
         self._explicit = model_path or settings.embedded_model
-        self._info: GGUFInfo | None = None
-        self._info_stamp: tuple[int, int, int] | None = None
-        self._worker: WorkerProcess | None = None
-        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
-        self._ids = itertools.count(1)
-        # Seconds, for benchmarks: the current worker's import and load, and the last
-        # request's decode (first to last token, measured inside the worker).
-        self.timings: dict[str, float] = {}
-        # Requests the worker confirmed it stopped (an "end" with cancelled=True) after the
-        # caller closed the stream: how tests know generation stopped, without timing it.
-        self.cancels_confirmed = 0
-        # Which generation loop serves requests: "native" (our own, generate.py; the
-        # high-level one still serves what it cannot, e.g. tool calls) or "high-level"
-        # (llama-cpp-python's create_chat_completion), and whether a prompt's shared
-        # prefix reuses the KV cache. Knobs for tests and benchmarks.
-        self.loop = "native"
-        self.prefix_reuse = True
-        # What the worker computes with (CPU features, threads, GPU offload), once loaded.
-        self.compute: dict[str, Any] = {}
-        self.last_loop = ""  # the loop that served the last finished request
+        self._info: tuple[tuple[int, int, int] | None, GGUFInfo] | None = None
+        self.supervisor = Supervisor(
+            settings.home, idle_timeout=settings.embedded_idle_timeout,
+            start_timeout=max(settings.embedded_stall_timeout, settings.first_token_timeout))
+        # The engine this process last used, and our HTTP backend for it.
+        self._engine: tuple[Engine, OpenAIHTTPBackend] | None = None
+        self._props: tuple[int, dict[str, Any]] | None = None  # (engine pid, /props)
 
     # -- identity ------------------------------------------------------------------------
 
@@ -120,13 +88,22 @@ class EmbeddedBackend(Backend):
             names += ["smollm2", "SmolLM2"]
         return list(dict.fromkeys(n for n in names if n != self.model_id))
 
-    @property
-    def worker_pid(self) -> int | None:
-        """The worker's process id while one runs (tests and diagnostics)."""
-        worker = self._worker
-        return worker.pid if worker is not None and worker.alive else None
+    def config(self) -> EngineConfig:
+        threads = self.settings.embedded_threads or os.cpu_count() or 1
+        return EngineConfig(
+            model=str(safe_resolve(self.model_path)), context=self.settings.embedded_context,
+            parallel=self.settings.embedded_parallel, threads=threads,
+            gpu_layers=self.settings.embedded_gpu_layers,
+            chat_template=chat_template_path(self.settings.embedded_chat_template),
+            alias=self.model_id)
 
-    # -- the contract ----------------------------------------------------------------------
+    @property
+    def engine_pid(self) -> int | None:
+        """The home's engine process while one runs (this process's or another's)."""
+        running = self.supervisor.running()
+        return running.pid if running is not None else None
+
+    # -- the contract --------------------------------------------------------------------
 
     async def models(self) -> list[ModelInfo]:
         try:
@@ -135,230 +112,156 @@ class EmbeddedBackend(Backend):
             if self._explicit is None:
                 return []  # no bundled model installed: this tier has nothing to offer
             raise
-        info = await self._validated()
+        await self._validated()
+        running = self.supervisor.running()
         return [ModelInfo(id=self.model_id, backend=self.name, tier=self.tier,
-                          capabilities=["chat"], loaded=self.worker_pid is not None,
-                          aliases=self._aliases(), tools=_template_tools(info))]
+                          capabilities=["chat"], loaded=running is not None,
+                          aliases=self._aliases(), tools=self._known_tools(running))]
 
-    async def warm(self) -> None:
-        """Start the worker and load the model now, ahead of the first request."""
-        async with self._loop_lock():
-            await self._ready_worker()
+    async def warm(self) -> Engine:
+        """Find or start the engine now, ahead of the first request."""
+        await self._validated()
+        engine, _ = await self._client()
+        return engine
 
     async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         self._check_model(model)
-        forced = isinstance(request.tool_choice, dict)  # llama-cpp-python's grammar call
-        if request.tools and not forced and _template_tools(await self._validated()) is False:
-            # The template would drop them: the model would answer as if none were offered.
-            raise UsageError(
-                f"the embedded model '{self.model_id}' cannot take tools: its chat template "
-                "does not render them; run a GGUF whose template does (e.g. Qwen2.5-Instruct) "
-                "with -m FILE.gguf, or send the request without tools")
-        params = llama_chat_params(request)
-        for retry in (True, False):
-            async with self._loop_lock():
-                worker = await self._ready_worker()
-            # aclosing: when our caller closes us, the inner generator must stop the
-            # request now, not later from the garbage collector.
-            chunks = self._generate(worker, params, model or self.model_id)
-            async with contextlib.aclosing(chunks):
-                try:
-                    async for chunk in chunks:
-                        yield chunk
-                    return
-                except _DeadOnArrival:
-                    # The worker had died while idle, before it saw this request:
-                    # nothing was attempted, so one fresh worker may take it.
-                    if not retry:
-                        raise
+        http = await self._ready(request)
+        started = False
+        try:
+            async for chunk in http.stream_chat(request, self.model_id):
+                started = True
+                yield chunk
+        except BackendError as exc:
+            await self._after_failure(exc, http)
+            exc.before_first_token = exc.before_first_token and not started
+            raise
+
+    async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
+        self._check_model(model)
+        http = await self._ready(request)
+        try:
+            return await http.chat(request, self.model_id)
+        except BackendError as exc:
+            await self._after_failure(exc, http)
+            raise
 
     async def aclose(self) -> None:
-        self._discard(self._worker)
+        """Close this process's connections. The engine is shared: it stays for the
+        other processes of the home and stops by itself when idle."""
+        if self._engine is not None:
+            await self._engine[1].aclose()
+            self._engine = None
+
+    async def stop_engine(self) -> bool:
+        """Stop the home's engine now (``localinfer engine stop``, tests)."""
+        await self.aclose()
+        return await asyncio.to_thread(self.supervisor.stop)
 
     async def compute_report(self) -> dict[str, Any]:
-        """What the engine computes with, for ``status``: the loaded worker's own report,
-        else a probe of the llama.cpp build in a short-lived process (llama.cpp stays
-        out of this one)."""
-        info = dict(self.compute)
+        """What the engine computes with, for ``status``: the running engine's own report
+        (llama.cpp's CPU features and devices, its build), else the wheel's, probed here."""
+        running = self.supervisor.running()
+        info = dict(running.compute or {}) if running is not None else {}
         source = "engine"
         if not info:
             source = "probe"
             info = await asyncio.to_thread(_probe_build)
-            wanted = self.settings.embedded_gpu_layers
-            info.update(gpu_layers_requested=wanted,
-                        gpu_layers=wanted if info.get("gpu_offload_supported") else 0,
-                        threads=self.settings.embedded_threads or os.cpu_count() or 1)
-        layers = info.get("gpu_layers", 0)
+        wanted = self.settings.embedded_gpu_layers
+        supported = bool(info.get("gpu_offload_supported"))
+        props = self._props[1] if self._props and running and self._props[0] == running.pid \
+            else {}
         return {
-            "source": source,  # "engine": the loaded worker said so; "probe": the build
-            "threads": info.get("threads"),
-            "cpu_features": info.get("cpu_features", []),
-            "gpu_offload": {"supported": bool(info.get("gpu_offload_supported")),
-                            "layers_requested": info.get("gpu_layers_requested"),
-                            "used": layers != 0,
-                            "layers": info.get("model_layers") if layers == -1 else layers},
-            "vram_bytes": None,  # llama-cpp-python exposes no device memory query
+            "source": source,  # "engine": the running engine said so; "probe": the wheel
+            "threads": self.settings.embedded_threads or os.cpu_count() or 1,
+            "cpu_features": _cpu_features(str(info.get("system_info", ""))),
+            "gpu_offload": {"supported": supported, "layers_requested": wanted,
+                            "used": supported and wanted != 0},
+            "devices": info.get("devices", []),
+            "engine": {"package": "xllamacpp", "version": info.get("xllamacpp"),
+                       "build_info": props.get("build_info")},
             "system_info": info.get("system_info", ""),
         }
 
-    # -- one request -------------------------------------------------------------------------
+    # -- the engine ----------------------------------------------------------------------
 
-    async def _generate(self, worker: WorkerProcess, params: dict[str, Any],
-                        model: str) -> AsyncGenerator[ChatChunk, None]:
-        rid = next(self._ids)
-        events = worker.subscribe(asyncio.get_running_loop(), rid)
-        worker.send({"op": "chat", "id": rid, "params": params, "loop": self.loop,
-                     "reuse": self.prefix_reuse})
-        chunk_id, created = new_id("chatcmpl"), int(time.time())
-        yielded = finished = begun = False
+    async def _ready(self, request: ChatRequest) -> OpenAIHTTPBackend:
+        await self._validated()
+        engine, http = await self._client()
+        if request.tools and await self._props_of(engine, http) is not None \
+                and self._known_tools(engine) is False:
+            raise UsageError(
+                f"the embedded model '{self.model_id}' cannot take tools: its chat template "
+                "does not render them; set embedded_chat_template (e.g. `chatml-tools` for "
+                "ChatML models like SmolLM2), run a GGUF whose template does (e.g. "
+                "Qwen2.5-Instruct) with -m FILE.gguf, or send the request without tools")
+        return http
 
-        def chunk(delta: dict[str, Any], finish: str | None = None,
-                  usage: Usage | None = None) -> ChatChunk:
-            return ChatChunk(id=chunk_id, created=created, model=model, usage=usage,
-                             choices=[ChunkChoice(delta=Delta(**delta), finish_reason=finish)],
-                             backend=self.name, tier=self.tier)
+    async def _client(self) -> tuple[Engine, OpenAIHTTPBackend]:
+        """This process's client for the home's engine; an engine that went away (idle
+        stop, crash, replaced by another process) is found or started again."""
+        config = self.config()
+        cached = self._engine
+        if cached is not None and cached[0].fingerprint == config.fingerprint():
+            running = self.supervisor.running()
+            if running is not None and running.pid == cached[0].pid:
+                return cached
+        engine = await asyncio.to_thread(self.supervisor.ensure, config)
+        if cached is not None and cached[0] == engine:
+            return cached
+        if cached is not None:
+            await cached[1].aclose()
+        http = OpenAIHTTPBackend(
+            name=self.name, kind="llama-server", tier=self.tier, api_base=engine.url + "/v1",
+            # The engine is part of localinfer on loopback, not an egress to record.
+            policy=EgressPolicy(offline=self.settings.offline), api_key=engine.key,
+            connect_timeout=self.settings.connect_timeout,
+            first_token_timeout=self.settings.embedded_stall_timeout,
+            request_timeout=self.settings.request_timeout)
+        self._engine = (engine, http)
+        return self._engine
 
-        try:
-            while True:
-                event = await self._next_event(events, worker, first=not yielded)
-                kind = event["ev"]
-                if kind == "begin":
-                    begun = True
-                elif kind == "delta":
-                    yielded = True
-                    yield chunk(event["d"])
-                elif kind == "end":
-                    finished = True
-                    self.timings["decode_s"] = float(event.get("decode_s", 0.0))
-                    self.timings["prefill_s"] = float(event.get("prefill_s", 0.0))
-                    self.timings["reused_tokens"] = float(event.get("reused_tokens", 0))
-                    self.last_loop = str(event.get("loop", ""))
-                    usage = Usage(**event["usage"])
-                    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
-                    yield chunk({}, event.get("finish") or "stop", usage)
-                    return
-                elif kind == "error":
-                    finished = True
-                    if event.get("kind") == "context_length":
-                        raise ContextLengthExceeded(model, int(event["tokens"]),
-                                                    int(event["limit"]), backend=self.name)
-                    raise BackendError(f"embedded engine: {event['message']}",
-                                       backend=self.name, before_first_token=not yielded)
-                elif kind == EXITED:
-                    finished = True
-                    self._discard(worker)
-                    raise (BackendError if begun else _DeadOnArrival)(
-                        f"embedded engine {worker.exit_reason()}; "
-                        "the next request starts a fresh one",
-                        backend=self.name, before_first_token=not yielded)
-        finally:
-            try:
-                if not finished and worker is self._worker:
-                    await self._stop(worker, events, rid)
-            finally:
-                worker.unsubscribe(rid)
-
-    async def _next_event(self, events: asyncio.Queue[Event], worker: WorkerProcess, *,
-                          first: bool, timeout: float | None = None) -> Event:
-        timeout = timeout or self.settings.embedded_stall_timeout
-        loop = asyncio.get_running_loop()
-        # A timer that drops a marker into the queue: cheaper per token than wait_for
-        # (no task per event). A marker from an earlier, raced timer is skipped. The
-        # worker is hung when it said nothing to anyone for ``timeout``: a request waiting
-        # its turn behind others hears nothing itself, and that is no hang.
-        while True:
-            marker: Event = {"ev": STALLED}
-            quiet = time.monotonic() - worker.last_event_at
-            wait = timeout if quiet >= timeout else max(timeout - quiet, 0.01)
-            timer = loop.call_later(wait, events.put_nowait, marker)
-            try:
-                event = await events.get()
-                while event["ev"] == STALLED and event is not marker:
-                    event = await events.get()
-            finally:
-                timer.cancel()
-            if event is not marker or time.monotonic() - worker.last_event_at >= timeout:
-                break
-        if event is marker:
-            self._discard(worker)
-            raise BackendTimeout(
-                f"embedded engine produced nothing for {timeout:g}s and was restarted "
-                "(raise LOCALINFER_EMBEDDED_STALL_TIMEOUT for slow models)",
-                backend=self.name, before_first_token=first)
-        return event
-
-    async def _stop(self, worker: WorkerProcess, events: asyncio.Queue[Event], rid: int) -> None:
-        """The caller stopped reading: stop generation, or the worker if it won't."""
-        worker.send({"op": "cancel", "id": rid})
-        try:
-            last = await asyncio.wait_for(_until_done(events, rid), CANCEL_GRACE)
-            if last.get("cancelled"):  # the worker itself confirmed it stopped generating
-                self.cancels_confirmed += 1
-        except TimeoutError:
-            self._discard(worker)
-        except asyncio.CancelledError:  # cancelled again while stopping: no more waiting
-            self._discard(worker)
-            raise
-        if not worker.alive:
-            self._discard(worker)
-
-    # -- the worker ------------------------------------------------------------------------
-
-    async def _ready_worker(self) -> WorkerProcess:
-        if self._worker is not None and self._worker.alive:
-            return self._worker
-        self._discard(self._worker)
-        path = self.model_path
-        # The interpreter starts and imports llama_cpp while we check the file; the
-        # path only reaches llama.cpp (the "load" command) once the check has passed.
-        try:
-            worker = WorkerProcess(debug=self.settings.debug)
-        except OSError as exc:
-            raise BackendError(f"cannot start the embedded engine: {exc}",
-                               backend=self.name) from None
-        try:
-            await self._validated()
-            events = worker.subscribe(asyncio.get_running_loop())
-            threads = self.settings.embedded_threads or os.cpu_count() or 1
-            worker.send({"op": "load", "path": str(path), "n_ctx": self.settings.embedded_context,
-                         "n_threads": threads, "verbose": self.settings.debug,
-                         "gpu_layers": self.settings.embedded_gpu_layers,
-                         "parallel": self.settings.embedded_parallel})
-            await self._await_load(worker, events, path)
-        except BaseException:
-            worker.kill()
-            raise
-        finally:
-            worker.unsubscribe(None)
-        self._worker = worker
-        return worker
-
-    async def _await_load(self, worker: WorkerProcess, events: asyncio.Queue[Event],
-                          path: Path) -> None:
-        # Loading a big model from a cold disk can take a while: allow it the longer
-        # of the stall and first-token timeouts.
-        timeout = max(self.settings.embedded_stall_timeout, self.settings.first_token_timeout)
-        while True:
-            event = await self._next_event(events, worker, first=True, timeout=timeout)
-            kind = event["ev"]
-            if kind == "started":
-                self.timings["import_s"] = float(event["import_s"])
-            elif kind == "loaded":
-                self.timings["load_s"] = float(event["load_s"])
-                self.compute = dict(event.get("compute") or {})
-                return
-            elif kind == "error":
-                raise BadModelFile(f"llama.cpp could not load {path}: {event['message']}")
-            elif kind == EXITED:
-                raise BackendError(f"embedded engine {worker.exit_reason()} while loading "
-                                   f"{path.name}", backend=self.name)
-
-    def _discard(self, worker: WorkerProcess | None) -> None:
-        if worker is None:
+    async def _after_failure(self, exc: BackendError, http: OpenAIHTTPBackend) -> None:
+        """A crashed or hung engine is replaced for the next request: a hung one is
+        stopped (it would hang every process's requests), a dead one forgotten."""
+        cached = self._engine
+        if cached is None or cached[1] is not http:
             return
-        worker.kill()
-        if self._worker is worker:
-            self._worker = None
+        engine = cached[0]
+        if isinstance(exc, BackendTimeout) or self.supervisor.running() is None:
+            await asyncio.to_thread(self.supervisor.discard, engine)
+            await http.aclose()
+            self._engine = None
+            if not isinstance(exc, BackendTimeout):
+                exc.message = (f"the embedded engine stopped mid-request ({exc.message}); "
+                               "the next request starts a fresh one")
+
+    async def _props_of(self, engine: Engine, http: OpenAIHTTPBackend) -> dict[str, Any] | None:
+        """llama-server's /props (chat template caps, build), once per engine process."""
+        if self._props is not None and self._props[0] == engine.pid:
+            return self._props[1]
+        client = make_client(EgressPolicy(), tier=self.tier, base_url=engine.url,
+                             headers={"authorization": f"Bearer {engine.key}"})
+        try:
+            response = await client.get("/props")
+            props = response.json() if response.status_code == 200 else None
+        except Exception:
+            props = None
+        finally:
+            await client.aclose()
+        if isinstance(props, dict):
+            self._props = (engine.pid, props)
+            return props
+        return None
+
+    def _known_tools(self, engine: Engine | None) -> bool | None:
+        """Whether the engine's chat template renders tools (its /props caps); unknown
+        until this process has asked the running engine."""
+        if engine is None or self._props is None or self._props[0] != engine.pid:
+            return None
+        caps = self._props[1].get("chat_template_caps")
+        supports = caps.get("supports_tools") if isinstance(caps, dict) else None
+        return supports if isinstance(supports, bool) else None
 
     async def _validated(self) -> GGUFInfo:
         """validate_gguf, off the event loop, once per version of the file."""
@@ -368,16 +271,9 @@ class EmbeddedBackend(Backend):
             stamp: tuple[int, int, int] | None = (st.st_size, st.st_mtime_ns, st.st_ino)
         except OSError:
             stamp = None  # validate_gguf reports it
-        if self._info is None or stamp is None or stamp != self._info_stamp:
-            self._info = await asyncio.to_thread(validate_gguf, path)
-            self._info_stamp = stamp
-        return self._info
-
-    def _loop_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock[0] is not loop:
-            self._lock = (loop, asyncio.Lock())
-        return self._lock[1]
+        if self._info is None or stamp is None or stamp != self._info[0]:
+            self._info = (stamp, await asyncio.to_thread(validate_gguf, path))
+        return self._info[1]
 
     def _check_model(self, model: str) -> None:
         if model in ACCEPTED_DEFAULTS or model == self.model_id or model in self._aliases():
@@ -385,26 +281,21 @@ class EmbeddedBackend(Backend):
         raise ModelNotFound(model, [self.model_id])
 
 
-def _template_tools(info: GGUFInfo) -> bool | None:
-    template = info.metadata.get("tokenizer.chat_template")
-    return renders_tools(template if isinstance(template, str) else None)
+def _cpu_features(system_info: str) -> list[str]:
+    """``AVX2 = 1 | FMA = 1 | …`` → ["AVX2", "FMA", …] (the features llama.cpp uses)."""
+    found = []
+    for part in system_info.replace("CPU :", "|").split("|"):
+        name, _, value = part.partition("=")
+        if value.strip() == "1":
+            found.append(name.strip())
+    return found
 
 
 def _probe_build() -> dict[str, Any]:
+    """The wheel's own report, without loading a model (imports llama.cpp here)."""
     try:
-        done = subprocess.run([sys.executable, "-P", str(GENERATE_SCRIPT)], check=True,
-                              capture_output=True, text=True, timeout=60)
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-        return {"system_info": f"unknown ({type(exc).__name__})"}
+        from .engine import compute_report
 
-
-async def _until_done(events: asyncio.Queue[Event], rid: int) -> Event:
-    while True:
-        event = await events.get()
-        if event["ev"] == EXITED or (event.get("id") == rid and event["ev"] in ("end", "error")):
-            return event
-
-
-class _DeadOnArrival(BackendError):
-    """The worker was gone before it began the request (so a retry is safe)."""
+        return compute_report({"threads": os.cpu_count() or 1, "gpu_layers": 0})
+    except Exception as exc:  # the wheel is missing or does not load on this machine
+        return {"system_info": f"unknown ({type(exc).__name__}: {exc})"}

@@ -1,0 +1,1 @@
+"""Helpers for the test suite (imported by tests; never by localinfer itself)."""
