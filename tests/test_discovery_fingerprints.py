@@ -138,6 +138,35 @@ OPENAI_COMPATIBLE: dict[str, Reply] = {
 }
 
 
+# Docker Model Runner (docs.docker.com/ai/model-runner): banner, OpenAI under /engines/v1,
+# Ollama's API at its root.
+DOCKER_MODEL_RUNNER: dict[str, Reply] = {
+    "/": ok("Docker Model Runner is running"),
+    "/api/version": ok({"version": "0.6.0"}),
+    "/api/tags": ok({"models": [{"name": "ai/smollm2:latest", "model": "ai/smollm2:latest"}]}),
+    "/engines/v1/models": ok(openai_list("ai/smollm2:latest", owned_by="docker")),
+}
+
+# Lemonade (server_spec.md): /api/v1/health, OpenAI under /api/v1, Ollama's API too.
+LEMONADE: dict[str, Reply] = {
+    "/api/v1/health": ok({"status": "ok", "version": "10.1.0", "model_loaded": "Qwen3-0.6B-GGUF",
+                          "all_models_loaded": [{"model_name": "Qwen3-0.6B-GGUF"}],
+                          "max_models": {"llm": 1}}),
+    "/api/v1/models": ok(openai_list("Qwen3-0.6B-GGUF", "nomic-embed-text-v1-GGUF")),
+    "/api/version": ok({"version": "0.6.0"}),
+}
+
+FOUNDRY_LOCAL: dict[str, Reply] = {
+    "/v1/models": ok({**openai_list("phi-4-mini-instruct-generic-cpu", owned_by="Microsoft"),
+                      "IsDelta": False, "Successful": True, "HttpStatusCode": 200}),
+}
+
+NEXA: dict[str, Reply] = {
+    "/": ok("Nexa SDK is running"),
+    "/v1/models": ok(openai_list("NexaAI/Qwen3-0.6B-GGUF", owned_by="nexa")),
+}
+
+
 @dataclass
 class Case:
     answers: dict[str, Reply]
@@ -145,6 +174,7 @@ class Case:
     version: str | None
     # id -> (capabilities, loaded, aliases)
     models: dict[str, tuple[list[str], bool | None, list[str]]] = field(default_factory=dict)
+    api: str = "/v1"
 
 
 CASES: dict[str, Case] = {
@@ -179,6 +209,14 @@ CASES: dict[str, Case] = {
     "gpt4all": Case(GPT4ALL, "gpt4all", None, {"Llama 3.2 3B Instruct": (["chat"], None, [])}),
     "openai-compatible": Case(OPENAI_COMPATIBLE, "openai-compatible", None,
                               {"/models/smollm2.gguf": (["chat"], None, [])}),
+    "docker-model-runner": Case(DOCKER_MODEL_RUNNER, "docker-model-runner", None,
+                                {"ai/smollm2:latest": (["chat"], None, [])}, "/engines/v1"),
+    "lemonade": Case(LEMONADE, "lemonade", "10.1.0", {
+        "Qwen3-0.6B-GGUF": (["chat"], True, []),
+        "nomic-embed-text-v1-GGUF": (["embeddings"], False, [])}, "/api/v1"),
+    "foundry-local": Case(FOUNDRY_LOCAL, "foundry-local", None,
+                          {"phi-4-mini-instruct-generic-cpu": (["chat"], None, [])}),
+    "nexa": Case(NEXA, "nexa", None, {"NexaAI/Qwen3-0.6B-GGUF": (["chat"], None, [])}),
 }
 
 
@@ -203,7 +241,7 @@ async def test_row_identifies_its_kind(name: str) -> None:
     assert server.kind == case.kind
     assert server.version == case.version
     assert server.base_url == "http://127.0.0.1:7001"
-    assert server.api_base == "http://127.0.0.1:7001/v1"
+    assert server.api_base == "http://127.0.0.1:7001" + case.api
     got = {m.id: (m.capabilities, m.loaded, m.aliases) for m in server.models}
     assert got == case.models
     assert {m.backend for m in server.models} <= {server.name}
@@ -230,7 +268,8 @@ async def test_default_ports_are_all_probed() -> None:
     network = FakeNetwork({})
     assert await sweep(network, scan_default_ports=True) == []
     ports = {url.port for url in network.seen}
-    assert ports == {11434, 8080, 9931, 1234, 8000, 1337, 5001, 5000, 4891}
+    assert ports == {11434, 8080, 9931, 1234, 8000, 1337, 5001, 5000, 4891, 12434, 13305,
+                     18181}
     assert {url.host for url in network.seen} == {"127.0.0.1"}
 
 

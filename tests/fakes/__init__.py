@@ -5,13 +5,18 @@ helper to serve them on loopback. Reused by discovery, router and gateway tests.
 from __future__ import annotations
 
 from .base import FakeModel, FakeServer, Recorded, fake_vector
+from .docker_model_runner import DockerModelRunnerFake
+from .foundry_local import FoundryLocalFake
 from .gateway import GatewayFake
 from .gpt4all import GPT4AllFake
 from .jan import JanFake
 from .koboldcpp import KoboldCppFake
+from .lemonade import LemonadeFake
+from .llama_router import LlamaRouterFake
 from .llamafile import LlamafileFake
 from .lmstudio import LMStudioFake
 from .localai import LocalAIFake
+from .nexa import NexaFake
 from .ollama import OllamaFake
 from .openai_compatible import OpenAICompatibleFake
 from .serve import AppServer, free_port, port_is_free
@@ -30,20 +35,29 @@ FAKES: dict[str, type[FakeServer]] = {
     "textgen-webui": TextgenFake,
     "gpt4all": GPT4AllFake,
     "openai-compatible": OpenAICompatibleFake,
+    "docker-model-runner": DockerModelRunnerFake,
+    "lemonade": LemonadeFake,
+    "foundry-local": FoundryLocalFake,
+    "nexa": NexaFake,
 }
 
 __all__ = [
     "FAKES",
     "AppServer",
+    "DockerModelRunnerFake",
     "FakeModel",
     "FakeServer",
+    "FoundryLocalFake",
     "GPT4AllFake",
     "GatewayFake",
     "JanFake",
     "KoboldCppFake",
     "LMStudioFake",
+    "LemonadeFake",
+    "LlamaRouterFake",
     "LlamafileFake",
     "LocalAIFake",
+    "NexaFake",
     "OllamaFake",
     "OpenAICompatibleFake",
     "Recorded",

@@ -110,6 +110,9 @@ class FakeServer:
     fail: FailMode = "none"
     fail_scope: Literal["inference", "all"] = "inference"
     fail_after_chunks: int | None = None
+    # A key every route asks for (``Authorization: Bearer KEY``), except ``open_paths``.
+    api_key: str | None = None
+    open_paths: frozenset[str] = frozenset()
     requests: list[Recorded] = field(default_factory=list)
     _app: Starlette | None = field(default=None, init=False, repr=False)
 
@@ -147,10 +150,17 @@ class FakeServer:
             except ValueError:
                 body = raw.decode(errors="replace")
             self.requests.append(Recorded(request.method, request.url.path, body))
+            if (self.api_key and request.url.path not in self.open_paths
+                    and request.headers.get("authorization") != f"Bearer {self.api_key}"):
+                return self.unauthorized(request)
             if self.fail != "none" and (inference or self.fail_scope == "all"):
                 return await self.failure()
             return await handler(request, body)
         return Route(path, endpoint, methods=[method])
+
+    def unauthorized(self, request: Request) -> Response:
+        return JSONResponse({"error": {"message": "invalid or missing API key",
+                                       "type": "invalid_request_error"}}, status_code=401)
 
     async def failure(self) -> Response:
         if self.fail == "hang":

@@ -1,7 +1,10 @@
 """A protocol fake of Jan's local API server, written from Jan's public sources
 (src-tauri/src/core/server/proxy.rs: ``GET /v1/models`` lists running sessions with
 ``owned_by: "user"``; ``GET /openapi.json`` serves static/openapi.json whose
-``info.title`` is "Jan API Server Endpoints"). Jan is a desktop app, not installed here.
+``info.title`` is "Jan API Server Endpoints"). With an API key set (required by current
+Jan), every other path answers 401 "Missing authorization header" without one, while
+``/``, ``/openapi.json`` and ``/favicon.ico`` stay open (proxy.rs ``whitelisted_paths``).
+Jan is a desktop app, not installed here.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .base import FakeModel, FakeServer
@@ -23,6 +26,12 @@ class JanFake(FakeServer):
                                  FakeModel("qwen3-0.6b", loaded=False)])
     reply_prefix: str = "jan-fake: "
     owned_by: str = "user"
+    open_paths: frozenset[str] = frozenset({"/", "/openapi.json", "/favicon.ico"})
+
+    def unauthorized(self, request: Request) -> Response:
+        text = ("Invalid or missing authorization token" if "authorization" in request.headers
+                else "Missing authorization header")
+        return PlainTextResponse(text, status_code=401)
 
     def listed(self) -> list[FakeModel]:
         # Jan lists the sessions it is running, i.e. loaded models only.

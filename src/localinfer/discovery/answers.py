@@ -156,6 +156,12 @@ def openai_list(path: str = "/v1/models") -> Check:
     return Check(_on(path), lambda a: isinstance(answer(a, path).obj().get("data"), list))
 
 
+def items_have(path: str, list_key: str, *keys: str) -> Check:
+    """Some object in the JSON list under ``list_key`` at ``path`` has every one of ``keys``."""
+    return Check(_on(path), lambda a: any(all(k in item for k in keys)
+                                          for item in answer(a, path).items(list_key)))
+
+
 def header_is(path: str, name: str, value: str) -> Check:
     return Check(_on(path), lambda a: answer(a, path).headers.get(name, "").strip() == value)
 

@@ -9,6 +9,9 @@ where to look on loopback. The order matters where servers imitate each other:
   precedes Ollama.
 * llama-server's ``/v1/models`` carries an Ollama-style ``models`` array next to
   ``data``; Ollama is therefore recognised by its root banner, never by that array.
+* Docker Model Runner, Lemonade, LightRAG and many proxies answer Ollama's ``/api/*``
+  routes (``/api/version`` included): Ollama needs its root banner *and* a version, and
+  the imitators that say who they are come first.
 
 Adding a kind is adding a row. Sources are named per row; where a marker could not be
 confirmed from a public source the row says so.
@@ -28,6 +31,7 @@ from .answers import (
     header_is,
     header_starts,
     header_version,
+    items_have,
     json_has,
     json_has_any,
     json_is,
@@ -41,6 +45,7 @@ from .answers import (
     text_starts,
 )
 from .readers import (
+    LEMONADE_MODELS,
     LLAMACPP_MODELS,
     LMSTUDIO_MODELS,
     OLLAMA_MODELS,
@@ -98,19 +103,46 @@ FINGERPRINTS: tuple[Fingerprint, ...] = (
     Fingerprint("localai", ports=(8080,),
                 identify=status_ok("/readyz") & json_str("/version", "version"),
                 version=json_text("/version", "version")),
+    # Docker Model Runner (docs.docker.com/ai/model-runner): GET / -> "Docker Model Runner
+    # is running"; OpenAI API under /engines/v1 (and /engines/llama.cpp/v1); it also
+    # answers Ollama's API at its root, so it precedes Ollama. No version over HTTP here.
+    Fingerprint("docker-model-runner", ports=(12434,),
+                identify=text_starts("/", "Docker Model Runner is running"),
+                models=openai_models("/engines/v1/models"), api_suffix="/engines/v1"),
+    # AMD Lemonade Server (lemonade docs/server/server_spec.md): /api/v1/health ->
+    # {"status", "version", "all_models_loaded", "max_models"}; OpenAI API under /api/v1;
+    # it serves Ollama's API too (optionally on 11434). Port 13305 since v10.1, 8000 before.
+    Fingerprint("lemonade", ports=(13305, 8000),
+                identify=json_has_any("/api/v1/health", "all_models_loaded", "max_models"),
+                version=json_text("/api/v1/health", "version"),
+                models=LEMONADE_MODELS, api_suffix="/api/v1"),
     # Ollama (docs.ollama.com/api): GET / -> "Ollama is running"; /api/version, /api/tags,
-    # /api/ps (models in memory).
+    # /api/ps (models in memory). The banner and a version together: either alone is
+    # answered by imitators.
     Fingerprint("ollama", ports=(11434,),
-                identify=text_starts("/", "Ollama is running"),
+                identify=text_starts("/", "Ollama is running")
+                & json_str("/api/version", "version"),
                 version=json_text("/api/version", "version"),
                 models=OLLAMA_MODELS),
     # LM Studio REST API v0 (lmstudio.ai/docs/api/rest-api): /api/v0/models entries carry
-    # type (llm|vlm|embeddings) and state (loaded|not-loaded). No version endpoint is
-    # documented, so version stays null.
+    # type (llm|vlm|embeddings) and state (loaded|not-loaded); REST API v1 (0.4+,
+    # docs/developer/rest/list): /api/v1/models -> {"models": [{"key", "type",
+    # "loaded_instances"}]}. The headless llmster daemon serves the same. No version
+    # endpoint is documented, so version stays null.
     Fingerprint("lmstudio", ports=(1234,),
-                identify=json_is("/api/v0/models", "object", "list")
-                & json_has("/api/v0/models", "data"),
+                identify=(json_is("/api/v0/models", "object", "list")
+                          & json_has("/api/v0/models", "data"))
+                | items_have("/api/v1/models", "models", "key", "loaded_instances"),
                 models=LMSTUDIO_MODELS),
+    # Microsoft Foundry Local (learn.microsoft.com/azure/ai-foundry/foundry-local): a new
+    # random port at every start, found through the process table; its /v1/models body
+    # carries IsDelta / Successful / HttpStatusCode next to the list.
+    Fingerprint("foundry-local",
+                identify=json_has("/v1/models", "IsDelta", "Successful", "HttpStatusCode")),
+    # Nexa SDK (NexaAI/nexa-sdk runner/server/route.go): GET / -> "Nexa SDK is running",
+    # OpenAI chat, embeddings and reranking under /v1; 127.0.0.1:18181 by default.
+    Fingerprint("nexa", ports=(18181,),
+                identify=text_starts("/", "Nexa SDK is running")),
     # llama.cpp llama-server (tools/server): /props with build_info, owned_by "llamacpp",
     # "Server: llama.cpp" header. 8080 is its classic default, 9931 newer builds'.
     Fingerprint("llama.cpp", ports=(8080, 9931),
@@ -159,3 +191,14 @@ def first_round(table: Iterable[Fingerprint] = FINGERPRINTS) -> frozenset[Probe]
 def identify(answers: Answers,
              table: Iterable[Fingerprint] = FINGERPRINTS) -> Fingerprint | None:
     return next((row for row in table if row.identify(answers)), None)
+
+
+def row_for(kind: str, table: Iterable[Fingerprint] = FINGERPRINTS) -> Fingerprint | None:
+    return next((row for row in table if row.kind == kind), None)
+
+
+def port_kind(port: int, table: Iterable[Fingerprint] = FINGERPRINTS) -> str | None:
+    """The kind a default port belongs to, when only one kind uses it (1234: LM Studio;
+    8080 is shared, so None)."""
+    kinds = {row.kind for row in table if port in row.ports}
+    return kinds.pop() if len(kinds) == 1 else None

@@ -126,7 +126,41 @@ def _lmstudio(a: Answers) -> list[SeenModel]:
     return seen
 
 
-LMSTUDIO_MODELS: Models = Reader(frozenset({Probe("/api/v0/models")}), _lmstudio)
+def _lmstudio_v1(a: Answers) -> list[SeenModel]:
+    # REST API v1 (lmstudio.ai/docs/developer/rest/list): {"models": [{"key", "type":
+    # "llm"|"embedding", "loaded_instances": [...]}]}.
+    seen = []
+    for item in answer(a, "/api/v1/models").items("models"):
+        key, instances = item.get("key"), item.get("loaded_instances")
+        if not isinstance(key, str):
+            continue
+        caps: tuple[Capability, ...] = (
+            ("embeddings",) if item.get("type") == "embedding" else ("chat",))
+        seen.append(SeenModel(key, caps, bool(instances) if isinstance(instances, list)
+                              else None))
+    return seen
+
+
+def _lmstudio_any(a: Answers) -> list[SeenModel]:
+    # Newer LM Studio answers v1 (and may drop v0); older ones only v0.
+    return _lmstudio_v1(a) if answer(a, "/api/v1/models").ok else _lmstudio(a)
+
+
+LMSTUDIO_MODELS: Models = Reader(frozenset({Probe("/api/v0/models"), Probe("/api/v1/models")}),
+                                 _lmstudio_any)
+
+
+def _lemonade(a: Answers) -> list[SeenModel]:
+    # /api/v1/health's all_models_loaded names what is in memory (server_spec.md).
+    health = answer(a, "/api/v1/health").obj().get("all_models_loaded")
+    loaded = {m.get("model_name") for m in health if isinstance(m, dict)} \
+        if isinstance(health, list) else set()
+    return [SeenModel(mid, capabilities_from_name(mid), mid in loaded)
+            for mid, _ in _ids(answer(a, "/api/v1/models").items())]
+
+
+LEMONADE_MODELS: Models = Reader(
+    frozenset({Probe("/api/v1/models"), Probe("/api/v1/health")}), _lemonade)
 
 
 def _textgen(a: Answers) -> list[SeenModel]:

@@ -9,6 +9,10 @@
 
 Configured non-loopback URLs skip step 1 and go straight through the HTTP layer, so
 offline mode refuses them and the egress record sees them.
+
+Besides the default ports, the sockets of known server programs on any port are probed
+(machine.py: the listening-socket table and its owners); nothing else is.
+A server that refuses the probes for want of a key is listed as such (locked.py).
 """
 
 from __future__ import annotations
@@ -27,7 +31,17 @@ from ..http import EgressPolicy, make_client, network_class
 from ..settings import Settings
 from ..types import ModelInfo, ServerInfo
 from .answers import Answer, Answers, Probe
-from .fingerprints import FINGERPRINTS, Fingerprint, default_ports, first_round, identify
+from .fingerprints import (
+    FINGERPRINTS,
+    Fingerprint,
+    default_ports,
+    first_round,
+    identify,
+    port_kind,
+    row_for,
+)
+from .locked import NeedsKey, asks_for_key
+from .machine import Seen, servers_here
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +55,9 @@ class Candidate:
     host: str
     port: int
     order: int
+    # What the owning program or the default port suggests (answers still decide); a
+    # server refusing every probe for want of a key is listed under this kind.
+    hint: str | None = None
 
     @property
     def loopback(self) -> bool:
@@ -56,16 +73,19 @@ def normalize_base_url(url: str) -> str:
     return url.removesuffix("/v1")
 
 
-def candidates(settings: Settings,
-               table: Iterable[Fingerprint] = FINGERPRINTS) -> list[Candidate]:
+def candidates(settings: Settings, table: Iterable[Fingerprint] = FINGERPRINTS,
+               here: Iterable[Seen] = ()) -> list[Candidate]:
     """Declared hosts and configured servers (the user named them, so they rank first),
-    then the default loopback ports if scanned; each server once."""
+    then the default loopback ports if scanned, then sockets of known server programs
+    (``here``); each server once."""
     declared = [h["url"] for h in settings.hosts if isinstance(h.get("url"), str)]
     urls = [normalize_base_url(u) for u in [*declared, *settings.servers]]
     if settings.scan_default_ports:
         # IPv4 loopback only: the servers above bind 127.0.0.1 by default; a server on ::1
         # alone can be listed in LOCALINFER_SERVERS as http://[::1]:PORT.
         urls += [f"http://{LOOPBACK}:{port}" for port in default_ports(table)]
+    hints = {(s.host, s.port): s.kind for s in here}
+    urls += [s.base_url for s in here]
     found: dict[tuple[str, int], Candidate] = {}
     for order, base in enumerate(urls):
         try:
@@ -79,7 +99,9 @@ def candidates(settings: Settings,
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         host = parsed.host
         key = (LOOPBACK if host == "localhost" else host, port)
-        found.setdefault(key, Candidate(base, host, port, order))
+        hint = hints.get(key) or (port_kind(port, table) if network_class(host) == "loopback"
+                                  else None)
+        found.setdefault(key, Candidate(base, host, port, order, hint))
     return list(found.values())
 
 
@@ -148,19 +170,34 @@ def _server_info(row: Fingerprint, base_url: str, answers: Answers,
     return server
 
 
+def _locked(row: Fingerprint, base_url: str, started: float) -> NeedsKey:
+    return NeedsKey(kind=row.kind, base_url=base_url, api_base=base_url + row.api_suffix,
+                    latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
 async def probe_server(client: httpx.AsyncClient, base_url: str, timeout: float,
-                       table: tuple[Fingerprint, ...] = FINGERPRINTS) -> ServerInfo | None:
-    """Identify the server at ``base_url``; None if nothing (or our own gateway) answers."""
+                       table: tuple[Fingerprint, ...] = FINGERPRINTS, *,
+                       hint: str | None = None) -> ServerInfo | None:
+    """Identify the server at ``base_url``; None if nothing (or our own gateway) answers.
+    A server that refuses for want of a key is a ``NeedsKey``: of the kind it answers
+    like, else of ``hint`` (its program, its default port) — never a guess without one."""
     started = time.perf_counter()
     answers = await _fetch(client, base_url, first_round(table), timeout)
     if not answers:
         return None
     row = identify(answers, table)
-    if row is None or row.skip:
+    if row is not None and row.skip:
+        return None
+    if row is None:
+        hinted = row_for(hint, table) if hint else None
+        if hinted is not None and asks_for_key(answers, ("/v1/models",)):
+            return _locked(hinted, base_url, started)
         return None
     missing = [p for p in row.detail_probes if p.path not in answers]
     if missing:
         answers = {**answers, **await _fetch(client, base_url, missing, timeout)}
+    if asks_for_key(answers, [p.path for p in row.models.probes] or ["/v1/models"]):
+        return _locked(row, base_url, started)
     return _server_info(row, base_url, answers, started)
 
 
@@ -208,7 +245,9 @@ async def discover(settings: Settings, policy: EgressPolicy, *,
     timeout = settings.discovery_timeout
     targets: list[Candidate] = []
     checks: list[Candidate] = []
-    for cand in candidates(settings):
+    # The socket table only with the real network: a test transport stands in for it.
+    here = servers_here() if settings.scan_default_ports and transport is None else []
+    for cand in candidates(settings, here=here):
         if cand.loopback:
             (checks if transport is None else targets).append(cand)
             continue
@@ -229,7 +268,7 @@ async def discover(settings: Settings, policy: EgressPolicy, *,
         auth = _host_tokens(settings)
         if auth is not None:
             client.auth = auth
-        found = await asyncio.gather(*(probe_server(client, c.base_url, timeout)
+        found = await asyncio.gather(*(probe_server(client, c.base_url, timeout, hint=c.hint)
                                        for c in targets))
     ranked = sorted(zip(targets, found, strict=True),
                     key=lambda pair: (not pair[0].loopback, pair[0].order))
