@@ -2,8 +2,9 @@
 
 Stored in ``tokens.json`` under home as a salted HMAC-SHA256 of each secret (the secret
 is shown once, by ``localinfer tokens add``, and never stored). The gateway reads the
-file per version (a revocation by the CLI is seen at the next request) and fails
-closed on a damaged file: no request is let in until it is fixed.
+file per version (a revocation by the CLI is seen at the next request, and by an open
+stream within one chunk) and fails closed on a damaged file: no request is let in until
+it is fixed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .statefile import JsonStateFile, want_dict, want_str, want_time
+from .statefile import JsonStateFile, StateFileError, want_dict, want_str, want_time
 
 TOKENS_FILE = "tokens.json"
 PREFIX = "li_"
@@ -93,12 +94,26 @@ class TokenStore:
 
     def identify(self, secret: str) -> str | None:
         """The name of the token ``secret`` is, or None (StateFileError: damaged file)."""
+        token = self.find(secret)
+        return token.name if token is not None else None
+
+    def find(self, secret: str) -> ClientToken | None:
+        """The token ``secret`` is, or None (StateFileError: damaged file)."""
         found = None
         for token in self.all().values():
             # Every token is compared (no early exit), so timing does not tell which.
             if token.matches(secret) and found is None:
-                found = token.name
+                found = token
         return found
+
+    def holds(self, token: ClientToken) -> bool:
+        """Is ``token`` still there, unchanged (not removed, not replaced by a new secret
+        of the same name)? One stat while the file is unchanged; False when it is damaged,
+        so an open stream fails closed as new requests do."""
+        try:
+            return self.all().get(token.name) == token
+        except StateFileError:
+            return False
 
     def _write(self, tokens: dict[str, ClientToken]) -> None:
         self.file.write({"version": 1,

@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     add = add_verb(verbs, "add", run_add, "create a token; prints the secret once")
     add.add_argument("name", help="who it is for, e.g. alice-laptop")
-    rm = add_verb(verbs, "rm", run_rm, "revoke a token (effective at the next request)")
+    rm = add_verb(verbs, "rm", run_rm, "revoke a token (refused from the next request; its open streams end)")
     rm.add_argument("name")
     add_verb(verbs, "list", run_list, "list token names (never secrets)", json_flag=True)
 

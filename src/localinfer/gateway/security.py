@@ -13,14 +13,19 @@ objects beyond a header scan):
 4. CORS and Private Network Access preflights are answered only for allowed origins.
 5. Bearer token, when one is set (required off loopback): the shared token, or a
    per-client token (``localinfer tokens add``; once any exists one is required).
-   ``/health`` stays open so discovery can recognise the gateway. The client's name
-   goes into the request's trace, so the egress ledger records which token made it.
+   Whether a token is required is decided at start and only ever tightens: revoking
+   the last client token lets nobody in (a log line says so), it never opens the
+   gateway. ``/health`` stays open so discovery can recognise the gateway. The client's
+   name goes into the request's trace, so the egress ledger records which token made
+   it; a per-client token also goes into the scope as a grant, so a stream open when it
+   is revoked ends (streaming.RevocationWatch).
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +37,12 @@ from .. import trace
 from ..errors import LocalInferError, UsageError
 from ..settings import Settings
 from ..statefile import StateFileError
-from ..tokens import TokenStore
+from ..tokens import ClientToken, TokenStore
 from .errors import BadHeaders, Forbidden, Unauthorized
+from .streaming import GRANT_KEY
 from .wire import BACKEND_HEADER, NO_BACKEND, NO_TIER, TIER_HEADER, dumps
+
+log = logging.getLogger("localinfer.gateway")
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 OPEN_PATHS = frozenset({"/health"})
@@ -125,11 +133,57 @@ def _unspecified(host: str) -> bool:
         return False
 
 
+@dataclass
+class TokenMode:
+    """Whether a bearer token is required: fixed at start, and it only ever tightens (a
+    loopback gateway starts requiring one when the first client token is added). Never
+    relaxed at run time, so revoking the last client token cannot open the gateway."""
+
+    required: bool
+    warned_empty: bool = False
+
+    def requires(self, have_clients: bool, shared: bool) -> bool:
+        self.required = self.required or have_clients
+        if self.required and not have_clients and not shared:
+            if not self.warned_empty:
+                log.warning("tokens are required and tokens.json holds none: the gateway "
+                            "lets nobody in until `localinfer tokens add NAME` (or a "
+                            "restart with LOCALINFER_TOKEN)")
+            self.warned_empty = True
+        else:
+            self.warned_empty = False  # say it again if it happens again
+        return self.required
+
+
+@dataclass(frozen=True)
+class ClientGrant:
+    """A per-client token a request was let in with, re-checked while its answer
+    streams (streaming.Revocable)."""
+
+    store: TokenStore
+    token: ClientToken
+
+    def valid(self) -> bool:
+        return self.store.holds(self.token)
+
+    def revoked(self) -> Unauthorized:
+        return Unauthorized(f"token '{self.token.name}' was revoked during the answer, so "
+                            "it was stopped")
+
+
+@dataclass(frozen=True)
+class Access:
+    allowed: bool
+    client: str | None = None  # the name the ledger records
+    grant: ClientGrant | None = None  # set for per-client tokens: revocable at run time
+
+
 @dataclass(frozen=True)
 class AccessPolicy:
     hosts: frozenset[str]
     origins: tuple[OriginRule, ...]
     token: str | None
+    mode: TokenMode  # is a token required (mutable: it only ever tightens)
     # Bound to 0.0.0.0 / ::: any IP-literal Host is this machine; DNS rebinding needs
     # a name, so only names are held to the allow-list.
     ip_literal_hosts: bool = False
@@ -149,10 +203,16 @@ class AccessPolicy:
         hosts = {h.strip("[]").lower() for h in settings.allowed_hosts} | LOOPBACK_HOSTS
         if not is_loopback_bind(settings.host) and not _unspecified(settings.host):
             hosts.add(settings.host.strip("[]").lower())
+        exposed = not is_loopback_bind(settings.host)
+        try:
+            have_clients = bool(clients.all())
+        except StateFileError:
+            have_clients = True  # damaged: fail closed (every request says why)
         return cls(hosts=frozenset(hosts),
                    origins=tuple(OriginRule.parse(o) for o in settings.allowed_origins),
                    token=token, ip_literal_hosts=_unspecified(settings.host),
-                   clients=clients, exposed=not is_loopback_bind(settings.host))
+                   clients=clients, exposed=exposed,
+                   mode=TokenMode(required=bool(token) or exposed or have_clients))
 
     def host_allowed(self, host: str) -> bool:
         if host in self.hosts:
@@ -176,23 +236,27 @@ class AccessPolicy:
         return any(rule.matches(parsed) for rule in self.origins)
 
     def token_ok(self, authorization: str) -> bool:
-        return self.authenticate(authorization)[0]
+        return self.authenticate(authorization).allowed
 
-    def authenticate(self, authorization: str) -> tuple[bool, str | None]:
-        """(let in, the client's name). A damaged tokens.json lets nobody in
-        (StateFileError propagates for the caller to say so)."""
+    def authenticate(self, authorization: str) -> Access:
+        """Who the request is. A damaged tokens.json lets nobody in (StateFileError
+        propagates for the caller to say so)."""
         clients = self.clients.all() if self.clients is not None else {}
-        if self.token is None and not clients and not self.exposed:
-            return True, None
+        if not self.mode.requires(bool(clients), self.token is not None):
+            return Access(True)
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            return False, None
+            return Access(False)
         secret = value.strip()
         if self.token is not None and hmac.compare_digest(secret.encode(),
                                                           self.token.encode()):
-            return True, SHARED_TOKEN_NAME
-        name = self.clients.identify(secret) if self.clients is not None and clients else None
-        return name is not None, name
+            return Access(True, SHARED_TOKEN_NAME)  # fixed for the process: not revocable
+        if self.clients is None or not clients:
+            return Access(False)
+        found = self.clients.find(secret)
+        if found is None:
+            return Access(False)
+        return Access(True, found.name, ClientGrant(self.clients, found))
 
 
 def _served_host(request_trace: trace.RequestTrace, headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -284,16 +348,19 @@ class SecurityMiddleware:
         client: str | None = None
         if path not in OPEN_PATHS:
             try:
-                allowed, client = policy.authenticate(h.get(b"authorization", ""))
+                access = policy.authenticate(h.get(b"authorization", ""))
             except StateFileError as exc:
                 await self._refuse(send, path, Unauthorized(exc.message),
                                    extra=[(b"www-authenticate", b"Bearer"), *cors])
                 return
-            if not allowed:
+            if not access.allowed:
                 await self._refuse(send, path, Unauthorized(
                     "missing, wrong or revoked bearer token (send `Authorization: Bearer "
                     "TOKEN`)"), extra=[(b"www-authenticate", b"Bearer"), *cors])
                 return
+            client = access.client
+            if access.grant is not None:
+                scope = {**scope, GRANT_KEY: access.grant}
         request_trace, reset = trace.begin(client)
 
         async def send_with_headers(message: Message) -> None:

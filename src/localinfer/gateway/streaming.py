@@ -29,6 +29,22 @@ T = TypeVar("T")
 
 # How long closing an upstream stream may take once the client is gone.
 CLOSE_GRACE = 5.0
+# Seconds between re-checks of the client's token while an open stream waits (remote.py
+# re-checks consent the same way); at each chunk it is re-checked too.
+REVOKE_CHECK = 0.25
+# The ASGI scope key under which the security middleware hands a revocable grant (a
+# per-client token) to the routes; absent when nothing can be revoked at run time.
+GRANT_KEY = "localinfer.grant"
+
+
+class Revocable(Protocol):
+    """What let a request in, when it can be withdrawn while the answer streams."""
+
+    def valid(self) -> bool:
+        """Still granted? Called on the event loop at every chunk: keep it cheap."""
+
+    def revoked(self) -> LocalInferError:
+        """The error that ends a stream whose grant was withdrawn."""
 
 
 class StreamEncoder(Protocol):
@@ -180,6 +196,56 @@ class DisconnectWatch:
         return True  # nobody is left to answer
 
 
+class RevocationWatch:
+    """``async with RevocationWatch(grant) as watch:`` ends the body with
+    ``grant.revoked()`` once the grant is withdrawn: ``watch.check()`` at each chunk, and
+    a timer every REVOKE_CHECK s that cancels the task (once) while the upstream is
+    silent. As with DisconnectWatch the stream stays in the request's own task: moving
+    it to a helper task (remote.py's consent check can, it opens its stream there) would
+    resume an already-started upstream generator in another task. No grant: a no-op."""
+
+    def __init__(self, grant: Revocable | None) -> None:
+        self.grant = grant
+        self.fired = False
+        self._handle: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> RevocationWatch:
+        if self.grant is not None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._task = task
+            self._arm()
+        return self
+
+    def _arm(self) -> None:
+        self._handle = asyncio.get_running_loop().call_later(REVOKE_CHECK, self._tick)
+
+    def _tick(self) -> None:
+        assert self.grant is not None
+        if self.grant.valid():
+            self._arm()
+            return
+        self.fired = True
+        self._task.cancel()
+
+    def check(self) -> None:
+        if self.grant is not None and not self.grant.valid():
+            raise self.grant.revoked()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> bool:
+        if self._handle is not None:
+            self._handle.cancel()
+        if not self.fired:
+            return False
+        assert self.grant is not None
+        if exc_type is None or not issubclass(exc_type, asyncio.CancelledError):
+            # The body ended just as the timer fired: take that cancellation here.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+        self._task.uncancel()
+        raise self.grant.revoked()
+
+
 async def until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]],
                            timeout: float) -> T | None:
     """``work()`` under ``timeout``, cancelled if the client disconnects first (then
@@ -215,12 +281,12 @@ class ChunkStreamResponse(Response):
                     "headers": self.raw_headers})
         try:
             async with DisconnectWatch(receive):
-                await self._pump(send)
+                await self._pump(send, scope.get(GRANT_KEY))
         finally:
             # Reached on completion, failure and client disconnect alike.
             await aclose_quietly(self.rest)
 
-    async def _pump(self, send: Send) -> None:
+    async def _pump(self, send: Send, grant: Revocable | None) -> None:
         encoder = self.encoder
 
         async def body(data: bytes) -> None:
@@ -228,9 +294,11 @@ class ChunkStreamResponse(Response):
                 await send({"type": "http.response.body", "body": data, "more_body": True})
 
         try:
-            if self.first is not None:
-                await body(encoder.chunk(self.first))
-            await self._rest(body)
+            # A revoked client token ends the stream like an upstream failure would.
+            async with RevocationWatch(grant) as revocation:
+                if self.first is not None:
+                    await body(encoder.chunk(self.first))
+                await self._rest(body, revocation.check)
             tail = encoder.end()
         except LocalInferError as exc:
             tail = encoder.error(exc)
@@ -240,7 +308,8 @@ class ChunkStreamResponse(Response):
                                               before_first_token=False))
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
-    async def _rest(self, body: Callable[[bytes], Awaitable[None]]) -> None:
+    async def _rest(self, body: Callable[[bytes], Awaitable[None]],
+                    check: Callable[[], None]) -> None:
         # One deadline for the whole stream, moved before each wait for the next chunk
         # and lifted while the chunk is sent (a slow reader is not an idle backend):
         # a fresh asyncio.timeout per chunk cost more than framing the chunk.
@@ -255,6 +324,7 @@ class ChunkStreamResponse(Response):
                     except StopAsyncIteration:
                         return
                     deadline.reschedule(None)
+                    check()
                     await body(self.encoder.chunk(chunk))
         except TimeoutError:
             raise timeout_error(self.idle_timeout, "next chunk") from None
