@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..files import kind_of, shown
 from .common import note, print_json
 
 PROGRAMS = {"python": "python", "python3": "python", "micropython": "micropython"}
@@ -57,20 +60,42 @@ def register(sub: Any) -> None:
     d.set_defaults(func=doctor_cmd)
 
 
-def _parse_files(specs: list[str]) -> dict[str, bytes]:
+def _parse_files(specs: list[str], cap: int) -> dict[str, bytes]:
+    """Read each --file, refusing a FIFO or device (a read would block or never end) and
+    anything that would not fit in /work (``cap`` bytes, all files together) before a
+    byte is read."""
+    from ..sandbox import format_size
+
     files: dict[str, bytes] = {}
+    total = 0
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep:
             name, path = Path(spec).name, spec
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
         try:
-            files[name] = Path(path).read_bytes()
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
-            raise UsageError(f"cannot read --file {spec}: {exc.strerror}") from exc
+            raise UsageError(f"cannot read --file {shown(spec)}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UsageError(f"--file {shown(spec)} is {kind_of(st.st_mode)}, "
+                                 "not a regular file")
+            total += st.st_size
+            if total > cap:
+                raise UsageError(f"--file {shown(spec)}: the files come to {total} bytes, "
+                                 f"more than --disk {format_size(cap)} lets /work hold")
+            data = fh.read(cap - (total - st.st_size) + 1)
+        if len(data) != st.st_size:  # it changed while we read it
+            raise UsageError(f"--file {shown(spec)} changed while it was read")
+        files[name] = data
     return files
 
 
 def _parse_mounts(specs: list[str]) -> dict[str, tuple[str, Any]]:
+    from ..sandbox.mounts import differs, resolve_source
+
     mounts: dict[str, tuple[str, Any]] = {}
     for spec in specs:
         parts = spec.split(":")
@@ -79,7 +104,10 @@ def _parse_mounts(specs: list[str]) -> dict[str, tuple[str, Any]]:
             mode = parts.pop()
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise UsageError(f"--mount wants HOST:GUEST[:ro|rw], not '{spec}'")
-        mounts[parts[1]] = (parts[0], mode)
+        source = resolve_source(parts[0])  # refused here: one line, exit 2
+        if differs(parts[0], source):  # say where a symlink really leads
+            note(f"localinfer: note: --mount {shown(parts[0])} is {shown(source)}")
+        mounts[parts[1]] = (str(source), mode)
     return mounts
 
 
@@ -107,18 +135,19 @@ def run_cmd(args: argparse.Namespace) -> int:
                          "(there is no shell inside)")
     runtime = args.runtime or program
     argv[0] = runtime
+    memory, disk = parse_size(args.memory), parse_size(args.disk)
+    # Mounts and files are checked before stdin is read or a worker starts.
+    mounts, files = _parse_mounts(args.mount), _parse_files(args.file, disk)
     stdin = b""
     if sys.stdin is not None and not sys.stdin.isatty():
         try:
             stdin = sys.stdin.buffer.read()
         except (OSError, ValueError, AttributeError):  # closed, or not readable
             stdin = b""
-    memory = parse_size(args.memory)
     with Sandbox(warm=0) as sandbox:
-        result = sandbox.run(argv, files=_parse_files(args.file),
-                             mounts=_parse_mounts(args.mount), timeout=args.timeout,
+        result = sandbox.run(argv, files=files, mounts=mounts, timeout=args.timeout,
                              memory=memory, fuel=args.fuel, env=_parse_env(args.env),
-                             stdin=stdin, runtime=runtime, disk=parse_size(args.disk))
+                             stdin=stdin, runtime=runtime, disk=disk)
     if args.out:
         out = Path(args.out)
         for name, data in result.files.items():
@@ -138,8 +167,7 @@ def run_cmd(args: argparse.Namespace) -> int:
         sys.stderr.buffer.write(result.stderr)
         sys.stderr.flush()
     if result.error is not None:
-        raise SandboxLimit(result.describe_limit(args.timeout, memory, args.fuel,
-                                                 parse_size(args.disk)))
+        raise SandboxLimit(result.describe_limit(args.timeout, memory, args.fuel, disk))
     if result.exit_code is None:
         note(f"sandbox: the guest trapped: {result.trap}")
         return 1

@@ -2,9 +2,11 @@
 
 Isolation by construction: the guest sees only the directories given to it — a private
 scratch directory at ``/work`` (also its current directory) holding ``files``, plus each
-of ``mounts`` (read-only unless ``"rw"``) — an environment of exactly ``env``, no
-sockets (WASI grants none), no subprocesses. Memory is capped by the store's limits, CPU
-by fuel and an epoch deadline, and wall-clock time by killing the worker process.
+of ``mounts`` (read-only unless ``"rw"``; an rw mount is a copy, see ``mounts.py``;
+``/proc``, ``/sys``, ``/dev`` and the localinfer home are refused) — an environment of
+exactly ``env``, no sockets (WASI grants none), no subprocesses. Memory is capped by the
+store's limits, CPU by fuel and an epoch deadline, wall-clock time by killing the worker
+process, and what ``/work`` and the rw mounts hold by ``disk``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import anyio
 import anyio.to_thread
 
 from ..errors import UsageError
+from .mounts import RwMount, resolve_source
 from .pool import WorkerDied, WorkerPool
 from .runtimes import get_runtime
 
@@ -36,7 +39,7 @@ MountMode = Literal["ro", "rw"]
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MEMORY = 256 * 1024 * 1024
 DEFAULT_OUTPUT_CAP = 1024 * 1024  # bytes of stdout (and of stderr) kept
-DEFAULT_DISK = 256 * 1024 * 1024  # bytes the guest may write into /work
+DEFAULT_DISK = 256 * 1024 * 1024  # bytes /work and the rw mounts' copies may hold
 MAX_WORK_ENTRIES = 10_000  # files and directories in /work
 MAX_OUTPUT_FILES_BYTES = 64 * 1024 * 1024
 # After the epoch deadline a CPU-bound guest stops by itself; the worker is killed only
@@ -78,7 +81,7 @@ class SandboxResult:
         if self.error == "fuel":
             return f"sandbox: out of fuel (limit {fuel})"
         if self.error == "disk":
-            return "sandbox: wrote too much into /work (limit " + (
+            return "sandbox: wrote too much into /work and its rw mounts (limit " + (
                 f"{format_size(disk)})" if disk else "reached)")
         return ""
 
@@ -189,26 +192,41 @@ class Sandbox:
         mem = parse_size(memory)
         disk_cap = parse_size(disk)
         argv = _argv(code_or_argv, rt.program)
-        preopens: list[tuple[str, str, bool]] = []
+        protect = (self.pool.cache_root,) if self.pool.cache_root else ()
+        shares: list[tuple[Path, str, bool]] = []
         for guest, spec in (mounts or {}).items():
             host, mode = (spec, "ro") if isinstance(spec, (str, os.PathLike)) else spec
             if mode not in ("ro", "rw"):
                 raise UsageError(f"mount mode must be 'ro' or 'rw', not '{mode}'")
-            host_path = Path(host).resolve()
-            if not host_path.is_dir():
-                raise UsageError(f"a mount must be an existing directory: {host}")
-            preopens.append((str(host_path), _check_mount(guest), mode == "rw"))
+            shares.append((resolve_source(host, protect=protect), _check_mount(guest),
+                           mode == "rw"))
         for key, value in (env or {}).items():
             if not key or "=" in key or "\0" in key or "\0" in value:
                 raise UsageError(f"bad environment variable name or value: {key!r}")
         inputs = {_check_name(n): (v.encode() if isinstance(v, str) else bytes(v))
                   for n, v in (files or {}).items()}
+        used = sum(len(v) for v in inputs.values())
+        if used > disk_cap:  # /work holds the files, and disk caps what it holds
+            raise UsageError(f"the files hold {used} bytes, more than the disk cap "
+                             f"({format_size(disk_cap)})")
 
         tmp = Path(tempfile.mkdtemp(prefix="localinfer-sandbox-"))
         try:
-            work, io = tmp / "work", tmp / "io"
-            work.mkdir()
+            # Everything the guest can write lives under `scratch`, which `disk` caps.
+            scratch, io = tmp / "scratch", tmp / "io"
+            work = scratch / "work"
+            work.mkdir(parents=True)
             io.mkdir()
+            preopens: list[tuple[str, str, bool]] = []
+            rw: list[RwMount] = []
+            for i, (host_path, guest, writable) in enumerate(shares):
+                if not writable:
+                    preopens.append((str(host_path), guest, False))
+                    continue
+                rw.append(RwMount(host_path, scratch / f"mount-{i}"))
+                left = MAX_WORK_ENTRIES - len(inputs) - sum(len(m.seen) for m in rw)
+                used += rw[-1].copy_in(disk_cap - used, left)
+                preopens.append((str(rw[-1].copy), guest, True))
             for rel, data in inputs.items():
                 (work / rel).parent.mkdir(parents=True, exist_ok=True)
                 (work / rel).write_bytes(data)
@@ -227,7 +245,7 @@ class Sandbox:
 
             def watch() -> bool:
                 nonlocal over_disk
-                over_disk = _over(work, disk_cap)
+                over_disk = _over(scratch, disk_cap)
                 return over_disk
 
             worker = self.pool.acquire(rt, _cancel)
@@ -242,8 +260,11 @@ class Sandbox:
             if reply is None:  # killed: the hard deadline, too much disk, or cancelled
                 self.pool.killed.append(worker.pid)
                 reply = {"exit_code": None, "error": "disk" if over_disk else "timeout"}
-            elif _over(work, disk_cap):  # wrote past the cap between two checks
+            elif _over(scratch, disk_cap):  # wrote past the cap between two checks
                 reply = {**reply, "error": "disk"}
+            if reply.get("error") is None and reply.get("exit_code") is not None:
+                for mount in rw:  # ended by itself within every limit: keep its changes
+                    mount.copy_back()
             stdout = _read(io / "stdout")
             stderr = _read(io / "stderr")
             error = reply.get("error")

@@ -29,6 +29,10 @@ WORKER_SCRIPT = Path(__file__).resolve().with_name("_worker.py")
 # A first compile of the CPython module takes 25-40 s on 2 busy cores; give it room.
 READY_TIMEOUT = 600.0
 WATCH_SECONDS = 0.25
+# The worker's whole environment (it runs `python -I`, by absolute path, and needs
+# nothing else): no HOME, no PATH, no *_API_KEY, no token, no LOCALINFER_* setting —
+# nothing a guest could learn if a mount ever reached /proc/<worker>/environ.
+WORKER_ENV = frozenset({"LANG", "LC_ALL", "LC_CTYPE"})
 
 
 class WorkerDied(Exception):
@@ -46,8 +50,7 @@ class Worker:
             log.info("sandbox: compiling the %s runtime once (%.1f MB .wasm%s), cached at %s",
                      runtime.name, runtime.size / 1e6,
                      "; 20-40 s on 2 cores" if runtime.size > 10_000_000 else "", cwasm)
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME",
-                                                              "TMPDIR", "PYTHONPATH")}
+        env = {k: v for k, v in os.environ.items() if k in WORKER_ENV}
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-u", str(WORKER_SCRIPT), runtime.name, str(wasm), str(cwasm)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
