@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from ..errors import LocalInferError
+from ..web.vendor import vendor_problem
 from .common import note, settings_from_args
 
 
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     note(f"localinfer gateway on http://{shown}:{port}  (OpenAI: /v1, Ollama: /api, "
          f"schema: /openapi.json){'  token required' if settings.token else ''}")
+    if (problem := vendor_problem()) is not None:  # the page shows it too (engine.problem)
+        note(f"warning: /ui/ has no in-browser tier: {problem}")
     serve(app, settings, sock, log_level=args.log_level,
           access_log=args.log_level in ("info", "debug"))
     return 0

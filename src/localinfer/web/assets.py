@@ -4,7 +4,6 @@ sizes and sha256s the page needs to disclose a download and verify it."""
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,17 @@ from ..assets.catalog import load_catalog
 from ..errors import LocalInferError
 from ..settings import Settings
 
+# Re-exported: the vendored files moved to .vendor, their importers still look here.
+from .vendor import BUILD_HINT as BUILD_HINT
+from .vendor import VENDOR_MANIFEST as VENDOR_MANIFEST
+from .vendor import VENDOR_ROOT as VENDOR_ROOT
+from .vendor import engine_files as engine_files
+from .vendor import vendor_manifest as vendor_manifest
+from .vendor import vendor_problem
+
 STATIC_ROOT = Path(__file__).resolve().parent / "static"
-VENDOR_ROOT = STATIC_ROOT / "vendor"
-VENDOR_MANIFEST = VENDOR_ROOT / "manifest.json"
 # The engine files a page fetches with one thread (no cross-origin isolation needed).
 ENGINE_SINGLE_THREAD = ("wllama/index.js", "wllama/single-thread/wllama.wasm")
-BUILD_HINT = "run ./dev (or `npm ci --ignore-scripts && python scripts/build_web.py`)"
 
 
 @dataclass(frozen=True)
@@ -43,26 +47,6 @@ class WebModel:
                 "sha256": self.sha256, "license": self.license, "ram": self.ram,
                 "context_length": self.context_length, "format": "gguf",
                 "filename": self.filename, "purpose": "chat"}
-
-
-def vendor_manifest() -> dict[str, Any] | None:
-    """The build's manifest of vendored files, or None when the engine is not built."""
-    try:
-        data = json.loads(VENDOR_MANIFEST.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def engine_files() -> list[dict[str, Any]]:
-    """Every vendored file: path (under vendor/), bytes, sha256, package, licence."""
-    manifest = vendor_manifest() or {}
-    files: list[dict[str, Any]] = []
-    for package in manifest.get("packages", []):
-        for f in package.get("files", []):
-            files.append({**f, "package": package["name"], "version": package["version"],
-                          "license": package["license"]})
-    return files
 
 
 _hash_lock = threading.Lock()
@@ -122,17 +106,17 @@ def ui_manifest(settings: Settings, *, models: dict[str, WebModel] | None = None
     files = engine_files()
     by_path = {f["path"]: f for f in files}
     single = [by_path[p] for p in ENGINE_SINGLE_THREAD if p in by_path]
-    vendored = vendor_manifest()
+    problem = vendor_problem()  # missing or damaged files: one line the page shows
     engine: dict[str, Any] = {
         "name": "wllama",
         "version": next((f["version"] for f in files if f["package"] == "@wllama/wllama"),
                         None),
-        "built": vendored is not None,
+        "built": problem is None,
         "bytes": sum(int(f["bytes"]) for f in single),
         "files": files,
     }
-    if vendored is None:
-        engine["problem"] = f"the in-browser engine is not built: {BUILD_HINT}"
+    if problem is not None:
+        engine["problem"] = problem
     chosen = web_models(settings) if models is None else models
     return {"service": "localinfer", "version": __version__, "engine": engine,
             "models": [m.as_json() for m in chosen.values()]}
