@@ -39,6 +39,7 @@ FAKES: dict[str, type[FakeServer]] = {
     "lemonade": LemonadeFake,
     "foundry-local": FoundryLocalFake,
     "nexa": NexaFake,
+    "llama.cpp": LlamaRouterFake,  # router mode; single-model llama-server is tested for real
 }
 
 __all__ = [

@@ -29,7 +29,8 @@ def run_status(args: argparse.Namespace) -> int:
     rows: list[tuple[str, ...]] = [("KIND", "BASE URL", "VERSION", "MODELS", "TOOLS",
                                     "LATENCY")]
     for s in status["servers"]:
-        models = ", ".join(m["id"] if isinstance(m, dict) else str(m) for m in s["models"])
+        models = s["hint"] if s.get("needs_key") else ", ".join(
+            model_label(m) for m in s["models"])
         rows.append((s["kind"], s["base_url"], s["version"] or "-", models or "-",
                      tools_label(s["models"]), f"{s.get('latency_ms', 0):.1f} ms"))
     if len(rows) == 1:
@@ -58,6 +59,14 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"Remote: {provider.name} ({', '.join(provider.models) or 'no models'}) "
               f"at {provider.base_url}, consent: {state}")
     return 0
+
+
+def model_label(model: Any) -> str:
+    """A model's id, marked when the server holds it on disk only (it loads on first
+    use: llama-server's router mode, Ollama, LM Studio, Lemonade)."""
+    if not isinstance(model, dict):
+        return str(model)
+    return f"{model['id']} (available)" if model.get("loaded") is False else str(model["id"])
 
 
 # Whether a server passes `tools` on (llama-server: its chat template's caps in /props).
