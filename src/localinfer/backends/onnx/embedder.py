@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ...errors import BadModelFile, LocalInferError
+from .runtime import onnxruntime
 
 if TYPE_CHECKING:
     from ...settings import Settings
@@ -72,8 +73,9 @@ class OnnxEmbedder:
                  max_tokens: int = MAX_TOKENS,
                  model_id: str = MODEL_ID, precision: Precision = "fp32") -> None:
         try:
-            import onnxruntime as ort
             from tokenizers import Tokenizer
+
+            ort = onnxruntime()
         except ImportError as exc:
             raise LocalInferError(
                 f"local embeddings need the 'rag' extra ({exc.name} is missing): "

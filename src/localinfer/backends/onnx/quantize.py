@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .calibration import CALIBRATION_TEXTS
+from .runtime import onnxruntime, quantization
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def quantized_model(source: Path, cache_dir: Path, embed: Embed) -> Path | None:
         return target
     try:
         import onnx  # noqa: F401  (the quantizer needs it)
-        from onnxruntime.quantization import quantize_dynamic  # noqa: F401
+
+        quantization()
     except ImportError:
         return None
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -116,8 +118,8 @@ def derive(source: Path, target: Path, recipe: str = RECIPE, *,
            float32: Path | None = None) -> Path:
     """Write the int8-compute model of ``source`` by ``recipe`` to ``target``."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    quantizer = quantization()
     spec = RECIPES[recipe]
     with contextlib.ExitStack() as stack:
         if float32 is None:
@@ -129,9 +131,10 @@ def derive(source: Path, target: Path, recipe: str = RECIPE, *,
             smooth(model, activation_maxima(model, CALIBRATION_TEXTS), spec.alpha)
         onnx.save(model, str(float32))
         with _quiet_root_logger():
-            quantize_dynamic(str(float32), str(target), per_channel=True,
-                             reduce_range=spec.reduce_range,
-                             weight_type=QuantType.QUInt8 if spec.unsigned else QuantType.QInt8)
+            quantizer.quantize_dynamic(
+                str(float32), str(target), per_channel=True, reduce_range=spec.reduce_range,
+                weight_type=(quantizer.QuantType.QUInt8 if spec.unsigned
+                             else quantizer.QuantType.QInt8))
     return target
 
 
@@ -172,7 +175,6 @@ def activation_maxima(model: Any, texts: Sequence[str]) -> dict[str, Array]:
     """Per-channel max |x| of every weighted MatMul's input over ``texts``, run in
     float32 one text at a time (no padding in the statistics)."""
     import onnx
-    import onnxruntime as ort
     from tokenizers import Tokenizer
 
     from .embedder import MAX_TOKENS
@@ -182,6 +184,7 @@ def activation_maxima(model: Any, texts: Sequence[str]) -> dict[str, Array]:
     names = list(weighted_matmuls(model))
     del probe.graph.output[:]
     probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
+    ort = onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(probe.SerializeToString(), options,
