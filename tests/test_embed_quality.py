@@ -116,18 +116,20 @@ def test_smoothing_alone_changes_nothing_in_float(tmp_path: Path, rag_home: Path
     assert np.sum(a * b, axis=1).min() > 0.99999
 
 
-def test_derivation_is_reproducible(tmp_path: Path, rag_home: Path,
-                                    embedder: OnnxEmbedder) -> None:
-    """Derived twice, the same bytes; and the same as the sha256 recorded beside the
-    cached file (and as the pinned one, for the onnxruntime/onnx versions measured)."""
-    import onnx
-    import onnxruntime
-
+def test_derivation_is_reproducible_on_this_machine(
+        tmp_path: Path, rag_home: Path, embedder: OnnxEmbedder, fp32_embedder: OnnxEmbedder,
+        texts: list[str]) -> None:
+    """Derived twice here, the same bytes (and the sha256 recorded beside the cached
+    file). No sha256 is pinned across machines: another CPU derives other bytes (seen:
+    ``aaa07334…`` on the machine it was written on, ``0d7cd3d0…`` on an AVX-512 EPYC,
+    same onnxruntime/onnx), so what must hold everywhere is checked instead: the model
+    derived now agrees with the shipped file computed in float32."""
     shipped = resolve(MODEL_ASSET, Settings(home=rag_home), allow_download=False)
     again = quantize.derive(shipped, tmp_path / "again.onnx")
     sha = quantize.file_sha256(again)
     recorded = embedder.model_path.with_suffix(".sha256").read_text().split()[0]
     assert sha == recorded == quantize.file_sha256(embedder.model_path)
-    pinned = quantize.KNOWN_SHA256.get((onnxruntime.__version__, onnx.__version__))
-    if pinned is not None and quantize.file_sha256(shipped).startswith("8199be6f"):
-        assert sha == pinned
+    tokenizer = resolve(TOKENIZER_ASSET, Settings(home=rag_home), allow_download=False)
+    derived = OnnxEmbedder(again, tokenizer, threads=support.TEST_THREADS, precision="int8")
+    cos = np.sum(derived.embed(texts) * fp32_embedder.embed(texts), axis=1)
+    assert cos.min() >= MIN_TO_SHIPPED_FP32, (cos.min(), texts[int(cos.argmin())])
