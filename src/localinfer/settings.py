@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from .errors import UsageError
+from .hosts.url import mask_userinfo, server_url
 
 ENV_PREFIX = "LOCALINFER_"
 
@@ -91,8 +92,9 @@ def _describe(exc: ValidationError, values: dict[str, Any]) -> str:
     else:
         origin = f"{config_path(home)} (key `{name}`)"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return (f"bad setting {name} = {err.get('input')!r} from {origin}: {err['msg']}{more}; "
-            "fix or remove it")
+    given_value = mask_userinfo(repr(err.get("input")))  # a URL's password never repeats
+    return (f"bad setting {name} = {given_value} from {origin}: {mask_userinfo(err['msg'])}"
+            f"{more}; fix or remove it")
 
 
 def _split_csv(value: Any) -> Any:
@@ -301,6 +303,11 @@ class Settings(BaseSettings):
     @classmethod
     def _servers_csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("servers", mode="after")
+    @classmethod
+    def _valid_servers(cls, value: list[str]) -> list[str]:
+        return [server_url(url) for url in value]  # URLError (a ValueError): one safe line
 
     @field_validator("hosts", mode="after")
     @classmethod

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from ..hosts.url import origin
 from ..settings import Settings
 from ..web.assets import STATIC_ROOT, WebModel, ui_manifest, web_models
 from .ui_embeddings import embedding_routes
@@ -41,13 +42,15 @@ SERVED_SUFFIXES = frozenset(TYPES)
 
 
 def connect_sources(settings: Settings) -> list[str]:
-    """Origins the page may connect to besides its own: configured servers and remotes."""
+    """Origins the page may connect to besides its own: configured servers and remotes.
+    Each is rebuilt from a validated URL's scheme, host and port, so no user:password,
+    quote or ';' can reach the header."""
     found: list[str] = []
     urls = [*settings.servers, *(str(r.get("base_url", "")) for r in settings.remotes.values())]
     for url in urls:
-        match = re.match(r"^(https?://[^/\s;,']+)", url.strip())
-        if match and match.group(1) not in found:
-            found.append(match.group(1))
+        source = origin(url)
+        if source is not None and source not in found:
+            found.append(source)
     return found
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal, cast
 import httpx
 
 from ..http import network_class
+from .url import URLError, clean_url
 
 Trust = Literal["device", "lan"]
 TRUSTS: tuple[Trust, ...] = ("device", "lan")
@@ -117,9 +118,12 @@ def make_spec(raw: Mapping[str, Any], where: str = "[[hosts]]") -> HostSpec:
         if value is not None and (not isinstance(value, want)
                                   or (want is not bool and isinstance(value, bool))):
             raise HostSpecError(f"{where}: `{key}` has the wrong type ({value!r})")
-    url = raw.get("url")
-    if not url or url_key(url) is None:
-        raise HostSpecError(f"{where}: `url` must be an http(s)://host:port URL, not {url!r}")
+    if not raw.get("url"):
+        raise HostSpecError(f"{where}: `url` is missing (an http(s)://host:port URL)")
+    try:
+        url = clean_url(raw["url"])
+    except URLError as exc:
+        raise HostSpecError(f"{where}: {exc}") from None
     name = raw.get("name") or default_name(url)
     if not _NAME.fullmatch(name):
         raise HostSpecError(f"{where}: name {name!r} must be 1-64 letters, digits or ._:@-")
@@ -138,7 +142,7 @@ def make_spec(raw: Mapping[str, Any], where: str = "[[hosts]]") -> HostSpec:
     weight = float(raw.get("weight", 1.0))
     if not math.isfinite(weight) or weight <= 0:
         raise HostSpecError(f"{where}: weight must be a positive number, not {weight!r}")
-    return HostSpec(url=root_url(url), name=name, trust=cast(Trust, trust),
+    return HostSpec(url=url, name=name, trust=cast(Trust, trust),
                     token_env=token_env, prefer=bool(raw.get("prefer", False)),
                     weight=weight, trusted=bool(raw.get("trusted", False)))
 
@@ -159,6 +163,10 @@ def declared_hosts(tables: Iterable[Mapping[str, Any]], servers: Iterable[str]) 
         key = url_key(url)
         if key is None or key in seen:
             continue  # discovery warns about URLs it cannot use
+        try:
+            url = clean_url(url)  # settings refused a bad one already; this is a guard
+        except URLError:
+            continue
         seen.add(key)
-        specs.append(HostSpec(url=root_url(url), trust=default_trust(url), declared=False))
+        specs.append(HostSpec(url=url, trust=default_trust(url), declared=False))
     return specs
