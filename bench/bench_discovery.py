@@ -13,6 +13,11 @@
    them, each an instant OpenAI-compatible responder (one process, one port per host),
    then the same counts of configured ports where nothing listens (refused).
 
+4. ``--any-port``: the sweep with the socket table (issue 23): nothing running, then with
+   30 listening sockets of another program (a plain Python process, not a server), as
+   the first sweep of a process (owners looked up in /proc) and the steady state
+   (the socket set unchanged: owners cached).
+
 Prints a markdown table with the machine and the command. Results go to
 docs/benchmarks.md.
 """
@@ -123,6 +128,52 @@ def hosts_growth(sweeps: int) -> list[str]:
     return rows
 
 
+def hold_sockets(count: int) -> None:
+    """Another program with ``count`` listening sockets, until killed."""
+    import socket
+
+    held = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        held.append(sock)
+    print("ready", flush=True)
+    time.sleep(3600)
+
+
+def cold_sweep(settings: Settings) -> float:
+    """One sweep with the owner cache emptied, as a new process's first sweep."""
+    from localinfer.discovery import machine
+    from localinfer.discovery.sockets import OwnerCache
+
+    machine._CACHE = OwnerCache()
+    start = time.perf_counter()
+    asyncio.run(discover(settings, EgressPolicy()))
+    return (time.perf_counter() - start) * 1000
+
+
+def any_port(sweeps: int) -> list[str]:
+    idle = Settings(scan_default_ports=True, servers=[])
+    rows = []
+    for label, count in (("nothing running", 0), ("30 sockets of another program", 30)):
+        holder = None
+        if count:
+            holder = subprocess.Popen([sys.executable, __file__, "--hold-sockets", str(count)],
+                                      stdout=subprocess.PIPE, text=True)
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        try:
+            cold = [cold_sweep(idle) for _ in range(max(5, sweeps // 20))]
+            rows.append(row(f"{label}, first sweep of a process", cold, ["-"]))
+            samples, found = asyncio.run(time_sweeps(idle, sweeps))
+            rows.append(row(f"{label}, steady state", samples, found))
+        finally:
+            if holder is not None:
+                holder.kill()
+                holder.wait()
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sweeps", type=int, default=200)
@@ -130,8 +181,27 @@ def main() -> int:
     parser.add_argument("--threads", default="2", help="llama-server threads")
     parser.add_argument("--hosts-growth", action="store_true",
                         help="only the sweep time vs number of configured hosts")
+    parser.add_argument("--any-port", action="store_true",
+                        help="only the sweep with the socket table (issue 23)")
     parser.add_argument("--serve-fakes", help=argparse.SUPPRESS)
+    parser.add_argument("--hold-sockets", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.hold_sockets:
+        hold_sockets(args.hold_sockets)
+        return 0
+    if args.any_port:
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        rows = any_port(args.sweeps)
+        print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (nproc), "
+              f"Linux {platform.release()}, Python {platform.python_version()}, "
+              f"{sum(1 for p in os.listdir('/proc') if p.isdigit())} processes, "
+              f"load average at start: {load}")
+        print(f"Command: `.venv/bin/python bench/bench_discovery.py --any-port "
+              f"--sweeps {args.sweeps}`\n")
+        print("| scenario | sweeps | median ms | p99 ms | min ms | servers found |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(rows))
+        return 0
     if args.serve_fakes:
         serve_fakes([int(p) for p in args.serve_fakes.split(",")])
         return 0
