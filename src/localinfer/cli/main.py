@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "sandbox",
     "web",
     "mcp",
+    "doctor",
 ]
 
 

@@ -1,0 +1,90 @@
+"""`localinfer doctor`: one line per part, exit 0 only when every part holds.
+
+The browser files are a small stand-in vendor/ (tests/test_packaging.py); the engine is
+the installed xllamacpp (only asked what it is, never started); the model is the bundled
+GGUF ./dev installs; the one server is a protocol fake on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from localinfer.cli.doctor import EXIT_UNHEALTHY
+from localinfer.cli.main import main
+from tests.conftest import RunApp
+from tests.fakes.ollama import OllamaFake
+from tests.test_packaging import vendor_dir
+
+__all__ = ["vendor_dir"]  # the fixture, shared
+
+
+@pytest.fixture
+def home(isolated_environment: Path, vendor_dir: Path, run_app: RunApp,
+         monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A healthy home: no state files yet, one fake Ollama configured, no port scan."""
+    monkeypatch.setenv("LOCALINFER_SCAN_DEFAULT_PORTS", "0")
+    monkeypatch.setenv("LOCALINFER_SERVERS", run_app(OllamaFake().app))
+    return isolated_environment
+
+
+def doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, str]]:
+    """(exit code, {check: its line}) from `localinfer doctor`."""
+    code = main(["doctor"])
+    lines = capsys.readouterr().out.splitlines()
+    by_name = {}
+    for line in lines:
+        mark, rest = line.split(None, 1)
+        name, detail = rest.split("  ", 1)
+        by_name[name.strip()] = f"{mark} {detail.strip()}"
+    return code, by_name
+
+
+def test_a_healthy_home_passes_every_check(home: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = doctor(capsys)
+    assert code == 0, lines
+    assert list(lines) == ["settings", "engine", "model", "browser files", "servers",
+                           "consent.json", "remotes.json", "egress ledger",
+                           "models manifest", "tokens.json"]
+    assert all(line.startswith("ok ") for line in lines.values()), lines
+    assert "xllamacpp" in lines["engine"]
+    assert "sha256 verified" in lines["model"] and "sha256 verified" in lines["browser files"]
+    port = lines["servers"].rsplit(":", 1)[-1]
+    assert lines["servers"].startswith("ok 1 found: ollama on 127.0.0.1:") and port.isdigit()
+
+
+def test_a_damaged_consent_file_fails_and_names_it(home: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (home / "consent.json").write_text('{"grants": {"openai": {"base_', encoding="utf-8")
+    code, lines = doctor(capsys)
+    assert code == EXIT_UNHEALTHY
+    assert lines["consent.json"].startswith(f"FAIL {home / 'consent.json'}: ")
+    assert "fix or remove it" in lines["consent.json"]
+    # The other checks still ran, and held.
+    assert [n for n, line in lines.items() if not line.startswith("ok ")] == ["consent.json"]
+
+
+def test_bad_config_and_damaged_files_each_get_their_line(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (home / "config.toml").write_text("embedded = [", encoding="utf-8")
+    (home / "tokens.json").write_text("not json", encoding="utf-8")
+    (home / "models").mkdir()
+    (home / "models" / "manifest.json").write_text("[1, 2]", encoding="utf-8")
+    code, lines = doctor(capsys)
+    assert code == EXIT_UNHEALTHY
+    assert lines["settings"].startswith("FAIL ") and "not valid TOML" in lines["settings"]
+    assert lines["tokens.json"].startswith(f"FAIL {home / 'tokens.json'}")
+    assert lines["models manifest"].startswith("FAIL ") and "damaged" in lines["models manifest"]
+
+
+def test_json_output_and_a_missing_browser_file(home: Path, vendor_dir: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (vendor_dir / "wllama" / "index.js").unlink()
+    assert main(["doctor", "--json"]) == EXIT_UNHEALTHY
+    report = json.loads(capsys.readouterr().out)
+    assert report["exit_code"] == EXIT_UNHEALTHY
+    [browser] = [c for c in report["checks"] if c["name"] == "browser files"]
+    assert browser["ok"] is False and "vendor/wllama/index.js is missing" in browser["detail"]
