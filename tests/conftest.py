@@ -63,12 +63,13 @@ def no_engine_left(isolated_environment: Path, request: pytest.FixtureRequest) -
     """An embedded engine a test started in its home (or in a home under its tmp_path)
     is stopped when the test ends: engines are shared children that outlive their
     caller. Engines of module-scoped fixtures are stopped by no_engine_after_session."""
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
     from localinfer.backends.embedded.supervisor import stop_engines_under
 
-    stop_engines_under(isolated_environment)
-    if "tmp_path" in request.fixturenames:
-        stop_engines_under(request.getfixturevalue("tmp_path"))
+    for root in (isolated_environment, tmp):
+        if root is not None:
+            stop_engines_under(root)
 
 
 @pytest.fixture(autouse=True, scope="session")

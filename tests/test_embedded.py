@@ -1,6 +1,7 @@
-"""The embedded engine for real: llama.cpp in a worker process serving the bundled
-SmolLM2-135M-Instruct. Faults are real too: the worker is SIGKILLed mid-stream (a crash)
-or SIGSTOPped (a hang), and the next request must get a fresh, working engine."""
+"""The embedded engine for real: llama.cpp's own server (xllamacpp) in the home's shared
+child, serving the bundled SmolLM2-135M-Instruct. Faults are real too: the child is
+SIGKILLed mid-stream (a crash) or SIGSTOPped (a hang), and the next request must get a
+fresh, working engine."""
 
 from __future__ import annotations
 
@@ -11,51 +12,35 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from localinfer.assets.bundled import MODEL_ID, bundled_model_path
-from localinfer.assets.gguf import validate_gguf
 from localinfer.backends.embedded import EmbeddedBackend
-from localinfer.backends.embedded.backend import CANCEL_GRACE
 from localinfer.errors import (
     BackendError,
     BackendTimeout,
     BadModelFile,
+    ContextLengthExceeded,
     ModelNotFound,
     UsageError,
 )
 from localinfer.settings import Settings
 from localinfer.types import ChatChunk, ChatRequest, ChatStream
+from tests.support.engine import ask, endless, slots, wait_all_slots_free, wait_gone
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")]
 
-
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    return Settings(home=tmp_path, scan_default_ports=False, **overrides)  # type: ignore[arg-type]
+THREADS = int(os.environ.get("LOCALINFER_TEST_THREADS", "2"))
 
 
-def ask(content: str, **options: object) -> ChatRequest:
-    return ChatRequest(messages=[{"role": "user", "content": content}], **options)  # type: ignore[list-item]
-
-
-def endless(**options: object) -> ChatRequest:
-    """A request that cannot end by itself: end-of-generation is forbidden."""
-    eos = validate_gguf(bundled_model_path()).metadata["tokenizer.ggml.eos_token_id"]
-    settings: dict[str, object] = {"max_tokens": 4000, "logit_bias": {str(eos): -100.0}}
-    return ask("Tell me a very long story about a lighthouse.", **{**settings, **options})
-
-
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
+def make_settings(home: Path, **overrides: object) -> Settings:
+    return Settings(home=home, scan_default_ports=False, embedded_threads=THREADS,  # type: ignore[arg-type]
+                    **overrides)
 
 
 async def take(stream: ChatStream, n: int) -> list[ChatChunk]:
@@ -72,7 +57,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBacken
     """One warm engine shared by the tests that do not break it."""
     engine = EmbeddedBackend(make_settings(tmp_path_factory.mktemp("home")))
     yield engine
-    asyncio.run(engine.aclose())
+    asyncio.run(engine.stop_engine())
 
 
 # --- serving -------------------------------------------------------------------------------
@@ -85,16 +70,18 @@ async def test_models_describe_the_bundled_file(backend: EmbeddedBackend) -> Non
 
 
 async def test_stream_yields_tokens_then_finish_and_usage(backend: EmbeddedBackend) -> None:
-    chunks = [c async for c in backend.stream_chat(ask("Name three colours.", max_tokens=40,
-                                                       temperature=0), MODEL_ID)]
+    request = ask("Name three colours.", max_tokens=40, temperature=0,
+                  stream_options={"include_usage": True})
+    chunks = [c async for c in backend.stream_chat(request, MODEL_ID)]
     texts = [c.text for c in chunks if c.text]
     assert len(texts) > 3  # streamed token by token, not in one piece
-    final = chunks[-1]
-    assert final.choices[0].finish_reason in ("stop", "length")
-    assert final.usage is not None and final.usage.prompt_tokens > 0
-    assert 0 < final.usage.completion_tokens <= 40
-    assert final.usage.total_tokens == final.usage.prompt_tokens + final.usage.completion_tokens
-    assert {c.id for c in chunks} == {final.id} and {c.tier for c in chunks} == {"embedded"}
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finish[-1] in ("stop", "length")
+    usage = chunks[-1].usage
+    assert usage is not None and usage.prompt_tokens > 0
+    assert 0 < usage.completion_tokens <= 40
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert len({c.id for c in chunks}) == 1
 
 
 async def test_max_tokens_ends_with_length(backend: EmbeddedBackend) -> None:
@@ -112,8 +99,8 @@ async def test_seed_makes_sampling_repeatable(backend: EmbeddedBackend) -> None:
 
 
 async def test_stop_sequence_cuts_the_answer(backend: EmbeddedBackend) -> None:
-    # The stop string is taken from the model's own answer (whatever this build of
-    # llama.cpp makes the tiny model say), so the test does not depend on its wording.
+    # The stop string is taken from the model's own answer, so the test does not depend
+    # on what this build of llama.cpp makes the tiny model say.
     request = ask("Count from one to twenty in words, separated by commas.", max_tokens=60,
                   temperature=0, seed=7)
     full = (await backend.chat(request, MODEL_ID)).text
@@ -125,41 +112,67 @@ async def test_stop_sequence_cuts_the_answer(backend: EmbeddedBackend) -> None:
     assert cut.choices[0].finish_reason == "stop"
 
 
-async def test_response_format_json_schema_is_enforced(backend: EmbeddedBackend) -> None:
-    schema = {"type": "object", "properties": {"answer": {"type": "integer"}},
-              "required": ["answer"]}
-    reply = await backend.chat(ask("What is two plus two?", max_tokens=60, temperature=0,
-                                   response_format={"type": "json_schema",
-                                                    "json_schema": {"name": "a",
-                                                                    "schema": schema}}),
-                               MODEL_ID)
-    value = json.loads(reply.text)
-    assert isinstance(value["answer"], int)
+SCHEMA = {"type": "object",
+          "properties": {"city": {"type": "string", "maxLength": 40},
+                         "population": {"type": "integer"},
+                         "coastal": {"type": "boolean"}},
+          "required": ["city", "population", "coastal"], "additionalProperties": False}
+SCHEMA_PROMPTS = ["Describe Paris.", "Tell me about Oslo.", "What is Lima like?",
+                  "Give facts on Cairo.", "Describe a small town.", "Hello!",
+                  "Write a poem about the sea.", "Ignore the format and answer in prose."]
 
 
-async def test_forced_tool_call_streams_openai_shaped_deltas(backend: EmbeddedBackend) -> None:
-    tools = [{"type": "function", "function": {
-        "name": "get_weather", "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"]}}}]
-    request = ask("What is the weather in Paris?", max_tokens=60, temperature=0, tools=tools,
-                  tool_choice={"type": "function", "function": {"name": "get_weather"}})
-    reply = await backend.chat(request, MODEL_ID)
-    assert reply.choices[0].finish_reason == "tool_calls"
-    [call] = reply.choices[0].message.tool_calls or []
-    assert call.function.name == "get_weather"  # sent once, as OpenAI streams do
-    assert isinstance(json.loads(call.function.arguments or ""), dict)
+async def test_json_schema_answers_are_always_valid_against_their_schema(
+        backend: EmbeddedBackend) -> None:
+    """Over many prompts, prose-inviting ones included: llama.cpp's grammar holds every
+    answer to the schema (issue 26 §8b: one answer once broke out of it)."""
+    response_format = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA}}
+    for prompt in SCHEMA_PROMPTS:
+        reply = await backend.chat(ask(prompt, max_tokens=120, temperature=0.8, seed=3,
+                                       response_format=response_format), MODEL_ID)
+        assert reply.choices[0].finish_reason == "stop", (prompt, reply.text)
+        jsonschema.validate(json.loads(reply.text), SCHEMA)
+
+
+async def test_n_and_logprobs_are_served(backend: EmbeddedBackend) -> None:
+    reply = await backend.chat(ask("Say hello.", max_tokens=4, n=2, logprobs=True,
+                                   top_logprobs=2, temperature=1.0), MODEL_ID)
+    assert [c.index for c in reply.choices] == [0, 1]
+    logprobs = (reply.choices[0].model_extra or {}).get("logprobs")
+    assert logprobs and len(logprobs["content"][0]["top_logprobs"]) == 2
+
+
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}]
 
 
 async def test_tools_the_template_would_drop_are_refused_not_ignored(
         backend: EmbeddedBackend) -> None:
-    # SmolLM2's template has no tools block: offered tools would never reach the model.
+    # SmolLM2's own template has no tools block: offered tools would never reach it.
+    with pytest.raises(UsageError, match="embedded_chat_template"):
+        await backend.chat(ask("Weather in Paris?", tools=TOOLS), MODEL_ID)
     [info] = await backend.models()
-    assert info.tools is False
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}}}}]
-    with pytest.raises(UsageError, match="cannot take tools"):
-        await backend.chat(ask("Weather in Paris?", tools=tools), MODEL_ID)
+    assert info.tools is False  # known now: llama.cpp's /props said so
+
+
+async def test_a_chat_template_with_tools_makes_the_tier_serve_tool_calls(
+        tmp_path: Path) -> None:
+    engine = EmbeddedBackend(make_settings(tmp_path, embedded_chat_template="chatml-tools",
+                                           embedded_parallel=1))
+    # The 135M model never starts a call by itself: its turn is primed with the template's
+    # call marker, and "required" makes llama.cpp's grammar finish it as a real call.
+    primed = ChatRequest(messages=[{"role": "user", "content": "What is the weather in Paris?"},
+                                   {"role": "assistant", "content": "<tool_call>\n"}],
+                         max_tokens=40, temperature=0, tools=TOOLS, tool_choice="required")
+    reply = await engine.chat(primed, MODEL_ID)
+    [call] = reply.choices[0].message.tool_calls or []
+    assert call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments or ""), dict)
+    [info] = await engine.models()
+    assert info.tools is True
+    await engine.stop_engine()
 
 
 async def test_unknown_model_name_is_refused(backend: EmbeddedBackend) -> None:
@@ -167,34 +180,37 @@ async def test_unknown_model_name_is_refused(backend: EmbeddedBackend) -> None:
         await anext(aiter(backend.stream_chat(ask("hi"), "no-such-model")))
 
 
-async def test_concurrent_requests_each_get_their_solo_answer(backend: EmbeddedBackend) -> None:
-    requests = [ask(f"Say the word {w}.", max_tokens=12, temperature=0.7, seed=7)
-                for w in ("apple", "river")]
-    alone = [(await backend.chat(r, MODEL_ID)).text for r in requests]
-    together = await asyncio.gather(*(backend.chat(r, MODEL_ID) for r in requests))
-    assert [r.text for r in together] == alone
+async def test_a_prompt_longer_than_the_context_is_context_length_exceeded(
+        backend: EmbeddedBackend) -> None:
+    with pytest.raises(ContextLengthExceeded) as info:
+        await backend.chat(ask("word " * 3000, max_tokens=4), MODEL_ID)
+    assert str(backend.settings.embedded_context) in info.value.message
+
+
+async def test_concurrent_requests_are_served_together(backend: EmbeddedBackend) -> None:
+    requests = [ask(f"Say the word {w}.", max_tokens=12, temperature=0) for w in
+                ("apple", "river", "stone")]
+    replies = await asyncio.gather(*(backend.chat(r, MODEL_ID) for r in requests))
+    assert all(r.text for r in replies)
+    assert len(slots(backend)) == backend.settings.embedded_parallel
 
 
 # --- cancellation ---------------------------------------------------------------------------
 
-async def test_closing_the_stream_stops_generation_and_keeps_the_engine(
+async def test_closing_the_stream_frees_its_slot_and_keeps_the_engine(
         backend: EmbeddedBackend) -> None:
     stream = backend.stream_chat(endless(temperature=0.8), MODEL_ID)
     assert len(await take(stream, 3)) >= 3
-    pid = backend.worker_pid
+    pid = backend.engine_pid
     assert pid is not None
-    confirmed = backend.cancels_confirmed
     await stream.aclose()
-    # Generation has stopped: the worker itself said so (an event, not a timing), and
-    # it was not killed for it.
-    assert backend.cancels_confirmed == confirmed + 1
-    assert backend.worker_pid == pid
-    # ...and it stayed warm: the next request is served by the same process.
+    # Generation has stopped: llama.cpp itself says no slot is processing.
+    assert await wait_all_slots_free(backend)
     reply = await backend.chat(ask("Say yes.", max_tokens=5), MODEL_ID)
-    assert reply.text and backend.worker_pid == pid
+    assert reply.text and backend.engine_pid == pid
 
 
-async def test_cancelling_the_task_stops_generation(backend: EmbeddedBackend) -> None:
+async def test_cancelling_the_task_frees_its_slot(backend: EmbeddedBackend) -> None:
     started = asyncio.Event()
 
     async def consume() -> None:
@@ -203,118 +219,89 @@ async def test_cancelling_the_task_stops_generation(backend: EmbeddedBackend) ->
                 started.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(started.wait(), 60)
-    pid = backend.worker_pid
-    confirmed = backend.cancels_confirmed
+    await asyncio.wait_for(started.wait(), 120)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert pid is not None
-    # Stopped: the worker confirmed it, or (on a loaded machine, past the grace) was
-    # killed and the next request gets a fresh one; either way nothing is generating.
-    assert backend.cancels_confirmed == confirmed + 1 or backend.worker_pid != pid
-    assert (await backend.chat(ask("Say yes.", max_tokens=5), MODEL_ID)).text
-
-
-async def test_a_closed_stream_does_not_disturb_the_next_request(
-        backend: EmbeddedBackend) -> None:
-    first = backend.stream_chat(endless(), MODEL_ID)
-    await take(first, 2)
-    await first.aclose()
-    pid = backend.worker_pid
-    # Keep the next request going past the cancel grace period: a stop left pending
-    # from the closed stream would kill the worker under it.
-    second = backend.stream_chat(endless(), MODEL_ID)
-    deadline = time.monotonic() + CANCEL_GRACE + 1
-    texts = 0
-    async for chunk in second:
-        texts += bool(chunk.text)
-        if texts and time.monotonic() > deadline:
-            break
-    still = backend.worker_pid
-    await second.aclose()
-    assert texts > 0 and still == pid
+    assert await wait_all_slots_free(backend)
 
 
 # --- faults -------------------------------------------------------------------------------
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[EmbeddedBackend]:
-    """A private engine for a test that breaks it."""
-    fresh = EmbeddedBackend(make_settings(tmp_path))
+    """A private engine (its own home) for a test that breaks it."""
+    fresh = EmbeddedBackend(make_settings(tmp_path / "home", embedded_parallel=1))
     yield fresh
-    await fresh.aclose()
+    await fresh.stop_engine()
 
 
-async def assert_recovers(engine: EmbeddedBackend, old_pid: int, tmp_path: Path) -> None:
-    engine.settings = make_settings(tmp_path)  # default patience again
+async def assert_recovers(engine: EmbeddedBackend, old_pid: int) -> None:
+    engine.settings = make_settings(engine.settings.home, embedded_parallel=1)
     reply = await engine.chat(ask("Say hello.", max_tokens=8), MODEL_ID)
-    assert reply.text and engine.worker_pid not in (None, old_pid)
+    assert reply.text and engine.engine_pid not in (None, old_pid)
 
 
 async def warm_pid(engine: EmbeddedBackend) -> int:
-    await engine.warm()
-    assert engine.worker_pid is not None
-    return engine.worker_pid
-
-
-async def wait_gone(pid: int) -> bool:
-    deadline = time.monotonic() + 10
-    while not gone(pid) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    return gone(pid)
+    return (await engine.warm()).pid
 
 
 async def started_stream(engine: EmbeddedBackend) -> tuple[ChatStream, int]:
     stream = engine.stream_chat(endless(), MODEL_ID)
     await take(stream, 2)
-    assert engine.worker_pid is not None
-    return stream, engine.worker_pid
+    assert engine.engine_pid is not None
+    return stream, engine.engine_pid
 
 
 async def test_crash_mid_stream_is_an_error_and_the_next_request_gets_a_fresh_engine(
-        engine: EmbeddedBackend, tmp_path: Path) -> None:
+        engine: EmbeddedBackend) -> None:
     stream, pid = await started_stream(engine)
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(BackendError) as info:
         async for _ in stream:
             pass
-    assert "SIGKILL" in info.value.message and not info.value.before_first_token
-    await assert_recovers(engine, pid, tmp_path)
+    assert "the next request starts a fresh one" in info.value.message
+    assert not info.value.before_first_token
+    await assert_recovers(engine, pid)
 
 
 async def test_dead_idle_engine_is_replaced_on_the_next_request(
-        engine: EmbeddedBackend, tmp_path: Path) -> None:
+        engine: EmbeddedBackend) -> None:
     pid = await warm_pid(engine)
     os.kill(pid, signal.SIGKILL)
     assert await wait_gone(pid)
-    await assert_recovers(engine, pid, tmp_path)
+    await assert_recovers(engine, pid)
 
 
-async def test_hang_mid_stream_times_out_kills_and_recovers(
-        engine: EmbeddedBackend, tmp_path: Path) -> None:
-    stream, pid = await started_stream(engine)
-    # Little patience from here on (a busy machine may be slow to produce the first
-    # tokens, so the short timeout starts once they flow).
-    engine.settings = make_settings(tmp_path, embedded_stall_timeout=1.0)
+@pytest.fixture
+async def hangable(tmp_path: Path) -> AsyncIterator[EmbeddedBackend]:
+    """A private engine with little patience: 10 s without a byte is a hang (generous
+    for a loaded machine, where tokens still come every fraction of a second)."""
+    fresh = EmbeddedBackend(make_settings(tmp_path / "home", embedded_parallel=1,
+                                          embedded_stall_timeout=10.0))
+    yield fresh
+    await fresh.stop_engine()
+
+
+async def test_hang_mid_stream_times_out_kills_and_recovers(hangable: EmbeddedBackend) -> None:
+    stream, pid = await started_stream(hangable)
     os.kill(pid, signal.SIGSTOP)  # a real hang: the process stops producing anything
     with pytest.raises(BackendTimeout) as info:
         async for _ in stream:
             pass
     assert not info.value.before_first_token
-    assert await wait_gone(pid)  # the hung worker was killed, not leaked
-    await assert_recovers(engine, pid, tmp_path)
+    assert await wait_gone(pid)  # the hung engine was killed, not leaked
+    await assert_recovers(hangable, pid)
 
 
-async def test_hang_before_first_token_allows_failover(
-        engine: EmbeddedBackend, tmp_path: Path) -> None:
-    pid = await warm_pid(engine)
-    engine.settings = make_settings(tmp_path, embedded_stall_timeout=1.0)
+async def test_hang_before_first_token_allows_failover(hangable: EmbeddedBackend) -> None:
+    pid = await warm_pid(hangable)
     os.kill(pid, signal.SIGSTOP)
     with pytest.raises(BackendTimeout) as info:
-        await engine.chat(ask("Say hello."), MODEL_ID)
+        await anext(aiter(hangable.stream_chat(ask("Say hello."), MODEL_ID)))
     assert info.value.before_first_token  # the router may hand over to the next tier
-    await assert_recovers(engine, pid, tmp_path)
+    assert await wait_gone(pid)
+    await assert_recovers(hangable, pid)
 
 
 # --- model files ------------------------------------------------------------------------------
@@ -327,7 +314,7 @@ async def test_invalid_gguf_is_refused_before_llama_cpp_sees_it(tmp_path: Path) 
         await engine.models()
     with pytest.raises(BadModelFile, match="truncated"):
         await engine.chat(ask("hi"), "broken")
-    assert engine.worker_pid is None
+    assert engine.engine_pid is None
 
 
 async def test_header_valid_but_unloadable_model_is_an_error_not_a_crash(tmp_path: Path) -> None:
@@ -341,9 +328,9 @@ async def test_header_valid_but_unloadable_model_is_an_error_not_a_crash(tmp_pat
     engine = EmbeddedBackend(make_settings(tmp_path), model_path=path)
     [info] = await engine.models()  # the header itself is fine
     assert info.id == "empty"
-    with pytest.raises((BadModelFile, BackendError)):
+    with pytest.raises(BadModelFile, match="could not load"):
         await engine.chat(ask("hi"), "empty")
-    assert engine.worker_pid is None
+    assert engine.engine_pid is None
 
 
 def test_cli_refuses_a_bad_gguf_with_one_line_and_its_exit_code(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ row per kind, each a list of rewrites that keep the request's meaning."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -29,8 +30,31 @@ def named_tool_choice_as_required(body: Body) -> Body:
     return {**body, "tools": chosen, "tool_choice": "required"}
 
 
+def json_schema_as_compact_grammar(body: Body) -> Body:
+    """``response_format`` JSON (schema or mode) as an LLGuidance grammar with compact
+    whitespace. llama.cpp's own schema grammar lets a small model spend its whole budget
+    on tabs and newlines between keys (SmolLM2 did, answering ``finish_reason: length``
+    with half an object); compact JSON leaves it no such way out, and LLGuidance
+    enforces the schema token by token. Only for builds with LLGuidance (xllamacpp's)."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict) or "grammar" in body or "json_schema" in body:
+        return body
+    schema: object = None
+    if fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+        schema = fmt["json_schema"].get("schema", {})
+    elif fmt.get("type") == "json_object":
+        schema = fmt.get("schema", {"type": "object"})
+    if not isinstance(schema, dict):
+        return body
+    compact = {**schema, "x-guidance": {"whitespace_flexible": False}}
+    rest = {k: v for k, v in body.items() if k != "response_format"}
+    return {**rest, "grammar": "%llguidance {}\nstart: %json " + json.dumps(compact)}
+
+
 REWRITES: Final[dict[str, tuple[Callable[[Body], Body], ...]]] = {
     "llama.cpp": (named_tool_choice_as_required,),
+    # The embedded engine: llama.cpp's server as the xllamacpp wheel builds it.
+    "xllamacpp": (named_tool_choice_as_required, json_schema_as_compact_grammar),
 }
 
 

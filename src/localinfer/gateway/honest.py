@@ -18,43 +18,19 @@ from ..types import ChatRequest, ModelInfo
 from .context import Gateway
 from .errors import InvalidRequest
 
-# What the embedded llama.cpp tier does not do (yet): asked for, it is a 400, because
-# answering one choice without logprobs or a forced tool call would look right and be wrong.
-EMBEDDED_UNSUPPORTED = "the embedded tier (llama.cpp) does not support"
-
-
-def unsupported_asks(chat: ChatRequest) -> list[tuple[str, str]]:
-    """(param, what) for every parameter in ``chat`` the embedded tier cannot honour."""
-    extra = chat.model_extra or {}
-    asks: list[tuple[str, str]] = []
-    n = extra.get("n")
-    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
-        asks.append(("n", f"n={n} (several choices); send n=1 or several requests"))
-    if extra.get("logprobs"):
-        asks.append(("logprobs", "logprobs"))
-    if extra.get("top_logprobs") is not None:
-        asks.append(("top_logprobs", "top_logprobs"))
-    choice = chat.tool_choice
-    if choice == "required" or isinstance(choice, dict):
-        what = "a named tool_choice" if isinstance(choice, dict) else "tool_choice 'required'"
-        asks.append(("tool_choice", f"{what} (forced tool calls); use 'auto' or 'none'"))
-    return asks
-
 
 async def refuse_unsupported(gw: Gateway, chat: ChatRequest, sensitive: bool) -> None:
-    """400 for a parameter the tier that would serve ``chat`` cannot honour. Costs a
-    model resolution only when such a parameter is present."""
-    asks = unsupported_asks(chat)
-    if not asks and not chat.tools:
+    """400 for ``tools`` the backend that would serve ``chat`` would drop (its chat
+    template does not render them), so the model never answers as if none were offered.
+    Costs a model resolution only when tools are present. Everything else (n, logprobs,
+    forced tool calls) is the serving engine's to honour or refuse."""
+    if not chat.tools:
         return
     candidates = await gw.client.router.candidates(chat.model, "chat", sensitive=sensitive)
     if not candidates:
         return
     first = candidates[0]
-    if asks and first.backend.tier == "embedded":
-        param, what = asks[0]
-        raise InvalidRequest(f"{EMBEDDED_UNSUPPORTED} {what}", param=param)
-    if chat.tools and await refuses_tools(first.backend, first.model):
+    if await refuses_tools(first.backend, first.model):
         fix = TOOLS_FIX.get(first.backend.tier, TOOLS_FIX["local"])
         raise InvalidRequest(
             f"{first.backend.name} does not support tool calls for '{first.model}': its chat "
@@ -66,8 +42,9 @@ async def refuse_unsupported(gw: Gateway, chat: ChatRequest, sensitive: bool) ->
 TOOLS_FIX = {
     "local": "llama-server: start it with --jinja and a model or --chat-template-file "
              "whose template takes tools",
-    "embedded": "the model would never see them; run a GGUF whose template takes tools, "
-                "e.g. Qwen2.5-Instruct, with `-m FILE.gguf`",
+    "embedded": "the model would never see them; set embedded_chat_template (e.g. "
+                "`chatml-tools` for ChatML models like SmolLM2) or run a GGUF whose template "
+                "takes tools, e.g. Qwen2.5-Instruct, with `-m FILE.gguf`",
 }
 
 

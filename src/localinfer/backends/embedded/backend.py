@@ -212,7 +212,7 @@ class EmbeddedBackend(Backend):
         if cached is not None:
             await cached[1].aclose()
         http = OpenAIHTTPBackend(
-            name=self.name, kind="llama-server", tier=self.tier, api_base=engine.url + "/v1",
+            name=self.name, kind="xllamacpp", tier=self.tier, api_base=engine.url + "/v1",
             # The engine is part of localinfer on loopback, not an egress to record.
             policy=EgressPolicy(offline=self.settings.offline), api_key=engine.key,
             connect_timeout=self.settings.connect_timeout,
