@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LocalInferError, UsageError
+from ..files import safe_resolve, undecodable_name
+from ..files import shown as printable
 from ..settings import Settings
 from .common import note, print_json, print_table, settings_from_args
 from .progress import ItemsBar
@@ -56,7 +58,7 @@ def register(sub: Any) -> None:
     sync.set_defaults(func=run_sync)
 
     s = sub.add_parser("search", help="hybrid (vector + keyword) search of the index")
-    s.add_argument("query", metavar="QUERY")
+    s.add_argument("query", metavar="QUERY", nargs="+", help="words are joined")
     _collection(s)
     s.add_argument("-k", type=int, default=5, help="how many results (default 5)")
     _json(s)
@@ -65,7 +67,8 @@ def register(sub: Any) -> None:
     a = sub.add_parser("ask", help="answer a question from the index, citing sources",
                        description="Retrieve from the index and answer through a local chat "
                        "model, with numbered citations. Always sensitive: never remote.")
-    a.add_argument("question", metavar="QUESTION")
+    # nargs="+": `ask When is the boiler serviced?` works unquoted, as `ollama run` does.
+    a.add_argument("question", metavar="QUESTION", nargs="+", help="words are joined")
     _collection(a)
     a.add_argument("-k", type=int, default=5, help="how many sources to give the model")
     a.add_argument("-m", "--model", help="local chat model to answer with")
@@ -94,6 +97,21 @@ def _index(args: argparse.Namespace) -> Any:
         raise LocalInferError(f"documents need the 'rag' extra ({exc.name} is missing): "
                               "pip install 'localinfer[rag]'") from exc
     return Index(_settings(args), embed_model=getattr(args, "embed_model", None))
+
+
+def joined(words: list[str]) -> str:
+    """The words of an unquoted QUERY or QUESTION, as one string."""
+    return " ".join(words).strip()
+
+
+def given_paths(paths: list[str]) -> list[Path]:
+    """The paths as given; a name that is not valid UTF-8 cannot be stored in the index
+    (inside a folder such a file is skipped with its reason): one line, exit 2."""
+    for given in paths:
+        if undecodable_name(safe_resolve(Path(given))):
+            raise UsageError(f"the name {printable(given)} is not valid UTF-8, so the index "
+                             "cannot store it; rename it (e.g. to an ASCII name)")
+    return [Path(p) for p in paths]
 
 
 def shown(path: str) -> str:
@@ -154,7 +172,7 @@ def run_add(args: argparse.Namespace) -> int:
     bar = ItemsBar("indexing")
     with _index(args) as index:
         try:
-            report = index.add([Path(p) for p in args.paths], collection=args.collection,
+            report = index.add(given_paths(args.paths), collection=args.collection,
                                progress=bar)
         finally:
             bar.close()
@@ -199,6 +217,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_rm(args: argparse.Namespace) -> int:
     if not args.paths and not args.collection:
         raise UsageError("give paths to remove, or --collection NAME to drop a collection")
+    given_paths(args.paths)
     with _index(args) as index:
         removed = index.remove(args.paths, collection=args.collection)
     if args.json:
@@ -231,7 +250,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     with _index(args) as index:
-        hits = index.search(args.query, k=args.k, collection=args.collection)
+        hits = index.search(joined(args.query), k=args.k, collection=args.collection)
     if args.json:
         print_json({"results": [h.as_json() for h in hits]})
         return 0
@@ -249,7 +268,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 def run_ask(args: argparse.Namespace) -> int:
     with _index(args) as index:
-        answer = index.ask(args.question, k=args.k, collection=args.collection,
+        answer = index.ask(joined(args.question), k=args.k, collection=args.collection,
                            model=args.model, max_tokens=args.max_tokens)
     if args.json:
         print_json(answer.as_json())

@@ -76,8 +76,13 @@ def _static_file(relative: str) -> Path | None:
     parts = relative.split("/")
     if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
         return None
-    path = (STATIC_ROOT / relative).resolve()
-    if STATIC_ROOT not in path.parents or not path.is_file():
+    if not relative.isprintable():  # a NUL made pathlib raise: 500 instead of 404
+        return None
+    try:
+        path = (STATIC_ROOT / relative).resolve()
+        if STATIC_ROOT not in path.parents or not path.is_file():
+            return None
+    except (OSError, ValueError):  # a name too long, undecodable, …: no such file here
         return None
     if path.suffix not in SERVED_SUFFIXES:
         return None
