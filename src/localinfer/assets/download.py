@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import httpx
 
-from ..errors import BadModelFile, DiskFull, DownloadError
+from ..errors import BadModelFile, DiskFull, DownloadError, UsageError
 from ..http import EgressPolicy, make_client, network_class
 from ..types import Tier
 from .progress import Meter, ProgressCallback, format_bytes
@@ -157,8 +157,16 @@ async def download(
     read_timeout: float = 60.0,
     transport: httpx.AsyncBaseTransport | None = None,
     label: str | None = None,
+    max_bytes: int | None = None,
+    magic: bytes | None = None,
+    refuse_unknown_size: bool = False,
 ) -> Fetched:
-    """Fetch ``url`` into ``part`` (resuming it if possible) and return it verified."""
+    """Fetch ``url`` into ``part`` (resuming it if possible) and return it verified.
+
+    ``max_bytes``: a file larger than this (announced, or as it arrives) is abandoned and
+    deleted. ``magic``: the bytes the file must start with (b"GGUF"), checked as soon as
+    they arrive, not after the whole download. ``refuse_unknown_size``: a response that
+    does not say its size is refused before its body is read (UsageError)."""
     sidecar = part.with_suffix(".json")
     part.parent.mkdir(parents=True, exist_ok=True)
     clients = _Clients(policy, connect_timeout, read_timeout, transport)
@@ -167,7 +175,7 @@ async def download(
         for _attempt in range(3):
             state = _load_sidecar(sidecar)
             offset = part.stat().st_size if part.exists() else 0
-            if offset and state.get("url") != url:
+            if offset and (state.get("url") != url or not _starts_with(part, magic)):
                 _discard(part, sidecar)
                 offset, state = 0, {}
             headers = {"accept-encoding": "identity"}
@@ -212,6 +220,13 @@ async def download(
                 if expected_size is not None and total is not None and total != expected_size:
                     raise DownloadError(f"{url} offers {total} bytes but {expected_size} were "
                                         "expected: wrong file or it changed upstream")
+                if total is None and refuse_unknown_size and status != 416:
+                    raise UsageError(f"the server does not say how big {label or url} is: "
+                                     "refused without a size cap and a confirmation (pass "
+                                     "--yes and --max-size SIZE, the most you will accept)")
+                if max_bytes is not None and total is not None and total > max_bytes:
+                    raise DownloadError(f"{label or url} is {format_bytes(total)}, more than "
+                                        f"--max-size {format_bytes(max_bytes)}; not downloaded")
                 remaining = (total - offset) if total is not None else 0
                 free = free_bytes(part.parent)
                 if remaining and remaining + DISK_MARGIN > free:
@@ -219,7 +234,7 @@ async def download(
                                    f"{format_bytes(remaining)}, {format_bytes(free)} free "
                                    f"in {part.parent}")
                 if status != 416:
-                    sidecar.write_text(json.dumps({"url": url, "total": total,
+                    sidecar.write_text(json.dumps({"url": url, "total": total, "name": label,
                                                    **_validator(response)}), encoding="utf-8")
                 digest = hashlib.sha256()
                 if offset:
@@ -229,7 +244,8 @@ async def download(
                 meter = Meter("download", total, progress, start=offset, detail=label)
                 meter.emit()
                 if status != 416:
-                    await _stream_body(response, part, digest, meter, total, label or url)
+                    await _stream_body(response, part, digest, meter, total, label or url,
+                                       _Checks(max_bytes, magic if not offset else None))
                 meter.finish()
             finally:
                 await response.aclose()
@@ -251,11 +267,49 @@ async def download(
         await clients.aclose()
 
 
+def _starts_with(part: Path, magic: bytes | None) -> bool:
+    """Whether a partial file already holding the head starts with ``magic``."""
+    if magic is None:
+        return True
+    with open(part, "rb") as fh:
+        head = fh.read(len(magic))
+    return len(head) < len(magic) or head == magic
+
+
+@dataclass
+class _Checks:
+    """What is checked while bytes arrive: the size cap and the file's first bytes."""
+
+    max_bytes: int | None
+    magic: bytes | None
+    head: bytes = b""
+
+    def check(self, chunk: bytes, have: int, label: str) -> None:
+        """``have``: bytes in the part file once ``chunk`` is written."""
+        if self.max_bytes is not None and have > self.max_bytes:
+            raise DownloadError(f"{label} is larger than --max-size "
+                                f"{format_bytes(self.max_bytes)}; stopped and deleted")
+        if self.magic is not None and len(self.head) < len(self.magic):
+            self.head += chunk[:len(self.magic) - len(self.head)]
+            if not self.magic.startswith(self.head[:len(self.magic)]):
+                raise BadModelFile(f"{label} is not a {self.magic.decode()} file: it starts "
+                                   f"with {self.head!r}, not {self.magic!r}; stopped and "
+                                   "deleted")
+
+
 async def _stream_body(response: httpx.Response, part: Path, digest: Any, meter: Meter,
-                       total: int | None, label: str) -> None:
+                       total: int | None, label: str, checks: _Checks) -> None:
     with open(part, "ab") as fh:
+        have = fh.tell()
         try:
             async for chunk in response.aiter_raw():
+                have += len(chunk)
+                try:
+                    checks.check(chunk, have, label)
+                except (DownloadError, BadModelFile):
+                    fh.close()  # nothing of it is worth resuming
+                    _discard(part, part.with_suffix(".json"))
+                    raise
                 try:
                     _write_chunk(fh, chunk)
                 except OSError as exc:

