@@ -16,7 +16,7 @@ import pytest
 
 from localinfer import AsyncClient, Settings
 from localinfer.cli.main import main
-from localinfer.errors import BackendError, ModelNotFound, SensitiveDataBlocked
+from localinfer.errors import BackendError, NoBackend, SensitiveDataBlocked
 from localinfer.hosts.configfile import read_hosts, write_hosts
 from localinfer.hosts.health import COOLDOWN_MAX, Health
 from localinfer.hosts.spec import HostSpecError, declared_hosts, make_spec
@@ -234,7 +234,9 @@ async def test_router_shaped_host_with_token_from_env(
         if (tmp_path / "config.toml").exists() else True
     monkeypatch.setenv("TEAM_KEY", "wrong")  # read at request time, not at start
     async with AsyncClient(s) as client:
-        with pytest.raises(ModelNotFound):  # the proxy refuses to list its models
+        # The proxy refuses to list its models: 503 naming it and the token's variable
+        # (the model may be there), not "not found".
+        with pytest.raises(NoBackend, match=r"team-proxy .*\$TEAM_KEY"):
             await client.chat("q", model="team-chat")
     assert proxy.refused >= 1
 

@@ -17,6 +17,7 @@ from .backends.openai_http import OpenAIHTTPBackend
 from .discovery import Discovery
 from .errors import BackendError, ModelNotFound, NoBackend, SensitiveDataBlocked
 from .hosts.pool import HostPool
+from .hosts.spec import HostSpec
 from .http import EgressPolicy
 from .settings import Settings
 from .types import (
@@ -138,11 +139,13 @@ class Router:
         wanted = (model or "").strip()
         default = wanted in DEFAULT_MODEL_NAMES
         catalogue: list[ModelInfo] = []
+        listed: list[Backend] = []
         for backend in [*local, *embedded]:
             try:
                 models = [m for m in await backend.models() if capability in m.capabilities]
             except BackendError:
                 continue
+            listed.append(backend)
             catalogue.extend(models)
             if default:
                 pick = _default_model(models)
@@ -164,7 +167,11 @@ class Router:
                 "sensitive data never goes remote; pick a local model (`localinfer models`)")
         if not default:
             remote_all = set() if sensitive else {m.id for m in await self.remote.models()}
-            raise ModelNotFound(wanted, sorted({m.id for m in catalogue} | remote_all))
+            available = sorted({m.id for m in catalogue} | remote_all)
+            silent = self.hosts.silent(listed, sensitive=sensitive)
+            if silent:  # the model may be on a host that is down: 503, not "not found"
+                raise NoBackend(_hosts_down(wanted, silent, available))
+            raise ModelNotFound(wanted, available)
         if sensitive:
             raise SensitiveDataBlocked(
                 "sensitive request: no local tier can serve it, and sensitive data never "
@@ -248,6 +255,18 @@ def _default_model(models: list[ModelInfo]) -> ModelInfo | None:
 def _stamp(chunk: ChatChunk, backend: Backend) -> ChatChunk:
     chunk.backend, chunk.tier = backend.name, backend.tier
     return chunk
+
+
+def _hosts_down(model: str, hosts: Sequence[HostSpec], available: Sequence[str]) -> str:
+    def why(h: HostSpec) -> str:
+        # A host with a token may be up and refusing it: say where the token comes from.
+        return f"down, or it refused ${h.token_env}" if h.token_env else "down?"
+
+    named = "; ".join(f"{h.name or h.url} at {h.url} ({why(h)})" for h in hosts)
+    elsewhere = ", ".join(available[:20]) or "none"
+    return (f"model '{model}' is not on any host that answers, and it may be on a host "
+            f"that did not list its models: {named}; retry when it is up (`localinfer "
+            f"status`). Available now: {elsewhere}")
 
 
 def _exhausted(errors: list[str]) -> BackendError:

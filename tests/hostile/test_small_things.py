@@ -12,6 +12,9 @@ import pytest
 
 from localinfer.cli import rag as rag_cli
 from localinfer.cli.main import build_parser, main
+from localinfer.client import AsyncClient
+from localinfer.gateway import create_app
+from localinfer.settings import Settings
 from tests.conftest import RunApp
 from tests.gateway_harness import serve_gateway
 from tests.hostile.cli import one_clean_line, run_cli
@@ -80,3 +83,19 @@ def test_a_nul_in_a_ui_path_is_a_client_error(run_app: RunApp, tmp_path: Path,
     gateway = serve_gateway(run_app, tmp_path)
     response = httpx.get(gateway + path, trust_env=False, timeout=30)
     assert response.status_code in (400, 404), (response.status_code, response.text)
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {"model": "llama3", "messages": [{"role": "user", "content": "hi"}]}),
+    ("/api/chat", {"model": "llama3", "messages": [{"role": "user", "content": "hi"}],
+                   "stream": False}),
+])
+def test_a_model_on_a_declared_host_that_is_down_is_503_naming_it(
+        run_app: RunApp, tmp_path: Path, refused_url: str, path: str,
+        body: dict[str, Any]) -> None:
+    settings = Settings(home=tmp_path, scan_default_ports=False, embedded=False,
+                        discovery_timeout=5.0, hosts=[{"url": refused_url, "name": "gpu-box"}])
+    gateway = run_app(create_app(settings, AsyncClient(settings)))
+    response = httpx.post(gateway + path, json=body, trust_env=False, timeout=60)
+    assert response.status_code == 503, response.text
+    assert "gpu-box" in response.text and "llama3" in response.text

@@ -156,6 +156,14 @@ class HostPool:
                 "sensitive data unless trusted (`localinfer hosts add URL --trusted`)")
         raise NoBackend(f"every host that can serve this is down: {cooling}")
 
+    def silent(self, answering: Sequence[object], *, sensitive: bool) -> list[HostSpec]:
+        """The hosts the user named (config.toml, LOCALINFER_SERVERS) that are not among
+        ``answering`` (the backends that listed models): a model asked for may live on
+        one of them, so "not found" would be a guess. Sensitive: only those allowed."""
+        up = {b.spec.key for b in answering if isinstance(b, HostBackend)}
+        return [s for s in self.specs if s.key not in up
+                and (s.takes_sensitive or not sensitive)]
+
     def report(self) -> list[dict[str, Any]]:
         """Each host known so far: its spec and health (status --json ``hosts``)."""
         rows: list[dict[str, Any]] = []
