@@ -5,7 +5,9 @@ Counted, from any process and any library, with no exemption:
 - a connect/sendto to an IPv4/IPv6 address that is not loopback;
 - anything to port 53 (a DNS query, even to a resolver on loopback);
 - a connect to a local name-service socket (nscd, systemd-resolved, avahi/mDNS):
-  glibc asks those first, so a lookup that never reaches port 53 still shows there.
+  glibc asks those first, so a lookup that never reaches port 53 still shows there;
+  except nscd asked for a user or group (``getpwuid`` and the like in the stack: the
+  sandbox worker, without ``HOME``, looks its user up), which is no host lookup.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ _PORT = re.compile(r'(?:sin6?_port)=htons\((\d+)\)')
 _ADDRESS = re.compile(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"')
 _PATH = re.compile(r'sun_path="([^"]+)"')
 NAME_SERVICE_SOCKETS = ("/nscd/socket", "/systemd/resolve/", "/avahi-daemon/socket")
+USER_DATABASE_CALLS = ("(getpw", "(getgr", "(initgroups", "(getspnam")
 # Each of these silences ONNX Runtime's telemetry on its own (its Privacy.md and
 # binary): a proof that ran with one of them set would prove nothing about our switch.
 TELEMETRY_SILENCERS = ("ORT_DISABLE_TELEMETRY", "ORT_RUNNING_UNIT_TESTS", "CI", "TF_BUILD",
@@ -41,9 +44,10 @@ def egress_attempts(trace: str) -> list[Attempt]:
     found = []
     for match in _CALL.finditer(trace):
         call = match.group(0)
-        where = _verdict(match.group(1), call)
+        excerpt = _with_stack(trace, match.start())
+        where = _verdict(match.group(1), call, excerpt)
         if where is not None:
-            found.append(Attempt(where, _with_stack(trace, match.start())))
+            found.append(Attempt(where, excerpt))
     return found
 
 
@@ -54,12 +58,14 @@ def _with_stack(trace: str, start: int) -> str:
     return "\n".join([lines[0], *stack])
 
 
-def _verdict(family: str, call: str) -> str | None:
+def _verdict(family: str, call: str, excerpt: str) -> str | None:
     """What this one call reached for, or None when it stays on the machine."""
     if family == "AF_UNIX":
         path = _PATH.search(call)
-        hit = path is not None and any(s in path.group(1) for s in NAME_SERVICE_SOCKETS)
-        return path.group(1) if hit and path else None
+        if path is None or not any(s in path.group(1) for s in NAME_SERVICE_SOCKETS):
+            return None
+        users = "/nscd/" in path.group(1) and any(c in excerpt for c in USER_DATABASE_CALLS)
+        return None if users else path.group(1)
     port = _PORT.search(call)
     address = _ADDRESS.search(call)
     host = (address.group(1) or address.group(2)) if address else "?"

@@ -132,7 +132,8 @@ def test_a_long_lived_embedder_resolves_no_name(tmp_path: Path, rag_home: Path,
 
 def test_the_trace_reader_counts_every_lookup_from_anyone() -> None:
     """No exemption by library: a DNS query from ONNX Runtime's stack counts as one
-    from anywhere else; loopback traffic that is not DNS does not."""
+    from anywhere else; loopback traffic that is not DNS, and nscd asked for a user
+    (not a host), do not."""
     lines = [
         '9 connect(3, {sa_family=AF_INET, sin_port=htons(53), '
         'sin_addr=inet_addr("10.0.0.53")}, 16) = -1 ENETUNREACH',
@@ -145,6 +146,8 @@ def test_the_trace_reader_counts_every_lookup_from_anyone() -> None:
         '9 connect(7, {sa_family=AF_INET, sin_port=htons(8080), '
         'sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
         '9 connect(8, {sa_family=AF_UNIX, sun_path="/tmp/worker.sock"}, 110) = 0',
+        '9 connect(9, {sa_family=AF_UNIX, sun_path="/var/run/nscd/socket"}, 110) = -1 ENOENT',
+        ' > /usr/lib/libc.so.6(getpwuid_r+0x18f) [0xd369f]',  # a user, not a host
         '9 sendto(5, "\\0", 1, 0, NULL, 0) = 1',
     ]
     attempts = egress_attempts("\n".join(lines) + "\n")
