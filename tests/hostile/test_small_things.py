@@ -13,6 +13,7 @@ import pytest
 from localinfer.cli import rag as rag_cli
 from localinfer.cli.main import build_parser, main
 from localinfer.client import AsyncClient
+from localinfer.errors import UsageError
 from localinfer.gateway import create_app
 from localinfer.settings import Settings
 from tests.conftest import RunApp
@@ -35,7 +36,7 @@ class RecordingIndex:
 
     def ask(self, question: str, **kw: Any) -> Any:
         self.asked.append(question)
-        raise rag_cli.UsageError("recorded")
+        raise UsageError("recorded")
 
 
 def test_ask_joins_unquoted_words(monkeypatch: pytest.MonkeyPatch,

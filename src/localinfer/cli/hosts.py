@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
                        "hosts and hosts added with --trusted.")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     add = add_verb(verbs, "add", run_add, "add (or replace, by name) a host")
-    add.add_argument("url", help="the server's base URL, e.g. http://192.168.1.20:11434")
+    add.add_argument("url", help="the server's base URL, e.g. http://192.168.1.20:11434 "
+                     "(no user:password in it: a token goes in --token-env)")
     add.add_argument("--name", help="a short name (default: host:port)")
     add.add_argument("--trust", choices=("device", "lan"),
                      help="device: this machine (loopback URLs only); lan: another machine. "

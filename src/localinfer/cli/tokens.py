@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     add = add_verb(verbs, "add", run_add, "create a token; prints the secret once")
     add.add_argument("name", help="who it is for, e.g. alice-laptop")
-    rm = add_verb(verbs, "rm", run_rm, "revoke a token (refused from the next request; its open streams end)")
+    rm = add_verb(verbs, "rm", run_rm,
+                  "revoke a token (refused from the next request; its open streams end)")
     rm.add_argument("name")
     add_verb(verbs, "list", run_list, "list token names (never secrets)", json_flag=True)
 
@@ -44,6 +45,9 @@ def run_rm(args: argparse.Namespace) -> int:
         names = ", ".join(sorted(store.all())) or "none"
         raise UsageError(f"no token named {args.name!r} (tokens: {names})")
     print(f"revoked token {args.name}")
+    if not store.all():
+        note("no client tokens left: a gateway already running keeps requiring one, so it "
+             "lets nobody in until `localinfer tokens add NAME` or a restart")
     return 0
 
 
