@@ -1,7 +1,7 @@
-"""Several requests at once in the embedded engine, for real, on the bundled
-SmolLM2-135M-Instruct: streams decoded together progress interleaved, each greedy answer
-is the one it gets alone, and cancelling or breaking one leaves the others going.
-Event-based: no timings are asserted (a loaded machine only slows everything)."""
+"""Several requests at once in the embedded engine (llama.cpp's continuous batching), for
+real, on the bundled SmolLM2-135M-Instruct: streams decoded together progress
+interleaved, and cancelling or breaking one leaves the others going. Event-based: no
+timings are asserted (a loaded machine only slows everything)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from localinfer.assets.bundled import bundled_model_path
-from localinfer.assets.gguf import validate_gguf
 from localinfer.backends.embedded import EmbeddedBackend
 from localinfer.errors import ContextLengthExceeded
 from localinfer.settings import Settings
 from localinfer.types import ChatRequest
+from tests.support.engine import ask, endless, wait_all_slots_free
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +26,11 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBackend
     backend = EmbeddedBackend(Settings(home=tmp_path_factory.mktemp("home"),
                                        scan_default_ports=False, embedded_parallel=4))
     yield backend
-    asyncio.run(backend.aclose())
+    asyncio.run(backend.stop_engine())
 
 
-def ask(content: str, **options: object) -> ChatRequest:
-    return ChatRequest(messages=[{"role": "user", "content": content}], **options)  # type: ignore[list-item]
-
-
-def endless(**options: object) -> ChatRequest:
-    """A request that cannot end by itself: end-of-generation is forbidden."""
-    eos = validate_gguf(bundled_model_path()).metadata["tokenizer.ggml.eos_token_id"]
-    return ask("Tell me a very long story about a lighthouse.",
-               **{"max_tokens": 4000, "logit_bias": {str(eos): -100.0}, **options})
-
-
-async def text_of(engine: EmbeddedBackend, request: ChatRequest, log: list[int] | None = None,
+async def text_of(engine: EmbeddedBackend, request: ChatRequest,
+                  log: list[int] | None = None,
                   tag: int = 0) -> str:
     out = ""
     async for chunk in engine.stream_chat(request, "default"):
@@ -56,18 +45,14 @@ PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.",
            "Explain in two sentences why the sky is blue."]
 
 
-async def test_streams_interleave_and_greedy_text_equals_the_solo_text(
-        engine: EmbeddedBackend) -> None:
-    requests = [ask(p, temperature=0, max_tokens=24) for p in PROMPTS]
-    engine.prefix_reuse = False  # a kept prefix may change a near-tie; see test_embedded_loop
-    try:
-        solo = [await text_of(engine, r) for r in requests]
-        log: list[int] = []
-        together = await asyncio.wait_for(asyncio.gather(
-            *(text_of(engine, r, log, i) for i, r in enumerate(requests))), PATIENCE)
-    finally:
-        engine.prefix_reuse = True
-    assert all(solo) and together == solo
+async def test_streams_are_decoded_together_and_interleave(engine: EmbeddedBackend) -> None:
+    # Greedy answers are not compared with the solo ones: a batch of several sequences
+    # may round a near-tie differently (llama.cpp documents as much for -np > 1).
+    requests = [ask(p, temperature=0, max_tokens=24, ignore_eos=True) for p in PROMPTS]
+    log: list[int] = []
+    together = await asyncio.wait_for(asyncio.gather(
+        *(text_of(engine, r, log, i) for i, r in enumerate(requests))), PATIENCE)
+    assert all(together)
     # Interleaved: every stream's first text came before any stream's last.
     firsts = [log.index(i) for i in range(len(requests))]
     lasts = [len(log) - 1 - log[::-1].index(i) for i in range(len(requests))]
@@ -99,7 +84,6 @@ async def test_a_request_arriving_mid_stream_gets_its_answer_before_the_first_en
 async def test_cancelling_one_stream_leaves_the_other_to_finish(
         engine: EmbeddedBackend) -> None:
     started = asyncio.Event()
-    confirmed = engine.cancels_confirmed
 
     async def doomed() -> None:
         async for chunk in engine.stream_chat(endless(), "default"):
@@ -109,13 +93,13 @@ async def test_cancelling_one_stream_leaves_the_other_to_finish(
     task = asyncio.create_task(doomed())
     survivor = asyncio.create_task(text_of(engine, endless(temperature=0, max_tokens=24)))
     await asyncio.wait_for(started.wait(), PATIENCE)
-    pid = engine.worker_pid
+    pid = engine.engine_pid
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     text = await asyncio.wait_for(survivor, PATIENCE)
-    assert text and engine.worker_pid == pid  # same worker, not restarted
-    assert engine.cancels_confirmed == confirmed + 1  # the worker itself said it stopped
+    assert text and engine.engine_pid == pid  # same engine, not restarted
+    assert await wait_all_slots_free(engine)  # llama.cpp itself stopped the cancelled one
 
 
 async def test_a_bad_request_does_not_break_the_others(engine: EmbeddedBackend) -> None:
@@ -126,18 +110,9 @@ async def test_a_bad_request_does_not_break_the_others(engine: EmbeddedBackend) 
     assert await asyncio.wait_for(good, PATIENCE)
 
 
-async def test_more_requests_than_sequences_wait_their_turn_and_tools_run_alone(
-        engine: EmbeddedBackend) -> None:
-    tools = [{"type": "function", "function": {
-        "name": "get_weather", "parameters": {
-            "type": "object", "properties": {"city": {"type": "string"}},
-            "required": ["city"]}}}]
-    tool_call = ask("Weather in Paris?", max_tokens=40, temperature=0, tools=tools,
-                    tool_choice={"type": "function", "function": {"name": "get_weather"}})
+async def test_more_requests_than_slots_wait_their_turn(engine: EmbeddedBackend) -> None:
     plain = [ask(f"Say the word {w}.", max_tokens=12, temperature=0)
              for w in ("apple", "river", "stone", "cloud", "bread", "glass")]
-    results = await asyncio.wait_for(asyncio.gather(
-        engine.chat(tool_call, "default"), *(engine.chat(r, "default") for r in plain)),
-        PATIENCE)
-    assert results[0].choices[0].finish_reason == "tool_calls"
-    assert all(r.text for r in results[1:])
+    results = await asyncio.wait_for(asyncio.gather(*(engine.chat(r, "default") for r in plain)),
+                                     PATIENCE)
+    assert all(r.text for r in results)

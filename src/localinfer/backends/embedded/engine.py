@@ -16,6 +16,7 @@ Everything llama.cpp prints goes to stderr, which the parent points at ``engine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -128,6 +129,10 @@ def serve(config: dict[str, Any], key: str) -> int:
     while not stop.wait(WATCH_INTERVAL):
         now = time.monotonic()
         if watch.idle(server.handle_metrics(), now):
+            # Say we are gone before going, so nobody tries the port in between.
+            if state_file is not None and state_names_me(state_file, os.getpid()):
+                with contextlib.suppress(OSError):
+                    state_file.unlink()
             break
         if state_file is not None and now > grace_until and \
                 not state_names_me(state_file, os.getpid()):

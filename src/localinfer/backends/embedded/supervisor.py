@@ -167,7 +167,8 @@ class Supervisor:
     def _healthy(self, engine: Engine) -> bool:
         if not _is_engine_process(engine.pid):
             return False
-        request = urllib.request.Request(engine.url + "/health",
+        # /health answers anyone; /v1/models only the key: proof it is our engine.
+        request = urllib.request.Request(engine.url + "/v1/models",
                                          headers={"Authorization": f"Bearer {engine.key}"})
         try:
             with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT) as response:
