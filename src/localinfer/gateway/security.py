@@ -147,8 +147,8 @@ class TokenMode:
         if self.required and not have_clients and not shared:
             if not self.warned_empty:
                 log.warning("tokens are required and tokens.json holds none: the gateway "
-                            "lets nobody in until `localinfer tokens add NAME` (or a "
-                            "restart with LOCALINFER_TOKEN)")
+                            "lets nobody in until `localinfer tokens add NAME` or a restart "
+                            "(it is never opened while running)")
             self.warned_empty = True
         else:
             self.warned_empty = False  # say it again if it happens again
