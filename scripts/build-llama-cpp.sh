@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build llama.cpp's own llama-server and llama-bench from the sources vendored in the
-# llama-cpp-python sdist (the same llama.cpp our embedded engine links), cached under
-# ~/.cache keyed by version. Prints the bin directory. Used by integration tests and bench/.
+# xllamacpp sdist (the same llama.cpp the embedded engine's wheel links), cached under
+# ~/.cache keyed by version. Prints the bin directory. Used by bench/ only: the test suite
+# runs llama.cpp's server from the wheel itself (tests/support/llama_server.py).
 set -euo pipefail
-version="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/localinfer/llama.cpp-$version"
+version="${XLLAMACPP_VERSION:-2026.10.11549}"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/localinfer/llama.cpp-xllamacpp-$version"
 bin="$cache/bin"
 if [[ -x "$bin/llama-server" && -x "$bin/llama-bench" ]]; then
   echo "$bin"; exit 0
@@ -12,12 +13,17 @@ fi
 python="${PYTHON:-python3}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$python" -m pip download --quiet --no-deps --no-binary :all: \
-  "llama-cpp-python==$version" -d "$work" >&2
-tar -xzf "$work"/llama_cpp_python-"$version".tar.gz -C "$work"
-src="$work/llama_cpp_python-$version/vendor/llama.cpp"
+# XLLAMACPP_SDIST: an sdist already here; else pip fetches it (and prepares its metadata).
+sdist="${XLLAMACPP_SDIST:-}"
+if [[ -z "$sdist" ]]; then
+  "$python" -m pip download --quiet --no-deps --no-binary :all: "xllamacpp==$version" \
+    -d "$work" >&2
+  sdist="$work/xllamacpp-$version.tar.gz"
+fi
+tar -xzf "$sdist" -C "$work" "xllamacpp-$version/thirdparty/llama.cpp"
+src="$work/xllamacpp-$version/thirdparty/llama.cpp"
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
-  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
   -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DGGML_NATIVE=ON >&2
 cmake --build "$work/build" --target llama-server llama-bench -j "$(nproc)" >&2
 mkdir -p "$bin.tmp"

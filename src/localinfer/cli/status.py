@@ -111,13 +111,20 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def compute_line(compute: dict[str, Any]) -> str:
-    """CPU features, threads and GPU offload of the embedded engine, in one line."""
+    """The embedded engine's build, CPU features, threads and GPU offload, in one line."""
     gpu = compute["gpu_offload"]
+    gpus = [d.get("description") or d.get("name") for d in compute.get("devices", [])
+            if "GPU" in str(d.get("type", ""))]
     if not gpu["supported"]:
-        offload = "no GPU offload (not in this llama.cpp build)"
+        offload = "no GPU offload (a CPU build of llama.cpp: see docs/settings.md for GPU wheels)"
     elif gpu["used"]:
-        offload = f"GPU offload: {gpu['layers']} layers"
+        layers = "all" if gpu["layers_requested"] == -1 else gpu["layers_requested"]
+        offload = f"GPU offload: {layers} layers on {', '.join(map(str, gpus)) or 'the GPU'}"
     else:
         offload = "GPU offload available, off (embedded_gpu_layers = 0)"
     features = " ".join(compute["cpu_features"]) or "unknown"
-    return f"CPU {features}, {compute['threads']} threads, {offload}"
+    engine = compute.get("engine") or {}
+    build = f"llama.cpp via xllamacpp {engine.get('version') or '?'}"
+    if engine.get("build_info"):
+        build += f" ({engine['build_info']})"
+    return f"{build}; CPU {features}, {compute['threads']} threads, {offload}"
