@@ -342,3 +342,15 @@ def test_cli_refuses_a_bad_gguf_with_one_line_and_its_exit_code(tmp_path: Path) 
     assert done.returncode == BadModelFile.exit_code, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.gguf" in lines[0] and "Traceback" not in done.stderr
+
+
+async def test_a_model_that_cannot_fit_in_memory_is_refused_before_loading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from localinfer.assets.system import Memory
+    from localinfer.backends.embedded import backend as embedded
+
+    monkeypatch.setattr(embedded, "memory", lambda: Memory(total=2**30, available=50_000_000))
+    engine = EmbeddedBackend(make_settings(tmp_path, embedded_context=8192, embedded_parallel=4))
+    with pytest.raises(BackendError, match=r"needs about .* available; lower embedded_context"):
+        await engine.chat(ask("hi"), MODEL_ID)
+    assert engine.engine_pid is None  # llama.cpp was never asked

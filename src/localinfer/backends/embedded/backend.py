@@ -11,12 +11,14 @@ calls, grammars and cancellation are llama.cpp's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from pathlib import Path
 from typing import Any, Final
 
 from ...assets.bundled import MODEL_ID, bundled_model_path
 from ...assets.gguf import GGUFInfo, validate_gguf
+from ...assets.system import memory
 from ...errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound, UsageError
 from ...files import safe_resolve
 from ...http import EgressPolicy, make_client
@@ -24,6 +26,7 @@ from ...settings import Settings
 from ...types import ChatRequest, ChatResponse, ChatStream, ModelInfo
 from ..base import Backend
 from ..openai_http import OpenAIHTTPBackend
+from .fit import check_fits
 from .supervisor import Engine, EngineConfig, Supervisor
 
 ACCEPTED_DEFAULTS: Final = frozenset({"", "default"})
@@ -186,7 +189,9 @@ class EmbeddedBackend(Backend):
     # -- the engine ----------------------------------------------------------------------
 
     async def _ready(self, request: ChatRequest) -> OpenAIHTTPBackend:
-        await self._validated()
+        info = await self._validated()
+        if self.supervisor.running() is None:  # about to start one: will it fit?
+            await asyncio.to_thread(self._check_fits, info)
         engine, http = await self._client()
         if request.tools and await self._props_of(engine, http) is not None \
                 and self._known_tools(engine) is False:
@@ -254,6 +259,15 @@ class EmbeddedBackend(Backend):
             return props
         return None
 
+    def _check_fits(self, info: GGUFInfo) -> None:
+        """Host memory for the weights and every slot's KV cache; skipped when layers go
+        to a GPU this build has (the weights then live in its memory)."""
+        wanted = self.settings.embedded_gpu_layers
+        if wanted != 0 and _build_has_gpu():
+            return
+        check_fits(info, self.settings.embedded_context, self.settings.embedded_parallel,
+                   memory())
+
     def _known_tools(self, engine: Engine | None) -> bool | None:
         """Whether the engine's chat template renders tools (its /props caps); unknown
         until this process has asked the running engine."""
@@ -289,6 +303,11 @@ def _cpu_features(system_info: str) -> list[str]:
         if value.strip() == "1":
             found.append(name.strip())
     return found
+
+
+@functools.cache
+def _build_has_gpu() -> bool:
+    return bool(_probe_build().get("gpu_offload_supported"))
 
 
 def _probe_build() -> dict[str, Any]:
