@@ -120,6 +120,16 @@ class BackendTimeout(BackendError):
     code = "backend_timeout"
 
 
+class ModelLoading(BackendError):
+    """The server answered 503 because it is loading the model (llama-server's "Loading
+    model", in router mode or at start): the backend retries it within the request's
+    deadline, and the host is not marked down for it (it answered)."""
+
+    http_status = 503
+    error_type = "service_unavailable"
+    code = "model_loading"
+
+
 class StreamTruncated(BackendError):
     """The backend closed the connection before its own end marker (``[DONE]``, a
     ``finish_reason``, Ollama's ``done: true``): the answer is incomplete."""

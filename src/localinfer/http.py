@@ -28,6 +28,7 @@ from .errors import (
     BackendTimeout,
     ContextLengthExceeded,
     EgressBlocked,
+    ModelLoading,
     StreamTruncated,
 )
 from .trace import client_name
@@ -483,10 +484,6 @@ def _wire_error(exc: BaseException | None) -> str | None:
     return None
 
 
-def _error_message(response: httpx.Response) -> str:
-    return _error_text(response.content, response.reason_phrase)
-
-
 def _error_text(content: bytes, reason: str) -> str:
     try:
         body = json.loads(content)
@@ -520,6 +517,29 @@ def _context_exceeded(status: int, content: bytes) -> tuple[int | None, int | No
     return (tokens if isinstance(tokens, int) else None, limit if isinstance(limit, int) else None)
 
 
+# How a server says "503 because the model is still loading, ask again": llama-server's
+# message, in router mode (a model it had not loaded) and while it starts with -m.
+_LOADING_MESSAGES = ("loading model",)
+
+
+def _model_loading(status: int, content: bytes) -> bool:
+    """Whether a 503 says the model is loading (retried), not that the server is sick."""
+    if status != 503:
+        return False
+    message = _error_text(content, "").lower()
+    return any(words in message for words in _LOADING_MESSAGES)
+
+
+def _status_error(status: int, content: bytes, reason: str, backend: str) -> BackendError:
+    """An HTTP error status, the same from both clients."""
+    too_long = _context_exceeded(status, content)
+    if too_long is not None:
+        return ContextLengthExceeded(backend, *too_long, backend=backend)
+    error = ModelLoading if _model_loading(status, content) else BackendError
+    return error(f"{backend} answered {status}: {_error_text(content, reason)}",
+                 backend=backend, status=status)
+
+
 def backend_error(exc: Exception, backend: str, base_url: str) -> BackendError:
     """Turn a transport or HTTP failure into one readable BackendError."""
     if isinstance(exc, BackendError):
@@ -533,12 +553,9 @@ def backend_error(exc: Exception, backend: str, base_url: str) -> BackendError:
         return BackendTimeout(f"{backend} at {base_url} timed out ({type(exc).__name__})",
                               backend=backend)
     if isinstance(exc, httpx.HTTPStatusError):
-        status = exc.response.status_code
-        too_long = _context_exceeded(status, exc.response.content)
-        if too_long is not None:
-            return ContextLengthExceeded(backend, *too_long, backend=backend)
-        return BackendError(f"{backend} answered {status}: {_error_message(exc.response)}",
-                            backend=backend, status=status)
+        response = exc.response
+        return _status_error(response.status_code, response.content, response.reason_phrase,
+                             backend)
     if isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
         return BackendError(f"{backend} at {base_url} closed the connection mid-response: "
                             "the answer is incomplete", backend=backend)
@@ -557,12 +574,7 @@ def _upstream_error(exc: UpstreamError, backend: str, base_url: str) -> BackendE
         return BackendTimeout(f"{backend} at {base_url} timed out ({exc.detail})",
                               backend=backend)
     if exc.kind == "status" and exc.status is not None:
-        too_long = _context_exceeded(exc.status, exc.body)
-        if too_long is not None:
-            return ContextLengthExceeded(backend, *too_long, backend=backend)
-        return BackendError(f"{backend} answered {exc.status}: "
-                            f"{_error_text(exc.body, exc.reason)}",
-                            backend=backend, status=exc.status)
+        return _status_error(exc.status, exc.body, exc.reason, backend)
     if exc.kind == "closed":
         return BackendError(f"{backend} at {base_url} closed the connection mid-response: "
                             "the answer is incomplete", backend=backend)

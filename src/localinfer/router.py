@@ -140,6 +140,7 @@ class Router:
         default = wanted in DEFAULT_MODEL_NAMES
         catalogue: list[ModelInfo] = []
         listed: list[Backend] = []
+        held: list[ModelInfo] = []  # listed but unloaded, and the user capped loads
         for backend in [*local, *embedded]:
             try:
                 models = [m for m in await backend.models() if capability in m.capabilities]
@@ -147,6 +148,9 @@ class Router:
                 continue
             listed.append(backend)
             catalogue.extend(models)
+            if not self._settings.router_autoload:
+                held.extend(m for m in models if _loads_on_request(backend, m))
+                models = [m for m in models if not _loads_on_request(backend, m)]
             if default:
                 pick = _default_model(models)
                 if pick is not None and backend.tier in DEFAULT_TIERS[capability]:
@@ -159,6 +163,9 @@ class Router:
         tiers = await self.hosts.arrange(tiers, sensitive=sensitive)
         if tiers:
             return tiers
+        held = [m for m in held if default or m.answers_to(wanted)]
+        if held:
+            raise NoBackend(_not_loaded(wanted or "(default)", held))
         remote_ids = {m.id for m in await self.remote.models()
                       if default or m.answers_to(wanted)}
         if sensitive and remote_ids and not default:
@@ -250,6 +257,22 @@ def _default_model(models: list[ModelInfo]) -> ModelInfo | None:
         return None
     loaded = [m for m in models if m.loaded]
     return (loaded or models)[0]
+
+
+# Kinds whose servers list models they have not loaded and load one when a request
+# names it (llama-server in router mode): what `router_autoload = false` holds back.
+LOADS_ON_REQUEST = frozenset({"llama.cpp"})
+
+
+def _loads_on_request(backend: Backend, model: ModelInfo) -> bool:
+    return backend.kind in LOADS_ON_REQUEST and model.loaded is False
+
+
+def _not_loaded(model: str, held: Sequence[ModelInfo]) -> str:
+    where = ", ".join(sorted({f"'{m.id}' on {m.backend}" for m in held}))
+    return (f"model '{model}' is not loaded ({where}), and router_autoload is off, so "
+            "localinfer does not ask a router to load it: load it there (llama-server "
+            "`POST /models/load`) or set LOCALINFER_ROUTER_AUTOLOAD=on")
 
 
 def _stamp(chunk: ChatChunk, backend: Backend) -> ChatChunk:

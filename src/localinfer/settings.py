@@ -194,6 +194,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds to wait for a backend's first byte before failing over.",
     )
+    router_autoload: bool = Field(
+        default=True,
+        description="Send a request for a model that a llama-server in router mode lists "
+        "but has not loaded to that server, which loads it (its 503 \"Loading model\" is "
+        "retried within the request's deadline). Off: such a model is asked for only where "
+        "it is loaded, and otherwise refused with 503 naming the model.",
+    )
     offline: bool = Field(
         default=False,
         description="Refuse every non-loopback destination before connecting.",

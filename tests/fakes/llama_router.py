@@ -121,10 +121,18 @@ class LlamaRouterFake(FakeServer):
             self.used.remove(model.id)
         return JSONResponse({"success": True})
 
-    async def v1_chat(self, request: Request, body: Any) -> Response:
+    def _routed(self, body: Any) -> Response | None:
+        """What the router answers before the model does: None to let it answer."""
         model = self.find(body.get("model") if isinstance(body, dict) else None)
-        if model is not None and not model.loaded and not self.autoload:
+        if model is None:
+            return None
+        if not model.loaded and not self.autoload:
             return JSONResponse({"error": {"code": 400, "message": "model is not loaded",
                                            "type": "invalid_request_error"}}, status_code=400)
-        waiting = self._start_or_continue(model) if model is not None else None
-        return waiting or await super().v1_chat(request, body)
+        return self._start_or_continue(model)
+
+    async def v1_chat(self, request: Request, body: Any) -> Response:
+        return self._routed(body) or await super().v1_chat(request, body)
+
+    async def v1_embeddings(self, request: Request, body: Any) -> Response:
+        return self._routed(body) or await super().v1_embeddings(request, body)

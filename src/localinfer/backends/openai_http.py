@@ -8,15 +8,17 @@ providers), an injected transport (tests) and a per-request auth hook keep httpx
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 
-from ..errors import BackendError, StreamTruncated
+from ..errors import BackendError, ModelLoading, StreamTruncated
 from ..http import (
     EgressPolicy,
     Upstream,
@@ -43,6 +45,35 @@ from .server_quirks import adapt
 
 # A stream's payloads and how to read one (bytes from the direct client, text from httpx).
 Payloads = tuple[AsyncIterator[Any], Callable[[Any], ChatChunk]]
+
+
+# A server loading the model answers 503 "Loading model" (errors.ModelLoading): the
+# request is asked again after these waits (doubling up to the last), until its own
+# deadline (first_token_timeout for a stream, request_timeout otherwise) has passed.
+LOADING_WAIT_FIRST = 0.25
+LOADING_WAIT_MAX = 2.0
+
+
+class _LoadWaits:
+    """One request's waits for a model that is loading, within its deadline."""
+
+    def __init__(self, budget: float, setting: str) -> None:
+        self._budget, self._setting = budget, setting
+        self._deadline = time.monotonic() + budget
+        self._wait = LOADING_WAIT_FIRST
+        self._tries = 1
+
+    async def after(self, exc: ModelLoading, model: str) -> None:
+        """Sleep before asking again, or raise once the deadline has passed."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise ModelLoading(
+                f"{exc.backend} was still loading model '{model}' after {self._budget:g} s "
+                f"({self._tries} tries, last: {exc.message}); LOCALINFER_{self._setting} "
+                "bounds the wait", backend=exc.backend, status=exc.status) from exc
+        await asyncio.sleep(min(self._wait, left))
+        self._wait = min(self._wait * 2, LOADING_WAIT_MAX)
+        self._tries += 1
 
 
 def _in_band_error(payload: bytes | str) -> object | None:
@@ -81,6 +112,7 @@ class OpenAIHTTPBackend(Backend):
         self.api_base = api_base.rstrip("/")
         self._known = list(known_models)
         self._request_timeout = request_timeout
+        self._first_token_timeout = first_token_timeout
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         # The read timeout bounds the wait for each chunk, so it doubles as the
         # first-token timeout on streams.
@@ -115,6 +147,14 @@ class OpenAIHTTPBackend(Backend):
                 for m in data if isinstance(m, dict) and "id" in m]
 
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
+        waits = _LoadWaits(self._request_timeout, "REQUEST_TIMEOUT")
+        while True:
+            try:
+                return await self._chat_once(request, model)
+            except ModelLoading as exc:
+                await waits.after(exc, model)
+
+    async def _chat_once(self, request: ChatRequest, model: str) -> ChatResponse:
         direct = self._upstream()
         try:
             if direct is not None:
@@ -133,11 +173,21 @@ class OpenAIHTTPBackend(Backend):
 
     async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         body = adapt(self.kind, request.wire(model=model, stream=True))
-        direct = self._upstream()
-        opened = (self._open_direct(direct, json_bytes(body)) if direct is not None
-                  else self._open_httpx(body))
-        async for chunk in self._relay(opened):
-            yield chunk
+        waits = _LoadWaits(self._first_token_timeout, "FIRST_TOKEN_TIMEOUT")
+        while True:
+            direct = self._upstream()
+            opened = (self._open_direct(direct, json_bytes(body)) if direct is not None
+                      else self._open_httpx(body))
+            started = False
+            try:
+                async for chunk in self._relay(opened):
+                    started = True
+                    yield chunk
+                return
+            except ModelLoading as exc:
+                if started:  # a status comes before any chunk; never replay a stream
+                    raise
+                await waits.after(exc, model)
 
     @contextlib.asynccontextmanager
     async def _open_direct(self, direct: Upstream, body: bytes) -> AsyncIterator[Payloads]:
@@ -179,6 +229,14 @@ class OpenAIHTTPBackend(Backend):
             raise err from exc
 
     async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
+        waits = _LoadWaits(self._request_timeout, "REQUEST_TIMEOUT")
+        while True:
+            try:
+                return await self._embed_once(request, model)
+            except ModelLoading as exc:
+                await waits.after(exc, model)
+
+    async def _embed_once(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
         body = request.model_dump(exclude_none=True)
         body["model"] = model
         try:

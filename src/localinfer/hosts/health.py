@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import BackendError, BackendTimeout, ContextLengthExceeded
+from ..errors import BackendError, BackendTimeout, ContextLengthExceeded, ModelLoading
 
 COOLDOWN_FIRST = 1.0
 COOLDOWN_MAX = 60.0
@@ -26,7 +26,8 @@ State = Literal["up", "cooling", "probe"]
 
 def marks_down(exc: BackendError) -> bool:
     """Failures that say the host (not the request) is the problem."""
-    if isinstance(exc, ContextLengthExceeded):
+    # Too long a prompt is the request's fault; a model still loading, not a sick host.
+    if isinstance(exc, ContextLengthExceeded | ModelLoading):
         return False
     if isinstance(exc, BackendTimeout):
         return True
