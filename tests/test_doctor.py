@@ -7,11 +7,13 @@ GGUF ./dev installs; the one server is a protocol fake on loopback.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
+from localinfer.assets.cache import ModelCache
 from localinfer.cli.doctor import EXIT_UNHEALTHY
 from localinfer.cli.main import main
 from tests.conftest import RunApp
@@ -77,7 +79,8 @@ def test_bad_config_and_damaged_files_each_get_their_line(
     assert code == EXIT_UNHEALTHY
     assert lines["settings"].startswith("FAIL ") and "not valid TOML" in lines["settings"]
     assert lines["tokens.json"].startswith(f"FAIL {home / 'tokens.json'}")
-    assert lines["models manifest"].startswith("FAIL ") and "damaged" in lines["models manifest"]
+    assert lines["models manifest"].startswith(f"FAIL {home / 'models' / 'manifest.json'}: ")
+    assert "`localinfer cache repair`" in lines["models manifest"]
 
 
 def test_json_output_and_a_missing_browser_file(home: Path, vendor_dir: Path,
@@ -88,3 +91,48 @@ def test_json_output_and_a_missing_browser_file(home: Path, vendor_dir: Path,
     assert report["exit_code"] == EXIT_UNHEALTHY
     [browser] = [c for c in report["checks"] if c["name"] == "browser files"]
     assert browser["ok"] is False and "vendor/wllama/index.js is missing" in browser["detail"]
+
+
+def cached_blob(home: Path, content: bytes) -> Path:
+    """A model file in the cache's blob store, under its sha256 (as a pull leaves it)."""
+    cache = ModelCache(home / "models")
+    cache.ensure()
+    blob = cache.blob_path(hashlib.sha256(content).hexdigest())
+    blob.write_bytes(content)
+    return blob
+
+
+def test_a_damaged_manifest_points_at_cache_repair_which_fixes_it(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cached_blob(home, b"model bytes " * 100)
+    manifest = home / "models" / "manifest.json"
+    manifest.write_text('{"models": {"tiny": {"sha256": "ab', encoding="utf-8")
+    code, lines = doctor(capsys)
+    assert code == EXIT_UNHEALTHY
+    line = lines["models manifest"]
+    # The cache's own complaint (ModelCache.problem), naming the file and the fix.
+    assert line.startswith(f"FAIL {manifest}: is not valid JSON")
+    assert "run `localinfer cache repair`" in line and "move it aside" not in line
+    assert main(["cache", "repair"]) == 0
+    capsys.readouterr()
+    code, lines = doctor(capsys)
+    assert code == 0, lines
+    assert lines["models manifest"] == f"ok {manifest}: 1 models, files present"
+
+
+def test_a_listed_model_whose_file_is_gone_points_at_cache_repair(
+        home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blob = cached_blob(home, b"other bytes " * 100)
+    assert main(["cache", "repair"]) == 0  # names the file: one entry in the manifest
+    blob.unlink()
+    capsys.readouterr()
+    code, lines = doctor(capsys)
+    assert code == EXIT_UNHEALTHY
+    line = lines["models manifest"]
+    assert "listed but their files are gone" in line
+    assert "run `localinfer cache repair` to drop them" in line
+    assert main(["cache", "repair"]) == 0
+    capsys.readouterr()
+    code, lines = doctor(capsys)
+    assert code == 0, lines
+    assert lines["models manifest"].endswith(": 0 models, files present")

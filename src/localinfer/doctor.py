@@ -10,7 +10,6 @@ make (with the fix).
 from __future__ import annotations
 
 import importlib.metadata
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,24 +180,21 @@ def ledger(settings: Settings) -> str:
 
 
 def models_manifest(settings: Settings) -> str:
-    """The cache's reader treats a damaged manifest as empty (the files stay, unnamed):
-    doctor says so, and checks each named file is there."""
+    """The cache's own reader says whether the manifest can be used (``problem``: its
+    line names the file and `localinfer cache repair`); then each named file is there."""
     cache = ModelCache.for_settings(settings)
     path = cache.root / "manifest.json"
     if not path.exists():
         return f"{path}: absent (nothing pulled)"
-    fix = "move it aside and `localinfer pull` the models again (their files are kept)"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict) or not isinstance(raw.get("models", {}), dict):
-            raise ValueError("not a {\"models\": {...}} object")
-        entries = cache.models()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise Failed(f"{path}: damaged ({exc}); {fix}") from None
+    problem = cache.problem()
+    if problem is not None:
+        raise Failed(problem.message)
+    entries = cache.models()
     missing = [m.name for m in entries if not m.path.is_file()]
     if missing:
+        # repair drops entries whose file is gone (and names the files still there).
         raise Failed(f"{path}: {', '.join(missing)} listed but their files are gone; "
-                     f"`localinfer cache rm NAME`, then pull again")
+                     "run `localinfer cache repair` to drop them, then pull again")
     return f"{path}: {len(entries)} models, files present"
 
 
