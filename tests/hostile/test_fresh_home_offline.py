@@ -6,6 +6,7 @@ included."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -18,7 +19,11 @@ from tests.test_rag_support import CORPUS, cli, cli_env
 
 pytestmark = [pytest.mark.hostile, pytest.mark.integration, pytest.mark.slow, needs_netns,
               pytest.mark.skipif(shutil.which("strace") is None,
-                                 reason="needs strace (apt-get install strace)")]
+                                 reason="needs strace (apt-get install strace)"),
+              # find_spec, not importorskip: importing onnxruntime here would start its
+              # telemetry in the test process (localinfer imports it with that off).
+              pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
+                                 reason="needs the rag extra (onnxruntime)")]
 
 def traced(tmp_path: Path, env: dict[str, str], name: str, *args: str
            ) -> tuple[int, str, str, str]:
@@ -31,7 +36,6 @@ def traced(tmp_path: Path, env: dict[str, str], name: str, *args: str
 
 
 def test_fresh_home_documents_offline_no_connection_attempts(tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")
     home = tmp_path / "fresh-home"  # never used before: nothing cached, nothing derived
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
