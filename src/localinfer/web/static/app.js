@@ -54,7 +54,11 @@ const li = await LocalInfer.connect({
     // The embeddings worker's first load is disclosed through the same hook (kind: 'embeddings').
     const kind = /** @type {any} */ (d).kind ?? 'chat';
     facts.dataset.kind = kind;
-    const lines = kind === 'embeddings' ? [
+    const builtin = /** @type {import('./lib/types.js').BuiltinDisclosure} */ (/** @type {any} */ (d));
+    const lines = kind === 'builtin' ? [
+      `The browser's own model (Prompt API, ${builtin.model}) — size: ${builtin.size}`,
+      'The browser downloads and keeps it itself (not in this page\'s cache); it runs on this device.',
+    ] : kind === 'embeddings' ? [
       `Embedding model: ${d.model} — ${size(d.bytes)} to download (${d.license ?? 'licence unknown'})`,
       'Runs in a worker (transformers.js, WebAssembly) to index your documents in this browser.',
       'Cached after the first load, verified by sha256.',
@@ -71,8 +75,8 @@ const li = await LocalInfer.connect({
       li.textContent = line;
       facts.append(li);
     }
-    facts.dataset.bytes = String(d.bytes);
-    facts.dataset.engineBytes = String(d.engine_bytes);
+    facts.dataset.bytes = String(d.bytes ?? '');
+    facts.dataset.engineBytes = String(d.engine_bytes ?? '');
     return ask('disclose', 'disclose-yes', 'disclose-no');
   },
   onConsent: async (c) => {
@@ -97,6 +101,7 @@ async function showStatus() {
   const s = await li.status();
   const tier = $('tier');
   if (s.local.kind) tier.textContent = `Answering from a local server: ${s.local.url} (${s.local.kind === 'gateway' ? 'localinfer gateway' : 'OpenAI-compatible server'})`;
+  else if (s.browser.available && s.browser.engine === 'chrome-builtin') tier.textContent = 'No local server found: your browser\'s own model answers (on this device)';
   else if (s.browser.available) tier.textContent = `No local server found: the model runs in your browser (${s.browser.engine} ${s.browser.engine_version ?? ''})`;
   else if (s.remote) tier.textContent = `No local tier: a remote service (${s.remote.url}) only with your consent`;
   else tier.textContent = 'No local server and no in-browser engine';

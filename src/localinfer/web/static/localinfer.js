@@ -6,9 +6,11 @@
 //   reply.choices[0].message.content; reply.tier;  // 'local' | 'browser' | 'remote'
 //
 // Tiers, in order: a local server (the gateway that served the page, the configured
-// gateway, local servers the page may reach); the in-browser engine (wllama in a Web
-// Worker; the first load is disclosed and waits for the page's yes); a page-configured
+// gateway, local servers the page may reach); the browser tier, engine by engine (`engines`,
+// default the browser's own model through the Prompt API, then wllama in a Web Worker; a
+// first download of either is disclosed and waits for the page's yes); a page-configured
 // remote endpoint, only after the user's consent, and never for `sensitive` requests.
+import { BACKEND as BUILTIN_BACKEND, BuiltinEngine, STATES as BUILTIN_STATES } from './lib/builtin.js';
 import { chooseEngine } from './lib/choose.js';
 import { clearCached, deleteCached, isCached, listCached } from './lib/cache.js';
 import { grant, isGranted, listGrants, revoke } from './lib/consent.js';
@@ -18,16 +20,16 @@ import { BrowserSandbox } from './lib/sandbox.js';
 import { Documents } from './lib/documents/index.js';
 import { Embeddings } from './lib/embeddings.js';
 import {
-  Aborted, BackendError, ConsentRequired, DownloadDeclined, EngineCrashed, IntegrityError,
-  LocalInferError, NoBackend, SensitiveDataBlocked,
+  Aborted, BackendError, ConsentRequired, ContextLengthExceeded, DownloadDeclined, EngineCrashed,
+  IntegrityError, LocalInferError, NoBackend, SensitiveDataBlocked,
 } from './lib/errors.js';
 import { postChat, sseJson } from './lib/http.js';
 import { byOrigin, ownEntries } from './lib/timing.js';
 
 export { BrowserSandbox } from './lib/sandbox.js';
 export {
-  Aborted, BackendError, ConsentRequired, DownloadDeclined, EngineCrashed, IntegrityError,
-  LocalInferError, NoBackend, SensitiveDataBlocked, DEFAULT_GATEWAY, DEFAULT_SERVERS,
+  Aborted, BackendError, ConsentRequired, ContextLengthExceeded, DownloadDeclined, EngineCrashed,
+  IntegrityError, LocalInferError, NoBackend, SensitiveDataBlocked, DEFAULT_GATEWAY, DEFAULT_SERVERS,
 };
 
 /** @typedef {import('./lib/types.js').Tier} Tier */
@@ -39,23 +41,50 @@ export {
 /** @typedef {import('./lib/types.js').RemoteConfig} RemoteConfig */
 /** @typedef {import('./lib/types.js').ModelEntry} ModelEntry */
 /** @typedef {import('./lib/types.js').Progress} Progress */
+/** @typedef {import('./lib/types.js').BuiltinDisclosure} BuiltinDisclosure */
+/** @typedef {'builtin' | 'wllama' | 'webllm'} EngineName */
 
 /**
  * @typedef {object} ConnectOptions
  * @property {string | null} [gateway] gateway URL (default http://127.0.0.1:8642; null: none)
  * @property {string[]} [servers] local OpenAI-compatible servers to try after the gateway
  * @property {RemoteConfig | null} [remote] a remote endpoint, used only with consent
- * @property {boolean} [browser] allow the in-browser engine (default true)
+ * @property {boolean} [browser] allow the browser tier, every engine of it (default true)
+ * @property {EngineName[]} [engines] the browser tier's engines, in order (default
+ *   ['builtin', 'wllama']; 'webllm' is accepted and skipped: this build does not bundle it)
+ * @property {{expectedInputs?: {type: string, languages?: string[]}[],
+ *   expectedOutputs?: {type: string, languages?: string[]}[]}} [builtin] passed to the
+ *   Prompt API's `availability()` and `create()` (e.g. the languages the page expects)
  * @property {string} [model] in-browser model name (default: the manifest's first)
  * @property {string} [manifestUrl] default: manifest.json next to this module
  * @property {number} [threads] in-browser engine threads (default: 1 on <= 2 cores, else cores - 1)
  * @property {number} [timeoutMs] per-probe detection timeout (default 500)
- * @property {(d: Disclosure) => boolean | Promise<boolean>} [onDisclose] asked before a first download
+ * @property {(d: Disclosure) => boolean | Promise<boolean>} [onDisclose] asked before a first
+ *   download; the browser's own model asks with a BuiltinDisclosure (`kind: 'builtin'`), the
+ *   embedder with `kind: 'embeddings'`
  * @property {(c: ConsentRequest) => boolean | Promise<boolean>} [onConsent] asked before a remote is used
  * @property {(p: Progress) => void} [onProgress]
  */
 
 const ASSUMED_BPS = 10e6;
+/** @type {EngineName[]} */
+export const ENGINES = ['builtin', 'wllama', 'webllm'];
+/** @type {EngineName[]} */
+export const DEFAULT_ENGINES = ['builtin', 'wllama'];
+/** Which browser-tier engines run on this device (so `sensitive` requests may use them):
+ * the browser's own model is on-device too. */
+const ON_DEVICE = { builtin: true, wllama: true, webllm: true };
+
+/** @param {EngineName[] | undefined} engines @returns {EngineName[]} */
+function engineOrder(engines) {
+  if (engines === undefined) return [...DEFAULT_ENGINES];
+  const unknown = engines.filter((e) => !ENGINES.includes(e));
+  if (unknown.length || new Set(engines).size !== engines.length) {
+    throw new LocalInferError(`engines: ${JSON.stringify(engines)} — each of ${ENGINES.join(', ')} at most once`,
+      'invalid_options');
+  }
+  return [...engines];
+}
 const BANDWIDTH_KEY = 'localinfer.bandwidth.v1';
 
 /** @param {string} prefix @returns {string} */
@@ -109,6 +138,12 @@ export class LocalInfer {
       threads: options.threads ?? defaultThreads(),
     });
     this.engine.onProgress = (p) => options.onProgress?.(p);
+    /** @type {EngineName[]} the browser tier's engines, in order */
+    this.engines = engineOrder(options.engines);
+    /** The browser's own model (Prompt API). */
+    this.builtin = new BuiltinEngine({ options: options.builtin });
+    /** @type {boolean | null} the user's answer to the built-in model's disclosure */
+    this.builtinDisclosed = null;
     /** @type {boolean | null} the user's answer to the disclosure, for this page's life */
     this.disclosed = null;
     /** @type {Set<AbortController>} */
@@ -188,10 +223,21 @@ export class LocalInfer {
   /** What answers, and what the in-browser engine has loaded. */
   async status() {
     const model = this.browserModel();
+    const allowed = this.options.browser !== false;
+    const builtin = this.engines.includes('builtin') && allowed ? await this.builtin.check() : null;
+    const builtinUsable = builtin !== null && BUILTIN_STATES[builtin.state].usable
+      && !(BUILTIN_STATES[builtin.state].disclose && this.builtinDisclosed === false);
+    /** @type {Record<EngineName, boolean>} */
+    const usable = { builtin: builtinUsable, wllama: model !== null && this.engines.includes('wllama'),
+      webllm: false };
+    const first = this.engines.find((e) => usable[e]) ?? null;
     return {
       local: { kind: this.detected.kind, url: this.detected.origin, models: this.detected.models,
         tried: this.detected.tried },
-      browser: { available: model !== null, engine: 'wllama', choice: await chooseEngine(),
+      browser: { available: first !== null,
+        engine: first === 'builtin' ? BUILTIN_BACKEND : 'wllama', engines: this.engines,
+        builtin: builtin ? { ...builtin, disclosed: this.builtinDisclosed, bytes: this.builtin.bytes } : null,
+        choice: await chooseEngine(),
         engine_version: this.manifest?.engine?.version ?? null,
         model: model?.name ?? null, cached: model ? await isCached(model.sha256) : false,
         loaded: this.engine.loaded, threads: this.engine.threads,
@@ -200,6 +246,24 @@ export class LocalInfer {
         granted: isGranted(this.options.remote.baseUrl) } : null,
       order: ['local', 'browser', 'remote'],
     };
+  }
+
+  /** Whether the browser's own model may answer now: available, or its download disclosed
+   * and accepted (asked once per page life).
+   * @returns {Promise<{ok: boolean, why: string}>} */
+  async ensureBuiltin() {
+    const found = await this.builtin.check();
+    const state = BUILTIN_STATES[found.state];
+    if (!state.usable) return { ok: false, why: found.reason };
+    if (!state.disclose) return { ok: true, why: found.reason };
+    if (this.builtinDisclosed === null) {
+      const info = this.builtin.disclosure(/** @type {'downloadable' | 'downloading'} */ (found.state));
+      const ask = /** @type {((d: BuiltinDisclosure) => boolean | Promise<boolean>) | undefined} */ (
+        this.options.onDisclose);
+      this.builtinDisclosed = ask ? Boolean(await ask(info)) : false;
+    }
+    return this.builtinDisclosed ? { ok: true, why: found.reason }
+      : { ok: false, why: "the browser's own model needs a download, and it was declined" };
   }
 
   /** What the first in-browser load will cost (HEAD for the exact size, before any byte).
@@ -291,7 +355,7 @@ export class LocalInfer {
   async route(params, controller) {
     const body = { model: params.model ?? 'default', messages: params.messages,
       max_tokens: params.max_tokens, temperature: params.temperature, top_p: params.top_p,
-      seed: params.seed, stream: true };
+      seed: params.seed, response_format: params.response_format, stream: true };
     if (this.detected.baseUrl) {
       const headers = params.sensitive ? { 'x-localinfer-sensitive': 'true' } : undefined;
       try {
@@ -303,12 +367,34 @@ export class LocalInfer {
         if (!failed || controller.signal.aborted) throw err;
       }
     }
+    /** @type {string[]} why each browser-tier engine did not answer */
+    const skipped = [];
     const model = this.browserModel();
-    if (model && await this.ensureBrowser(model)) {
-      return this.browser(model, params, controller);
+    for (const name of this.options.browser === false ? [] : this.engines) {
+      if (params.sensitive && !ON_DEVICE[name]) continue;
+      if (name === 'builtin') {
+        const ready = await this.ensureBuiltin();
+        if (ready.ok) {
+          try {
+            return await this.builtinStream(params, controller);
+          } catch (err) {
+            // Like a failing local server: a session the browser would not create hands
+            // the request on; an overflow or a stop is the answer.
+            if (!(err instanceof BackendError) || controller.signal.aborted) throw err;
+            skipped.push(`${BUILTIN_BACKEND}: ${err.message}`);
+            continue;
+          }
+        }
+        skipped.push(`${BUILTIN_BACKEND}: ${ready.why}`);
+      } else if (name === 'wllama') {
+        if (model && await this.ensureBrowser(model)) return this.browser(model, params, controller);
+        skipped.push(model ? 'the in-browser download was declined' : 'no in-browser engine or model');
+      } else {
+        skipped.push('webllm: not bundled in this build');
+      }
     }
     const remote = this.options.remote;
-    const why = model ? 'the in-browser download was declined' : 'no in-browser engine or model';
+    const why = skipped.join('; ') || 'no in-browser engine or model';
     if (!remote) throw new NoBackend(`no local server answered and ${why}; start \`localinfer serve\` or Ollama`);
     if (params.sensitive) {
       throw new SensitiveDataBlocked(`a sensitive request is never sent to ${remote.baseUrl}; `
@@ -377,6 +463,43 @@ export class LocalInfer {
         yield /** @type {ChatChunk} */ ({ id, object: 'chat.completion.chunk', created,
           model: model.name, tier: 'browser', backend,
           choices: [{ index: 0, delta: { content: next.value }, finish_reason: null }] });
+      }
+    }
+    return new ChatStream('browser', backend, chunks(), controller);
+  }
+
+  /**
+   * The browser's own model: a session is opened here (so a browser that will not create
+   * one hands the request on), answered piece by piece, and destroyed when it ends.
+   * @param {ChatParams} params
+   * @param {AbortController} controller
+   * @returns {Promise<ChatStream>}
+   */
+  async builtinStream(params, controller) {
+    const { session, prompt } = await this.builtin.open(params.messages, { signal: controller.signal,
+      temperature: params.temperature, onProgress: (p) => this.options.onProgress?.(p) });
+    const engine = this.builtin;
+    const id = newId('chatcmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const backend = BUILTIN_BACKEND;
+    async function* chunks() {
+      try {
+        const pieces = engine.stream(session, prompt, { max_tokens: params.max_tokens,
+          response_format: params.response_format }, controller.signal);
+        while (true) {
+          const next = await pieces.next();
+          if (next.done) {
+            yield /** @type {ChatChunk} */ ({ id, object: 'chat.completion.chunk', created,
+              model: backend, tier: 'browser', backend, usage: next.value.usage,
+              choices: [{ index: 0, delta: {}, finish_reason: next.value.finish_reason }] });
+            return;
+          }
+          yield /** @type {ChatChunk} */ ({ id, object: 'chat.completion.chunk', created,
+            model: backend, tier: 'browser', backend,
+            choices: [{ index: 0, delta: { content: next.value }, finish_reason: null }] });
+        }
+      } finally {
+        session.destroy();
       }
     }
     return new ChatStream('browser', backend, chunks(), controller);

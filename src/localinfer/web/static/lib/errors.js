@@ -60,3 +60,23 @@ export class BackendError extends LocalInferError {
 export class Aborted extends LocalInferError {
   constructor() { super('aborted', 'aborted'); }
 }
+
+/** The messages do not fit the model's context window (as the Python library's
+ * ContextLengthExceeded): the caller's to shorten; no other engine is tried. */
+export class ContextLengthExceeded extends LocalInferError {
+  /**
+   * @param {string} backend
+   * @param {number | null} tokens what the messages came to, when the engine said
+   * @param {number | null} limit the context window, when the engine said
+   */
+  constructor(backend, tokens, limit) {
+    const counts = tokens && limit
+      ? `maximum context length is ${limit} tokens, but the messages came to ${tokens} tokens`
+      : 'context window is too small for these messages';
+    super(`${backend}: this model's ${counts}; shorten the messages`, 'context_length_exceeded');
+    /** @type {number | null} */
+    this.tokens = tokens;
+    /** @type {number | null} */
+    this.limit = limit;
+  }
+}

@@ -18,7 +18,14 @@
  * @property {number} [top_p]
  * @property {number} [seed]
  * @property {boolean} [sensitive] never sent to a remote endpoint
+ * @property {ResponseFormat} [response_format] passed to a local server; the browser's
+ *   built-in model constrains its answer to the schema (`responseConstraint`)
  * @property {AbortSignal} [signal]
+ */
+
+/**
+ * @typedef {{type: 'text'} | {type: 'json_object'}
+ *   | {type: 'json_schema', json_schema: {name?: string, schema: object, strict?: boolean}}} ResponseFormat
  */
 
 /**
@@ -79,6 +86,17 @@
  */
 
 /**
+ * @typedef {object} BuiltinDisclosure the browser's own model (Prompt API): the browser
+ *   downloads and keeps it, outside the page's cache; asked before `LanguageModel.create()`
+ * @property {'builtin'} kind
+ * @property {'chrome-builtin'} model
+ * @property {'downloadable' | 'downloading'} state what `LanguageModel.availability()` said
+ * @property {number | null} bytes as the browser reported it (`downloadprogress`), else null
+ * @property {string} size the size in words: bytes, or "unknown, managed by the browser"
+ * @property {'browser'} managed_by who downloads, stores and deletes it
+ */
+
+/**
  * @typedef {object} ConsentRequest
  * @property {string} provider
  * @property {string} url
@@ -99,6 +117,65 @@
  * @property {'download' | 'verify' | 'load' | 'cached' | 'ready'} phase
  * @property {number} done
  * @property {number} total
+ * @property {'builtin'} [kind] set for the browser's own model (done/total as it reports them)
+ */
+
+// The Prompt API (`LanguageModel`), as far as localinfer uses it. TypeScript's DOM lib has
+// no types for it; these follow the published IDL (webmachinelearning.github.io/prompt-api).
+
+/** @typedef {'unavailable' | 'downloadable' | 'downloading' | 'available'} LanguageModelAvailability */
+
+/**
+ * @typedef {object} LanguageModelMessage
+ * @property {'system' | 'user' | 'assistant'} role
+ * @property {string} content
+ * @property {boolean} [prefix] an assistant message the answer continues
+ */
+
+/** @typedef {string | LanguageModelMessage[]} LanguageModelPrompt */
+
+/**
+ * @typedef {object} LanguageModelParams (extension and experimental contexts only)
+ * @property {number} defaultTopK
+ * @property {number} maxTopK
+ * @property {number} defaultTemperature
+ * @property {number} maxTemperature
+ */
+
+/**
+ * @typedef {object} LanguageModelCreateOptions
+ * @property {LanguageModelMessage[]} [initialPrompts] a system message may only come first
+ * @property {AbortSignal} [signal]
+ * @property {(monitor: EventTarget) => void} [monitor] fires `downloadprogress`
+ *   (a ProgressEvent: `loaded` of `total`, a fraction of 1 in current Chrome)
+ * @property {number} [temperature] with `topK`, where `params()` exists
+ * @property {number} [topK]
+ * @property {{type: string, languages?: string[]}[]} [expectedInputs]
+ * @property {{type: string, languages?: string[]}[]} [expectedOutputs]
+ */
+
+/**
+ * @typedef {object} LanguageModelPromptOptions
+ * @property {AbortSignal} [signal]
+ * @property {object | RegExp} [responseConstraint] a JSON schema (or RegExp) the answer follows
+ */
+
+/**
+ * @typedef {EventTarget & {
+ *   prompt(input: LanguageModelPrompt, options?: LanguageModelPromptOptions): Promise<string>,
+ *   promptStreaming(input: LanguageModelPrompt, options?: LanguageModelPromptOptions): ReadableStream<string>,
+ *   measureContextUsage?: (input: LanguageModelPrompt, options?: LanguageModelPromptOptions) => Promise<number>,
+ *   readonly contextUsage?: number,
+ *   readonly contextWindow?: number,
+ *   destroy(): void,
+ * }} LanguageModelSession a session (context overflow: QuotaExceededError, `contextoverflow`)
+ */
+
+/**
+ * @typedef {object} LanguageModelStatic the `LanguageModel` global
+ * @property {(options?: LanguageModelCreateOptions) => Promise<LanguageModelAvailability>} availability
+ * @property {(options?: LanguageModelCreateOptions) => Promise<LanguageModelSession>} create
+ * @property {() => Promise<LanguageModelParams | null>} [params]
  */
 
 export {};
