@@ -25,7 +25,7 @@ from ..types import ChatChunk, ChatRequest, ChatStream, Usage, new_id
 from .context import Gateway
 from .errors import InvalidRequest, from_validation, openai_error
 from .honest import refuse_unsupported
-from .streaming import ChunkStreamResponse, peek, wants_usage
+from .streaming import ChunkStreamResponse, wants_usage
 from .wire import JSONBody, check_model_name, dumps, read_model, served_headers
 
 # OpenAI's documented default for the legacy endpoint.
@@ -185,7 +185,7 @@ async def completions(gw: Gateway, request: Request) -> Response:
     await refuse_unsupported(gw, first_chat, sensitive)
     if req.stream:
         stream = chained(gw, req, prompts, await gw.stream(first_chat, sensitive), sensitive)
-        first = await peek(stream, gw.timeout)
+        first = await gw.peek(request, stream)
         backend, tier = (first.backend, first.tier) if first else (None, None)
         encoder = CompletionSSEEncoder(req.model or (first.model if first else ""),
                                        wants_usage(req.stream_options))

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from starlette.requests import Request
 
 from ..client import AsyncClient
+from ..errors import Cancelled
 from ..settings import Settings
 from ..types import ChatRequest, ChatResponse, ChatStream
-from .streaming import until_disconnect
+from .streaming import DisconnectWatch, peek, until_disconnect
 
 T = TypeVar("T")
 
@@ -45,3 +46,12 @@ class Gateway:
     async def until_disconnect(self, request: Request,
                                work: Callable[[], Awaitable[T]]) -> T | None:
         return await until_disconnect(request.receive, work, self.timeout)
+
+    async def peek(self, request: Request, stream: AsyncGenerator[T, None]) -> T | None:
+        """A stream's first item, given up (and the upstream closed) as soon as the client
+        leaves: queued, in prompt evaluation or generating, the upstream stops with it
+        (issue 26 §2: abandoned streams ran to their end in llama.cpp before)."""
+        async with DisconnectWatch(request.receive) as watch:
+            return await peek(stream, self.timeout)  # closes ``stream`` when cancelled
+        assert watch.gone  # only a disconnect is swallowed by the watch
+        raise Cancelled("the client disconnected before the first chunk")

@@ -16,7 +16,7 @@ from ..types import ChatChunk, ChatRequest, ChatResponse
 from .context import Gateway
 from .errors import ollama_error
 from .ollama_translate import ollama_tool_calls
-from .streaming import ChunkStreamResponse, StreamEncoder, peek
+from .streaming import ChunkStreamResponse, StreamEncoder
 from .wire import JSONBody, dumps, served_headers
 
 # Ollama reports why generation stopped as "stop" or "length".
@@ -126,7 +126,7 @@ async def ollama_answer(gw: Gateway, request: Request, chat: ChatRequest, sensit
     ``whole`` from the finished reply."""
     if stream:
         chunks = await gw.stream(chat, sensitive)
-        first = await peek(chunks, gw.timeout)
+        first = await gw.peek(request, chunks)
         backend, tier = (first.backend, first.tier) if first else (None, None)
         return ChunkStreamResponse(first, chunks, encoder, served_headers(backend, tier),
                                    gw.timeout)

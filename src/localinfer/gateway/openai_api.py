@@ -24,7 +24,7 @@ from .honest import (
     not_found,
     refuse_unsupported,
 )
-from .streaming import ChunkStreamResponse, SSEEncoder, peek, wants_usage
+from .streaming import ChunkStreamResponse, SSEEncoder, wants_usage
 from .wire import JSONBody, check_model_name, parse_model, read_body, read_model, served_headers
 
 
@@ -81,7 +81,7 @@ class OpenAIRoutes:
         await refuse_unsupported(gw, chat, sensitive)
         if chat.stream:
             chunks = await gw.stream(chat, sensitive)
-            first = await peek(chunks, gw.timeout)
+            first = await gw.peek(request, chunks)
             backend, tier = (first.backend, first.tier) if first else (None, None)
             include_usage = wants_usage((chat.model_extra or {}).get("stream_options"))
             return ChunkStreamResponse(first, chunks, SSEEncoder(include_usage=include_usage),

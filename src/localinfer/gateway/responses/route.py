@@ -12,7 +12,7 @@ from starlette.routing import Route
 from ..context import Gateway
 from ..errors import RouteNotFound
 from ..honest import refuse_unsupported
-from ..streaming import ChunkStreamResponse, peek
+from ..streaming import ChunkStreamResponse
 from ..wire import JSONBody, check_model_name, read_model, served_headers
 from .events import ResponseEventEncoder
 from .output import reply_output, usage_of
@@ -34,7 +34,7 @@ async def create(gw: Gateway, store: ResponseStore, request: Request) -> Respons
 
     if req.stream:
         chunks = await gw.stream(turn.chat, sensitive)
-        first = await peek(chunks, gw.timeout)
+        first = await gw.peek(request, chunks)
         backend, tier = (first.backend, first.tier) if first else (None, None)
         encoder = ResponseEventEncoder(turn, req.model or (first.model if first else ""), keep)
         return ChunkStreamResponse(first, chunks, encoder, served_headers(backend, tier),
