@@ -75,9 +75,9 @@ export const DEFAULT_ENGINES = ['builtin', 'wllama'];
  * the browser's own model is on-device too. */
 const ON_DEVICE = { builtin: true, wllama: true, webllm: true };
 
-/** @param {EngineName[] | undefined} engines @returns {EngineName[]} */
+/** @param {EngineName[] | null | undefined} engines @returns {EngineName[]} */
 function engineOrder(engines) {
-  if (engines === undefined) return [...DEFAULT_ENGINES];
+  if (engines === undefined || engines === null) return [...DEFAULT_ENGINES];
   const unknown = engines.filter((e) => !ENGINES.includes(e));
   if (unknown.length || new Set(engines).size !== engines.length) {
     throw new LocalInferError(`engines: ${JSON.stringify(engines)} — each of ${ENGINES.join(', ')} at most once`,
@@ -381,7 +381,7 @@ export class LocalInfer {
             // Like a failing local server: a session the browser would not create hands
             // the request on; an overflow or a stop is the answer.
             if (!(err instanceof BackendError) || controller.signal.aborted) throw err;
-            skipped.push(`${BUILTIN_BACKEND}: ${err.message}`);
+            skipped.push(err.message);
             continue;
           }
         }
