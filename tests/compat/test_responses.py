@@ -180,9 +180,6 @@ def test_function_calls_as_output_items(run_app: RunApp, tmp_path: Any) -> None:
 @pytest.mark.compat("openai", "/v1/responses background, reasoning, images, …",
                     "scripted", refused="400 naming the parameter")
 @pytest.mark.parametrize(("extra", "param"), [
-    ({"tool_choice": "required", "tools": TOOLS}, "tool_choice"),
-    ({"tool_choice": {"type": "function", "name": "get_weather"}, "tools": TOOLS},
-     "tool_choice"),
     ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
     ({"background": True}, "background"),
     ({"reasoning": {"effort": "high"}}, "reasoning"),

@@ -118,11 +118,8 @@ def _components() -> dict[str, Any]:
         {"type": "string", "minLength": 1},
         {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
     # What the routes refuse (a 400 naming the field) is outside the schema, so a
-    # client that follows it is never refused: forced tool calls on the embedded tier,
-    # fill-in-the-middle, several choices, logprobs, token ids, raw prompts, images.
-    schemas["ChatRequest"]["properties"]["tool_choice"] = {
-        "anyOf": [{"type": "string", "not": {"const": "required"}}, {"type": "null"}],
-        "description": "'required' or a named function: 400 on the embedded tier"}
+    # client that follows it is never refused: fill-in-the-middle, several choices,
+    # logprobs, token ids, raw prompts, images on the legacy routes.
     absent = {"type": "null"}
     completion = schemas["CompletionRequest"]["properties"]
     completion["prompt"] = {"anyOf": [{"type": "string"},

@@ -52,11 +52,10 @@ def schema_overrides() -> dict[str, Any]:
                 "description": {"type": ["string", "null"]},
                 "parameters": {"type": ["object", "null"]},
                 "strict": {"type": ["boolean", "null"]}}}}]},
-        # Forced tool calls ('required', a named function) are left out, as in
-        # ChatRequest's schema: the embedded tier refuses them (honest.py).
-        "tool_choice": {"anyOf": [_ABSENT, {"enum": ["auto", "none"]}],
-                        "description": "'required' or {'type': 'function', 'name': ...}: "
-                                       "400 on the embedded tier"},
+        "tool_choice": {"anyOf": [_ABSENT, {"enum": ["auto", "none", "required"]},
+                                  {"type": "object", "required": ["type", "name"],
+                                   "properties": {"type": {"const": "function"},
+                                                  "name": {"type": "string"}}}]},
         "text": {"anyOf": [_ABSENT, {"type": "object", "properties": {"format": {"anyOf": [
             {"type": "null", "description": "null: plain text, as when absent"},
             {"type": "object", "required": ["type"], "properties": {
