@@ -174,15 +174,24 @@ def test_gateway_without_a_chat_backend_runs_the_model_in_the_page(
     assert status["local"]["kind"] is None
     assert status["local"]["tried"] == [{"url": gateway, "ok": False,
                                          "note": "gateway has no local chat model"}]
+    # The browser's own model is asked first: this Chromium has the real Prompt API and no
+    # model (availability() says "unavailable"), so wllama is the engine that answers.
+    assert page.evaluate("typeof LanguageModel") == "function"
+    assert status["browser"]["builtin"]["state"] == "unavailable"
+    assert status["browser"]["engine"] == "wllama"
     # Nothing of the engine or the model is fetched before the user says yes.
     assert recorder.bytes_under("/ui/models/") == 0
     # The in-browser engine under the gateway's own COOP/COEP and strict CSP.
     assert page.evaluate("crossOriginIsolated") is True
     ask(page, "Say hello.")
+    page.wait_for_selector("#disclose[open]")
+    assert page.get_attribute("#disclose-facts", "data-kind") == "chat"  # wllama's download
     page.click("#disclose-yes")
     wait_answers(page, 1)
     state = app_state(page)
     assert state["errors"] == [] and state["replies"][0]["tier"] == "browser"
+    assert state["replies"][0]["backend"] == f"wllama:{MODEL}"
+    assert page.evaluate("LanguageModel.availability()") == "unavailable"
     assert recorder.bytes_under("/ui/models/") > 0
     assert not [line for line in console if "Content Security Policy" in line], console
 
