@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from tests.browser.conftest import NewPage
 from tests.browser.harness import Recorder
+from tests.browser.test_browser_tier import app_state, ask, wait_answers
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -364,3 +365,29 @@ def test_engines_chooses_the_order(site: tuple[str, Recorder], new_page: NewPage
       try { await LocalInfer.connect({ gateway: null, servers: [], engines: ['gpt'] }); }
       catch (e) { return e.code; } return null; }""")
     assert bad == "invalid_options"
+
+
+def test_the_demo_app_discloses_the_browsers_download_and_names_the_engine(
+        site: tuple[str, Recorder], refused_url: str, new_page: NewPage) -> None:
+    url, recorder = site
+    page = new_page()
+    page.add_init_script(script="window.__PROMPT_API_STUB__ = {availability: 'downloadable'};\n"
+                         + STUB)
+    page.goto(f"{url}/?gateway={refused_url}&servers=none")
+    page.wait_for_selector("#tier[data-tier=browser]")
+    assert "browser's own model" in page.inner_text("#tier")
+    ask(page, "Hello?")
+    page.wait_for_selector("#disclose[open]")
+    assert page.get_attribute("#disclose-facts", "data-kind") == "builtin"
+    assert "unknown, managed by the browser" in page.inner_text("#disclose-facts")
+    assert stub_log(page)["create"] == []
+    page.click("#disclose-yes")
+    wait_answers(page, 1)
+    state = app_state(page)
+    assert state["errors"] == []
+    reply = state["replies"][0]
+    assert (reply["tier"], reply["backend"], reply["content"]) == (
+        "browser", "chrome-builtin", "".join(PIECES))
+    assert "answered by browser · chrome-builtin" in page.inner_text(".msg.assistant")
+    assert recorder.bytes_under("/models/") == 0
+    assert "/engine-worker.js" not in recorder.paths()
