@@ -115,6 +115,21 @@ class ContextLengthExceeded(BackendError, UsageError):
         self.param = "messages"
 
 
+class UpstreamRejected(BackendError):
+    """A backend refused the request as malformed (HTTP 400/413/422): the caller's to
+    fix, so the same status with the backend's message, and no failover (another
+    backend would be sent the same request)."""
+
+    exit_code = 2
+    http_status = 400
+    error_type = "invalid_request_error"
+    code = "upstream_rejected"
+
+    def __init__(self, message: str, *, backend: str = "", status: int = 400) -> None:
+        super().__init__(message, backend=backend, before_first_token=False, status=status)
+        self.http_status = status
+
+
 class BackendTimeout(BackendError):
     http_status = 504
     code = "backend_timeout"

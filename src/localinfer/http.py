@@ -30,6 +30,7 @@ from .errors import (
     EgressBlocked,
     ModelLoading,
     StreamTruncated,
+    UpstreamRejected,
 )
 from .trace import client_name
 from .types import Tier
@@ -530,11 +531,19 @@ def _model_loading(status: int, content: bytes) -> bool:
     return any(words in message for words in _LOADING_MESSAGES)
 
 
+# Statuses that say the request is malformed: a 400 to the client with the server's
+# message, never "every backend failed" (another backend would get the same request).
+CLIENT_MISTAKES = frozenset({400, 413, 422})
+
+
 def _status_error(status: int, content: bytes, reason: str, backend: str) -> BackendError:
     """An HTTP error status, the same from both clients."""
     too_long = _context_exceeded(status, content)
     if too_long is not None:
         return ContextLengthExceeded(backend, *too_long, backend=backend)
+    if status in CLIENT_MISTAKES:  # the request itself is wrong: the client's to fix
+        return UpstreamRejected(f"{backend} refused the request ({status}): "
+                                f"{_error_text(content, reason)}", backend=backend, status=status)
     error = ModelLoading if _model_loading(status, content) else BackendError
     return error(f"{backend} answered {status}: {_error_text(content, reason)}",
                  backend=backend, status=status)

@@ -15,10 +15,17 @@ from dataclasses import dataclass
 from .backends.base import Backend
 from .backends.openai_http import OpenAIHTTPBackend
 from .discovery import Discovery
-from .errors import BackendError, ModelNotFound, NoBackend, SensitiveDataBlocked
+from .errors import (
+    BackendError,
+    ModelNotFound,
+    NoBackend,
+    SensitiveDataBlocked,
+    UpstreamRejected,
+)
 from .hosts.pool import HostPool
 from .hosts.spec import HostSpec
 from .http import EgressPolicy
+from .request_fields import check_chat
 from .settings import Settings
 from .types import (
     Capability,
@@ -193,14 +200,20 @@ class Router:
             # The server may have stopped: the next request sweeps again.
             self._discovery.invalidate()
 
+    def check(self, request: ChatRequest) -> None:
+        """The request-field table and bounds (request_fields.py), before any upstream."""
+        check_chat(request.model_extra, max_choices=self._settings.max_choices,
+                   response_format=request.response_format, tools=request.tools)
+
     async def chat(self, request: ChatRequest, *, sensitive: bool = False) -> ChatResponse:
+        self.check(request)
         errors: list[str] = []
         for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
             try:
                 response = await cand.backend.chat(request, cand.model)
             except BackendError as exc:
-                if not exc.before_first_token:
-                    raise
+                if not exc.before_first_token or isinstance(exc, UpstreamRejected):
+                    raise  # mid-answer, or the request itself is wrong: no failover
                 self._failed(cand.backend, exc, errors)
                 continue
             response.backend, response.tier = cand.backend.name, cand.backend.tier
@@ -209,6 +222,7 @@ class Router:
 
     async def stream_chat(self, request: ChatRequest, *,
                           sensitive: bool = False) -> ChatStream:
+        self.check(request)
         errors: list[str] = []
         for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
             stream = cand.backend.stream_chat(request, cand.model)
@@ -219,8 +233,8 @@ class Router:
                 first = None
             except BackendError as exc:
                 await stream.aclose()
-                if not exc.before_first_token:
-                    raise
+                if not exc.before_first_token or isinstance(exc, UpstreamRejected):
+                    raise  # mid-answer, or the request itself is wrong: no failover
                 self._failed(cand.backend, exc, errors)
                 continue
             try:

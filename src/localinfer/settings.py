@@ -292,6 +292,22 @@ class Settings(BaseSettings):
         description="Seconds the gateway waits for a non-streamed answer, a stream's first "
         "chunk, or the next chunk, before answering 504 or ending the stream with an error.",
     )
+    request_deadline: float = Field(
+        default=600.0, gt=0,
+        description="Seconds one gateway request may take in all, streamed or not; past it "
+        "the upstream connection is closed (freeing the server's slot) and the client gets "
+        "504 or an error event.",
+    )
+    max_response_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=65536,
+        description="Largest answer read from a local server for one request, whole or "
+        "streamed; past it the upstream connection is closed and the request fails.",
+    )
+    max_choices: int = Field(
+        default=4, ge=1, le=128,
+        description="Largest `n` (choices per chat request) passed to a backend; more is "
+        "a 400.",
+    )
     embed_threads: int | None = Field(
         default=None, ge=1, description="CPU threads for the local embedder. Default: all cores."
     )

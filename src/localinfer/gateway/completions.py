@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import LocalInferError
+from ..request_fields import check_extras
 from ..types import ChatChunk, ChatRequest, ChatStream, Usage, new_id
 from .context import Gateway
 from .errors import InvalidRequest, from_validation, openai_error
@@ -79,6 +80,7 @@ def chat_for(req: CompletionRequest, prompt: str) -> ChatRequest:
     fields = req.model_dump(include={"temperature", "top_p", "stop", "seed",
                                      "presence_penalty", "frequency_penalty"},
                             exclude_none=True)
+    fields.update(check_extras("completions", req.model_extra))  # the allow-listed extensions
     try:
         return ChatRequest.model_validate({
             "model": req.model, "messages": [{"role": "user", "content": prompt}],
@@ -180,6 +182,7 @@ async def completions(gw: Gateway, request: Request) -> Response:
     check_model_name(req.model)
     prompts = req.prompts()
     refuse(req)
+    check_extras("completions", req.model_extra)
     sensitive = gw.is_sensitive(request)
     first_chat = chat_for(req, prompts[0])
     await refuse_unsupported(gw, first_chat, sensitive)

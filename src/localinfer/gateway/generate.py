@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import LocalInferError
+from ..request_fields import check_extras
 from ..types import ChatResponse
 from .context import Gateway
 from .errors import InvalidRequest
@@ -99,6 +100,7 @@ async def generate(gw: Gateway, request: Request) -> Response:
     req = await read_model(request, OllamaGenerateRequest, gw.settings.max_body_bytes)
     check_model_name(req.model, required=True)
     refuse_unsupported(req)
+    check_extras("ollama", req.model_extra)
     name = await ollama_model_name(gw, req.model)
     if not req.prompt:
         models = await gw.client.models()

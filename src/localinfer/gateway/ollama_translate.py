@@ -9,12 +9,13 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ..request_fields import check_extras
 from ..types import ChatMessage, ChatRequest
 from .errors import from_validation
 from .ollama_requests import OllamaChatRequest, OllamaMessage, OllamaOptions
 
-# Ollama `options` → OpenAI request fields. Unknown options are dropped: they tune
-# Ollama's runner (num_ctx, num_gpu, ...) and mean nothing to other backends.
+# Ollama `options` → OpenAI request fields. Ollama's runner options (num_ctx, num_gpu,
+# ...) are dropped as documented in request_fields.DROPPED; any other option is refused.
 OPTION_FIELDS: dict[str, str] = {
     "temperature": "temperature",
     "top_p": "top_p",
@@ -60,6 +61,8 @@ def chat_fields(options: OllamaOptions | None,
                 fmt: str | dict[str, Any] | None) -> dict[str, Any]:
     """Ollama's ``options`` and ``format`` as OpenAI request fields."""
     fields: dict[str, Any] = {}
+    if options is not None:  # runner options dropped as documented, the rest refused
+        check_extras("ollama_options", options.model_extra, prefix="options.")
     values = options.model_dump(exclude_none=True) if options else {}
     for option, value in values.items():
         target = OPTION_FIELDS.get(option)
@@ -85,6 +88,7 @@ def build_chat(body: dict[str, Any]) -> ChatRequest:
 
 
 def to_chat_request(req: OllamaChatRequest) -> ChatRequest:
+    check_extras("ollama", req.model_extra)
     fields = chat_fields(req.options, req.format)
     if req.tools:
         fields["tools"] = req.tools

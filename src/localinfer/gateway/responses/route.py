@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...request_fields import check_extras
 from ..context import Gateway
 from ..errors import RouteNotFound
 from ..honest import refuse_unsupported
@@ -25,6 +26,7 @@ async def create(gw: Gateway, store: ResponseStore, request: Request) -> Respons
     req = await read_model(request, ResponsesRequest, gw.settings.max_body_bytes)
     check_model_name(req.model)
     refuse(req)
+    check_extras("responses", req.model_extra)
     turn = translate(req, store)
     sensitive = gw.is_sensitive(request)
     await refuse_unsupported(gw, turn.chat, sensitive)
