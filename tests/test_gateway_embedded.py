@@ -61,9 +61,18 @@ def test_ollama_client_chats_with_the_embedded_engine(url: str) -> None:
     assert "".join(p.message.content or "" for p in parts[:-1]).strip()
 
 
+def eos_id() -> int:
+    from localinfer.assets.bundled import bundled_model_path
+    from localinfer.assets.gguf import validate_gguf
+
+    return int(validate_gguf(bundled_model_path()).metadata["tokenizer.ggml.eos_token_id"])
+
+
 def test_disconnect_frees_the_slot_in_the_engine(url: str, engine: EmbeddedBackend) -> None:
     body = {"model": "smollm2", "stream": True, "max_tokens": 1500, "temperature": 1.0,
-            "ignore_eos": True, "messages": [{"role": "user", "content": "Write a long story."}]}
+            # End-of-generation forbidden (ignore_eos is refused by the gateway's table).
+            "logit_bias": {str(eos_id()): -100.0},
+            "messages": [{"role": "user", "content": "Write a long story."}]}
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=120) as response:
         events = (line for line in response.iter_lines() if line)
         for _ in range(3):

@@ -254,6 +254,9 @@ def make_client(
 UpstreamKind = Literal["connect", "timeout", "closed", "status", "other"]
 # Connections kept per server, as httpx's default pool did before.
 POOL_LIMIT = 100
+# The most bytes one answer may bring (settings.max_response_bytes; the same default):
+# an engine asked for per-token probabilities answered 300 MB to a 170-byte request.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 class UpstreamError(Exception):
@@ -307,8 +310,10 @@ class Upstream:
 
     def __init__(self, policy: EgressPolicy, *, tier: Tier, base_url: str,
                  connect_timeout: float = 3.0, read_timeout: float | None = 600.0,
-                 headers: dict[str, str] | None = None, purpose: Purpose = "backend") -> None:
+                 headers: dict[str, str] | None = None, purpose: Purpose = "backend",
+                 max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self._policy, self._tier, self._purpose = policy, tier, purpose
+        self.max_response_bytes = max_response_bytes
         self._base = base_url.rstrip("/")
         self._url = httpx.URL(self._base)
         self._network = network_class(self._url.host)
@@ -414,14 +419,24 @@ class Exchange:
 
     async def read(self) -> bytes:
         try:
-            data: bytes = await self._response.read()
+            parts: list[bytes] = []
+            async for data in self._response.content.iter_any():
+                self._count(len(data))
+                parts.append(data)
         except Exception as exc:
             converted = _converted(exc)
             if converted is exc:
                 raise
             raise converted from exc
-        self.received += len(data)
-        return data
+        return b"".join(parts)
+
+    def _count(self, size: int) -> None:
+        self.received += size
+        if self.received > self._up.max_response_bytes:
+            # Raised inside the read: leaving the exchange closes the connection, which
+            # is what stops the server generating.
+            raise UpstreamError("other", f"the answer passed {self._up.max_response_bytes} "
+                                "bytes (max_response_bytes) and was cut off")
 
     async def lines(self) -> AsyncIterator[bytes]:
         """The answer's lines without their line ends (``\\n`` or ``\\r\\n``; a bare
@@ -430,7 +445,7 @@ class Exchange:
         rest = b""
         try:
             async for data in content.iter_any():
-                self.received += len(data)
+                self._count(len(data))
                 if b"\n" not in data:
                     rest += data
                     continue

@@ -119,7 +119,7 @@ def test_nested_schema_is_refused(served: tuple[str, FakeBackend]) -> None:
 
 
 def test_allow_listed_extensions_pass(served: tuple[str, FakeBackend]) -> None:
-    url, backend = served
+    url, _ = served
     response = httpx.post(url + "/v1/chat/completions", timeout=30, trust_env=False, json={
         "model": "fake-model", "messages": MESSAGES, "cache_prompt": False, "top_k": 40,
         "min_p": 0.05, "top_logprobs": 20, "logprobs": True, "n": 1, "store": True})
@@ -157,3 +157,21 @@ def test_upstream_400_is_a_400_with_its_message(run_app: RunApp, tmp_path: Path,
         assert response.status_code == 400, response.text
         assert "every backend" not in response.text
         assert response.json()["error"]["code"] == "upstream_rejected"
+
+
+def test_answers_past_max_response_bytes_are_cut(run_app: RunApp, tmp_path: Path,
+                                                 llama_server: str) -> None:
+    """20 log-probabilities per token make ~2 kB a token: past max_response_bytes the
+    upstream connection is closed and the client told, whole or streamed."""
+    settings = Settings(home=tmp_path, scan_default_ports=False, embedded=False,
+                        servers=[llama_server], max_response_bytes=65536)
+    gateway = run_app(create_app(settings, AsyncClient(settings)))
+    body = {"messages": [{"role": "user", "content": "Tell a long story."}],
+            "max_tokens": 400, "logprobs": True, "top_logprobs": 20}
+    whole = httpx.post(gateway + "/v1/chat/completions", json=body, timeout=300,
+                       trust_env=False)
+    assert whole.status_code == 502 and "max_response_bytes" in whole.text, whole.text[:300]
+    streamed = httpx.post(gateway + "/v1/chat/completions", json={**body, "stream": True},
+                          timeout=300, trust_env=False)
+    assert "max_response_bytes" in streamed.text[-2000:]
+    assert len(streamed.content) < 2 * 65536

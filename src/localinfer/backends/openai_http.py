@@ -20,6 +20,7 @@ import httpx
 
 from ..errors import BackendError, ModelLoading, StreamTruncated
 from ..http import (
+    MAX_RESPONSE_BYTES,
     EgressPolicy,
     Upstream,
     backend_error,
@@ -105,6 +106,7 @@ class OpenAIHTTPBackend(Backend):
         first_token_timeout: float = 120.0,
         request_timeout: float = 600.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -122,7 +124,8 @@ class OpenAIHTTPBackend(Backend):
         )
         self._direct = (Upstream(policy, tier=tier, base_url=self.api_base,
                                  connect_timeout=connect_timeout,
-                                 read_timeout=first_token_timeout, headers=headers)
+                                 read_timeout=first_token_timeout, headers=headers,
+                                 max_response_bytes=max_response_bytes)
                         if transport is None and self.api_base.startswith("http://") else None)
 
     def _upstream(self) -> Upstream | None:

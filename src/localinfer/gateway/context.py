@@ -26,7 +26,9 @@ class Gateway:
 
     @property
     def timeout(self) -> float:
-        return self.settings.gateway_timeout
+        # A whole non-streamed answer and a stream's first chunk are bounded by the
+        # request deadline too (a stream's later chunks only by the idle timeout, so far).
+        return min(self.settings.gateway_timeout, self.settings.request_deadline)
 
     def is_sensitive(self, request: Request) -> bool:
         """A caller marks a request that must never leave the machine with

@@ -41,7 +41,8 @@ class HostBackend(OpenAIHTTPBackend):
                          api_base=server.api_base, policy=policy,
                          connect_timeout=settings.connect_timeout,
                          first_token_timeout=settings.first_token_timeout,
-                         request_timeout=settings.request_timeout)
+                         request_timeout=settings.request_timeout,
+                         max_response_bytes=settings.max_response_bytes)
         self.spec = spec
         self.health = health
         self.source: ServerInfo | None = None  # the sweep's server it last took models from
