@@ -294,9 +294,9 @@ class Settings(BaseSettings):
     )
     request_deadline: float = Field(
         default=600.0, gt=0,
-        description="Seconds one gateway request may take in all, streamed or not; past it "
-        "the upstream connection is closed (freeing the server's slot) and the client gets "
-        "504 or an error event.",
+        description="Seconds a gateway request may wait for a non-streamed answer or a "
+        "stream's first chunk (with gateway_timeout, the smaller wins); past it the upstream "
+        "connection is closed, freeing the server's slot, and the client gets 504.",
     )
     max_response_bytes: int = Field(
         default=32 * 1024 * 1024, ge=65536,
