@@ -72,10 +72,13 @@ def test_responses_on_the_embedded_engine(url: str) -> None:
 @pytest.mark.xfail(strict=True, reason="streamed usage has input_tokens 0: /v1/responses does "
                    "not ask llama.cpp for include_usage (gateway/responses/turn.py)")
 def test_streamed_response_usage_counts_the_input(url: str) -> None:
-    with sdk(url).responses.stream(model="smollm2", input="Say hello.", temperature=0,
-                                   max_output_tokens=8) as stream:
-        final = stream.get_final_response()
-    assert final.usage is not None and final.usage.input_tokens > 0
+    # The raw events: cut by max_output_tokens, the stream ends with response.incomplete.
+    events = list(sdk(url).responses.create(model="smollm2", input="Say hello.", stream=True,
+                                            temperature=0, max_output_tokens=8))
+    assert events[-1].type in ("response.completed", "response.incomplete")
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final.usage is not None and 0 < final.usage.output_tokens <= 8
+    assert final.usage.input_tokens > 0
 
 
 # The first tools request of a process reaches the engine's backend before the gateway
