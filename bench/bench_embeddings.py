@@ -27,6 +27,11 @@ stdout as markdown.
 
 from __future__ import annotations
 
+import os
+
+# ONNX Runtime (and fastembed, loaded here directly) keep their telemetry off.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 import argparse
 import json
 import os

@@ -19,6 +19,10 @@ from starlette.types import ASGIApp
 from tests.fakes.serve import AppServer, ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
+# ONNX Runtime's telemetry off in this process too (tests and benches import onnxruntime
+# directly, not only through localinfer's backends/onnx/runtime.py); the egress tests
+# remove it for the processes they check.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 STARTUP_TIMEOUT = 120.0
 # Two cores are shared by everything running here; the servers only need to answer.
 SERVER_THREADS = os.environ.get("LOCALINFER_TEST_THREADS", "2")

@@ -152,3 +152,19 @@ async def test_two_processes_stream_at_once_through_one_engine(tmp_path: Path) -
     procs = [ask_in_process(tmp_path) for _ in range(3)]
     pids = await asyncio.gather(*(asyncio.to_thread(engine_pid_of, p) for p in procs))
     assert len(set(pids)) == 1
+
+
+def test_status_names_the_engine_build_and_what_it_computes_with(tmp_path: Path) -> None:
+    engine_pid_of(ask_in_process(tmp_path))  # an engine runs: status asks it, not a probe
+    done = subprocess.run([sys.executable, "-m", "localinfer.cli.main", "status", "--json"],
+                          env=env_for(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    compute = json.loads(done.stdout)["embedded"]["compute"]
+    assert compute["source"] == "engine"
+    assert compute["engine"]["package"] == "xllamacpp" and compute["engine"]["version"]
+    assert "AVX2" in compute["cpu_features"] or compute["cpu_features"]
+    assert compute["devices"] and compute["devices"][0]["name"] == "CPU"
+    assert compute["gpu_offload"]["layers_requested"] == -1
+    text = subprocess.run([sys.executable, "-m", "localinfer.cli.main", "status"],
+                          env=env_for(tmp_path), capture_output=True, text=True, timeout=120)
+    assert "llama.cpp via xllamacpp" in text.stdout

@@ -222,7 +222,8 @@ class EmbeddedBackend(Backend):
             policy=EgressPolicy(offline=self.settings.offline), api_key=engine.key,
             connect_timeout=self.settings.connect_timeout,
             first_token_timeout=self.settings.embedded_stall_timeout,
-            request_timeout=self.settings.request_timeout)
+            request_timeout=self.settings.request_timeout,
+            max_response_bytes=self.settings.max_response_bytes)
         self._engine = (engine, http)
         return self._engine
 
