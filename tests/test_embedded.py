@@ -354,3 +354,10 @@ async def test_a_model_that_cannot_fit_in_memory_is_refused_before_loading(
     with pytest.raises(BackendError, match=r"needs about .* available; lower embedded_context"):
         await engine.chat(ask("hi"), MODEL_ID)
     assert engine.engine_pid is None  # llama.cpp was never asked
+
+
+async def test_answers_name_the_model_by_its_id(backend: EmbeddedBackend) -> None:
+    reply = await backend.chat(ask("Say yes.", max_tokens=3), MODEL_ID)
+    assert reply.model == MODEL_ID
+    chunks = [c async for c in backend.stream_chat(ask("Say yes.", max_tokens=3), MODEL_ID)]
+    assert {c.model for c in chunks} == {MODEL_ID}

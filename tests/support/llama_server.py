@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     if args.api_key:
         p.api_keys = [args.api_key]
     if args.alias:
-        p.model_alias = args.alias
+        p.model_alias = {args.alias}  # a set of names in this llama.cpp
     p.embedding = args.embedding
     p.ui = not args.no_webui
     p.endpoint_slots = p.endpoint_props = True

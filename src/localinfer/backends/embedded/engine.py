@@ -50,7 +50,7 @@ def build_params(config: dict[str, Any], key: str) -> Any:
     if config.get("chat_template"):
         p.chat_template = Path(config["chat_template"]).read_text(encoding="utf-8")
     if config.get("alias"):
-        p.model_alias = str(config["alias"])
+        p.model_alias = {str(config["alias"])}  # a set of names in this llama.cpp
     p.endpoint_slots = True
     p.endpoint_props = True
     p.endpoint_metrics = True

@@ -33,6 +33,8 @@ from ...errors import BackendError, BadModelFile
 from ...statefile import write_json_atomic
 
 ENGINE_MODULE: Final = "localinfer.backends.embedded.engine"
+# Bumped when engine.py starts llama.cpp differently: older engines are then replaced.
+ENGINE_REVISION: Final = 2
 STATE_FILE: Final = "engine.json"
 LOCK_FILE: Final = "engine.lock"
 LOG_FILE: Final = "engine.log"
@@ -59,7 +61,7 @@ class EngineConfig:
         """The config plus the model's and template's file stamps: a model file replaced
         in place is a change too."""
         stamps = [_stamp(self.model), _stamp(self.chat_template) if self.chat_template else None]
-        text = json.dumps([asdict(self), stamps], sort_keys=True)
+        text = json.dumps([ENGINE_REVISION, asdict(self), stamps], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
