@@ -106,7 +106,7 @@ DROPPED: Final[dict[Dialect, frozenset[str]]] = {
 EXTRA_PASSED: Final[dict[Dialect, frozenset[str]]] = {
     "chat": CHAT_PASSED | frozenset(EXTENSIONS),
     "completions": frozenset(EXTENSIONS),
-    "responses": frozenset({"seed"}),
+    "responses": frozenset(),
     "ollama": frozenset(),
     "ollama_options": frozenset(),
 }
@@ -125,9 +125,8 @@ def check_extras(dialect: Dialect, extra: Mapping[str, Any] | None, *,
     for name, value in (extra or {}).items():
         param = prefix + name
         if name in EXTRA_PASSED[dialect]:
-            if name in EXTENSIONS:
-                _check_extension(name, value, param)
-            passed[name] = value
+            passed[name] = _check_extension(name, value, param) if name in EXTENSIONS \
+                else value
         elif name in DROPPED[dialect]:
             continue
         elif name in ENGINE_FIELDS:
@@ -140,34 +139,64 @@ def check_extras(dialect: Dialect, extra: Mapping[str, Any] | None, *,
     return passed
 
 
-def _check_extension(name: str, value: Any, param: str) -> None:
+def _integer(value: Any) -> int | None:
+    """``value`` as an integer, or None: JSON has one number type, so 5.0 is as much an
+    integer as 5 (JSON Schema and the routes' models agree); a boolean is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _check_extension(name: str, value: Any, param: str) -> Any:
+    """The extension's value, checked (an integral float becomes an int)."""
     kind, low, high = EXTENSIONS[name]
+    if kind is int and _integer(value) is not None:
+        value = _integer(value)
     ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
     if not ok or (kind is not bool and not low <= value <= high):
         raise FieldRefused(f"{param} must be {_kind_name(kind)}"
                            + ("" if kind is bool else f" from {low:g} to {high:g}"), param=param)
+    return value
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     return "true or false" if kind is bool else "an integer" if kind is int else "a number"
 
 
+# The types and bounds (OpenAI's) of the chat fields passed on as they are; null is
+# absent. ``top_logprobs`` and ``n`` are bounded in check_chat.
+NUMBER: Final = (int, float)
+CHAT_TYPES: Final[dict[str, tuple[type | tuple[type, ...], float | None, float | None]]] = {
+    "presence_penalty": (NUMBER, -2, 2), "frequency_penalty": (NUMBER, -2, 2),
+    "logit_bias": (dict, None, None), "logprobs": (bool, None, None),
+    "user": (str, None, None), "parallel_tool_calls": (bool, None, None),
+    "stream_options": (dict, None, None), "reasoning_effort": (str, None, None),
+}
+LOGIT_BIAS_MAX: Final = 100
+
+
 def check_chat(extra: Mapping[str, Any] | None, *, max_choices: int,
-               response_format: Any = None, tools: Iterable[Any] | None = None) -> None:
+               response_format: Any = None, tools: Iterable[Any] | None = None
+               ) -> dict[str, Any]:
     """The chat dialect's table and bounds: the one check the router makes for the
-    library (``Client.chat(**options)``) and every gateway route alike."""
-    extra = extra or {}
-    check_extras("chat", extra)
-    top = extra.get("top_logprobs")
-    if top is not None and (not isinstance(top, int) or isinstance(top, bool)
-                            or not 0 <= top <= TOP_LOGPROBS_MAX):
-        raise FieldRefused(f"top_logprobs must be an integer from 0 to {TOP_LOGPROBS_MAX}",
-                           param="top_logprobs")
-    n = extra.get("n")
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool)
-                          or not 1 <= n <= max_choices):
-        raise FieldRefused(f"n must be an integer from 1 to {max_choices} (max_choices)",
-                           param="n")
+    library (``Client.chat(**options)``) and every gateway route alike. Returns the
+    extras to pass on (documented drops removed, integral floats made integers)."""
+    passed = check_extras("chat", extra)
+    for name, value in passed.items():
+        if name in CHAT_TYPES and value is not None:
+            _check_chat_type(name, value)
+    for name, low, high in (("top_logprobs", 0, TOP_LOGPROBS_MAX), ("n", 1, max_choices)):
+        if passed.get(name) is None:
+            continue
+        number = _integer(passed[name])
+        if number is None or not low <= number <= high:
+            raise FieldRefused(f"{name} must be an integer from {low} to {high}"
+                               + (" (max_choices)" if name == "n" else ""), param=name)
+        passed[name] = number
     if isinstance(response_format, dict):
         inner = response_format.get("json_schema")
         schema = inner.get("schema") if isinstance(inner, dict) else response_format.get("schema")
@@ -176,6 +205,25 @@ def check_chat(extra: Mapping[str, Any] | None, *, max_choices: int,
         function = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(function, dict):
             check_schema(function.get("parameters"), f"tools[{i}].function.parameters")
+    return passed
+
+
+def _check_chat_type(name: str, value: Any) -> None:
+    kind, low, high = CHAT_TYPES[name]
+    wrong = not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+    if wrong or (low is not None and high is not None and not low <= value <= high):
+        what = (f"a number from {low:g} to {high:g}" if kind is NUMBER
+                else "true or false" if kind is bool else "a string" if kind is str
+                else "an object")
+        raise FieldRefused(f"{name} must be {what} (or null)", param=name)
+    if name == "logit_bias" and any(
+            not isinstance(b, NUMBER) or isinstance(b, bool)
+            or not -LOGIT_BIAS_MAX <= b <= LOGIT_BIAS_MAX for b in value.values()):
+        raise FieldRefused(f"logit_bias maps token ids to numbers from -{LOGIT_BIAS_MAX} to "
+                           f"{LOGIT_BIAS_MAX}", param="logit_bias")
+    if name == "stream_options" and not isinstance(value.get("include_usage", False), bool):
+        raise FieldRefused("stream_options.include_usage must be true or false",
+                           param="stream_options.include_usage")
 
 
 def check_schema(schema: Any, param: str) -> None:

@@ -200,13 +200,19 @@ class Router:
             # The server may have stopped: the next request sweeps again.
             self._discovery.invalidate()
 
-    def check(self, request: ChatRequest) -> None:
-        """The request-field table and bounds (request_fields.py), before any upstream."""
-        check_chat(request.model_extra, max_choices=self._settings.max_choices,
-                   response_format=request.response_format, tools=request.tools)
+    def check(self, request: ChatRequest) -> ChatRequest:
+        """The request-field table and bounds (request_fields.py), before any upstream:
+        the request to send, without the documented drops (``store``, ``metadata``, …)."""
+        passed = check_chat(request.model_extra, max_choices=self._settings.max_choices,
+                            response_format=request.response_format, tools=request.tools)
+        if passed == (request.model_extra or {}):
+            return request
+        checked = request.model_copy()
+        checked.__pydantic_extra__ = passed
+        return checked
 
     async def chat(self, request: ChatRequest, *, sensitive: bool = False) -> ChatResponse:
-        self.check(request)
+        request = self.check(request)
         errors: list[str] = []
         for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
             try:
@@ -222,7 +228,7 @@ class Router:
 
     async def stream_chat(self, request: ChatRequest, *,
                           sensitive: bool = False) -> ChatStream:
-        self.check(request)
+        request = self.check(request)
         errors: list[str] = []
         for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
             stream = cand.backend.stream_chat(request, cand.model)

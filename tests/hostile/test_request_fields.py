@@ -175,3 +175,68 @@ def test_answers_past_max_response_bytes_are_cut(run_app: RunApp, tmp_path: Path
                           timeout=300, trust_env=False)
     assert "max_response_bytes" in streamed.text[-2000:]
     assert len(streamed.content) < 2 * 65536
+
+
+def test_dropped_fields_never_reach_the_backend_and_integral_floats_are_integers(
+        run_app: RunApp, tmp_path: Path) -> None:
+    """The documented drops (``store``, ``metadata``, …) are dropped, not forwarded; JSON's
+    ``2.0`` is the integer 2 for ``n`` and ``top_k`` (as the routes' models and JSON Schema
+    read it). Before: ``store`` went upstream and ``top_k: 40.0`` was a 400."""
+    seen: list[dict[str, Any]] = []
+
+    class Recording(FakeBackend):
+        async def stream_chat(self, request, model):  # type: ignore[no-untyped-def]
+            seen.append(request.model_dump(exclude_none=True))
+            async for chunk in super().stream_chat(request, model):
+                yield chunk
+
+    url = serve_gateway(run_app, tmp_path, [Recording("rec", tier="embedded")])
+    response = httpx.post(url + "/v1/chat/completions", timeout=30, trust_env=False, json={
+        "model": "fake-model", "messages": MESSAGES, "store": True, "metadata": {"a": "b"},
+        "service_tier": "auto", "n": 2.0, "top_k": 40.0, "top_logprobs": 3.0,
+        "logprobs": True})
+    assert response.status_code == 200, response.text
+    sent = seen[0]
+    assert not {"store", "metadata", "service_tier"} & set(sent), sent
+    assert (sent["n"], sent["top_k"], sent["top_logprobs"]) == (2, 40, 3)
+    assert all(type(sent[k]) is int for k in ("n", "top_k", "top_logprobs"))
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("user", {}), ("logprobs", "yes"), ("parallel_tool_calls", 1),
+    ("presence_penalty", 3), ("logit_bias", {"5": 101}), ("logit_bias", [1, 2]),
+    ("stream_options", {"include_usage": "yes"}), ("reasoning_effort", 5), ("n", 1.5),
+])
+def test_passed_chat_fields_are_typed(served: tuple[str, FakeBackend], field: str,
+                                      value: Any) -> None:
+    """The chat fields passed on as they are still have OpenAI's types and bounds (what
+    /openapi.json publishes): before, ``user: {}`` went upstream."""
+    url, backend = served
+    response = httpx.post(url + "/v1/chat/completions", timeout=30, trust_env=False,
+                          json={"model": "fake-model", "messages": MESSAGES, field: value})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"].startswith(field)
+    assert backend.calls == []
+
+
+def test_published_request_schemas_are_the_table() -> None:
+    """/openapi.json says what the table accepts: the guarded request bodies are closed,
+    and list the extensions, the passed and the dropped fields (a client that follows
+    the schema is never refused with unsupported_field)."""
+    from localinfer.gateway.openapi import build_openapi
+    from localinfer.request_fields import DROPPED, EXTENSIONS
+
+    schemas = build_openapi(max_choices=3)["components"]["schemas"]
+    for name in ("ChatRequest", "CompletionRequest", "OllamaChatRequest",
+                 "OllamaGenerateRequest", "OllamaOptions", "ResponsesRequest"):
+        assert schemas[name]["additionalProperties"] is False, name
+    chat = schemas["ChatRequest"]["properties"]
+    assert set(EXTENSIONS) | DROPPED["chat"] <= set(chat)
+    assert chat["top_k"] == {"type": "integer", "minimum": 0, "maximum": 1000}
+    assert {"type": "integer", "minimum": 1, "maximum": 3} in chat["n"]["anyOf"]
+    assert not set(ENGINE_FIELDS_NAMES) & set(chat)
+    assert set(DROPPED["ollama_options"]) <= set(schemas["OllamaOptions"]["properties"])
+    assert "seed" in schemas["ResponsesRequest"]["properties"]
+
+
+ENGINE_FIELDS_NAMES = [name for name, _ in ENGINE_FIELDS]

@@ -91,7 +91,7 @@ def create_app(settings: Settings, client: AsyncClient, *,
     (``localinfer serve`` hands its client over; tests usually keep theirs)."""
     policy = AccessPolicy.from_settings(settings)
     gw = Gateway(settings=settings, client=client)
-    openapi = dumps(build_openapi())
+    openapi = dumps(build_openapi(settings.max_choices))
     health = dumps({"status": "ok", "service": "localinfer", "version": __version__,
                     "tiers": {"local": "discovery", "embedded": settings.embedded}})
 

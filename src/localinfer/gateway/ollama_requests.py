@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..request_fields import EXTENSIONS
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -36,13 +38,15 @@ class OllamaOptions(_Open):
 
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
+    # top_k and repeat_penalty go on as the table's extensions, with its bounds.
+    top_k: int | None = Field(default=None, ge=0, le=EXTENSIONS["top_k"][2])
     num_predict: int | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    repeat_penalty: float | None = Field(default=None, ge=0)
+    repeat_penalty: float | None = Field(default=None, ge=0,
+                                        le=EXTENSIONS["repeat_penalty"][2])
     min_p: float | None = Field(default=None, ge=0, le=1)
 
 

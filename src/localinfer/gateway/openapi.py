@@ -9,6 +9,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from ..request_fields import (
+    DROPPED,
+    EXTENSIONS,
+    EXTRA_PASSED,
+    LOGIT_BIAS_MAX,
+    TOP_LOGPROBS_MAX,
+    Dialect,
+)
 from ..types import ChatRequest, ChatResponse, EmbeddingRequest
 from .completions import CompletionRequest
 from .generate import OllamaGenerateRequest
@@ -53,6 +61,58 @@ OPENAI_ERROR = {"type": "object", "required": ["error"], "properties": {"error":
 OLLAMA_ERROR = {"type": "object", "required": ["error"],
                 "properties": {"error": {"type": "string"}}}
 OPEN_OBJECT: dict[str, Any] = {"type": "object"}
+
+# The request-field table (request_fields.py) in the schema: the request bodies of the
+# routes it guards are closed (``additionalProperties: false``: any other field is a 400
+# unsupported_field), and list what it passes on beyond the route's model and what it
+# drops. Modelled properties keep their own (narrower) schema.
+TABLE_ROUTES: dict[str, Dialect] = {
+    "ChatRequest": "chat", "CompletionRequest": "completions",
+    "OllamaChatRequest": "ollama", "OllamaGenerateRequest": "ollama",
+    "OllamaOptions": "ollama_options", "ResponsesRequest": "responses",
+}
+_NULL = {"type": "null"}
+# The chat fields the table passes on as they are, typed as it checks them.
+PASSED: dict[str, dict[str, Any]] = {
+    "presence_penalty": {"type": ["number", "null"], "minimum": -2, "maximum": 2},
+    "frequency_penalty": {"type": ["number", "null"], "minimum": -2, "maximum": 2},
+    "logit_bias": {"anyOf": [_NULL, {"type": "object", "additionalProperties": {
+        "type": "number", "minimum": -LOGIT_BIAS_MAX, "maximum": LOGIT_BIAS_MAX}}]},
+    "logprobs": {"type": ["boolean", "null"]},
+    "top_logprobs": {"anyOf": [_NULL, {"type": "integer", "minimum": 0,
+                                       "maximum": TOP_LOGPROBS_MAX}]},
+    "user": {"type": ["string", "null"]},
+    "parallel_tool_calls": {"type": ["boolean", "null"]},
+    "stream_options": {"anyOf": [_NULL, {"type": "object", "properties": {
+        "include_usage": {"type": "boolean"}}}]},
+    "reasoning_effort": {"type": ["string", "null"]},
+}
+DROPPED_FIELD: dict[str, Any] = {
+    "description": "Accepted and dropped: it has no meaning here (docs/gateway.md, "
+                   "request fields)"}
+
+
+def _extension(name: str) -> dict[str, Any]:
+    kind, low, high = EXTENSIONS[name]
+    if kind is bool:
+        return {"type": "boolean"}
+    return {"type": "integer" if kind is int else "number", "minimum": low, "maximum": high}
+
+
+def table_properties(dialect: Dialect, max_choices: int) -> dict[str, Any]:
+    """What the field table accepts beyond a route's model, as JSON Schema properties."""
+    out: dict[str, Any] = {}
+    for name in sorted(EXTRA_PASSED[dialect]):
+        if name in EXTENSIONS:
+            out[name] = _extension(name)
+        elif name == "n":
+            out[name] = {"anyOf": [_NULL, {"type": "integer", "minimum": 1,
+                                           "maximum": max_choices}]}
+        else:
+            out[name] = PASSED[name]
+    for name in sorted(DROPPED[dialect]):
+        out.setdefault(name, DROPPED_FIELD)
+    return out
 
 ERROR_STATUSES = {
     "400": "Malformed body, wrong types or a bad model name",
@@ -104,9 +164,13 @@ def _get(summary: str, ok: dict[str, Any], error: dict[str, Any], tag: str,
                     "responses": _responses(ok, error, statuses), **extra}}
 
 
-def _components() -> dict[str, Any]:
+def _components(max_choices: int) -> dict[str, Any]:
     _, top = models_json_schema(REQUEST_MODELS, ref_template=REF)
     schemas: dict[str, Any] = top.get("$defs", {})
+    for name, dialect in TABLE_ROUTES.items():
+        schemas[name]["properties"] = {**table_properties(dialect, max_choices),
+                                       **schemas[name]["properties"]}
+        schemas[name]["additionalProperties"] = False
     # What pydantic cannot say in JSON Schema: the model-name rule, where the model may
     # default, and that `input` is non-empty whether a string or a list.
     for name in ("ChatRequest", "EmbeddingRequest", "CompletionRequest", "ResponsesRequest"):
@@ -150,7 +214,8 @@ def _components() -> dict[str, Any]:
     return schemas
 
 
-def build_openapi() -> dict[str, Any]:
+def build_openapi(max_choices: int = 4) -> dict[str, Any]:
+    """The document; ``max_choices``: the setting that bounds chat's ``n``."""
     model_list = {"type": "object", "required": ["object", "data"], "properties": {
         "object": {"const": "list"}, "data": {"type": "array", "items": OPEN_OBJECT}}}
     embeddings = {"type": "object", "required": ["object", "data", "model"], "properties": {
@@ -222,7 +287,7 @@ def build_openapi() -> dict[str, Any]:
                  "description": "OpenAI- and Ollama-compatible API over the best local tier."},
         "paths": paths,
         "components": {
-            "schemas": _components(),
+            "schemas": _components(max_choices),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

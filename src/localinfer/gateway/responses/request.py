@@ -28,6 +28,7 @@ class ResponsesRequest(BaseModel):
     text: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
     user: str | None = None
+    seed: int | None = None
     # Refused unless absent or harmless (REFUSED): typed here so the schema can say so.
     background: bool | None = None
     include: list[str] | None = None

@@ -75,11 +75,11 @@ def translate(req: ResponsesRequest, store: ResponseStore) -> Turn:
     lead = [{"role": "system", "content": req.instructions}] if req.instructions else []
     body: dict[str, Any] = {"model": req.model, "messages": lead + conversation,
                             "stream": req.stream}
-    fields = {"max_tokens": req.max_output_tokens, "temperature": req.temperature,
-              "top_p": req.top_p, "tool_choice": chat_tool_choice(req.tool_choice),
-              "response_format": chat_format(req.text),
-              "parallel_tool_calls": req.parallel_tool_calls,
-              "seed": (req.model_extra or {}).get("seed")}
+    fields: dict[str, Any] = {
+        "max_tokens": req.max_output_tokens, "temperature": req.temperature,
+        "top_p": req.top_p, "tool_choice": chat_tool_choice(req.tool_choice),
+        "response_format": chat_format(req.text),
+        "parallel_tool_calls": req.parallel_tool_calls, "seed": req.seed}
     if req.tools:
         fields["tools"] = chat_tools(req.tools)
     body.update({k: v for k, v in fields.items() if v is not None})
