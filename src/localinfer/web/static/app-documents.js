@@ -49,8 +49,9 @@ function marked(text, marks) {
  * @param {import('./localinfer.js').LocalInfer} li
  * @param {{docs: {reports: any[], answers: any[], errors: any[]}}} app
  * @param {() => Promise<void>} refreshPrivacy
+ * @returns {Promise<() => Promise<void>>} the list's refresh (after "Clear everything")
  */
-export function setupDocuments(li, app, refreshPrivacy) {
+export async function setupDocuments(li, app, refreshPrivacy) {
   const progress = /** @type {HTMLProgressElement} */ ($('doc-progress'));
   const status = $('doc-status');
   const view = $('docs');
@@ -170,5 +171,6 @@ export function setupDocuments(li, app, refreshPrivacy) {
     }
   });
   view.dataset.state = 'idle';
-  return refreshList();
+  await refreshList();
+  return refreshList;
 }

@@ -356,7 +356,8 @@ export class LocalInfer {
     const body = { model: params.model ?? 'default', messages: params.messages,
       max_tokens: params.max_tokens, temperature: params.temperature, top_p: params.top_p,
       seed: params.seed, response_format: params.response_format, stream: true };
-    if (this.detected.baseUrl) {
+    const tiers = params.tiers ?? ['local', 'browser', 'remote'];
+    if (this.detected.baseUrl && tiers.includes('local')) {
       const headers = params.sensitive ? { 'x-localinfer-sensitive': 'true' } : undefined;
       try {
         return await this.http('local', this.detected.baseUrl, body, headers, controller);
@@ -370,7 +371,8 @@ export class LocalInfer {
     /** @type {string[]} why each browser-tier engine did not answer */
     const skipped = [];
     const model = this.browserModel();
-    for (const name of this.options.browser === false ? [] : this.engines) {
+    if (this.detected.baseUrl && !tiers.includes('local')) skipped.push('the local server was left out (tiers)');
+    for (const name of this.options.browser === false || !tiers.includes('browser') ? [] : this.engines) {
       if (params.sensitive && !ON_DEVICE[name]) continue;
       if (name === 'builtin') {
         const ready = await this.ensureBuiltin();
@@ -393,9 +395,12 @@ export class LocalInfer {
         skipped.push('webllm: not bundled in this build');
       }
     }
-    const remote = this.options.remote;
+    const remote = tiers.includes('remote') ? this.options.remote : null;
     const why = skipped.join('; ') || 'no in-browser engine or model';
-    if (!remote) throw new NoBackend(`no local server answered and ${why}; start \`localinfer serve\` or Ollama`);
+    if (!remote) {
+      const start = this.detected.baseUrl && !tiers.includes('local') ? 'no tier answered' : 'no local server answered';
+      throw new NoBackend(`${start} and ${why}; start \`localinfer serve\` or Ollama`);
+    }
     if (params.sensitive) {
       throw new SensitiveDataBlocked(`a sensitive request is never sent to ${remote.baseUrl}; `
         + `no local tier can answer (${why})`);

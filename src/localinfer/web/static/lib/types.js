@@ -21,6 +21,9 @@
  * @property {ResponseFormat} [response_format] passed to a local server; the browser's
  *   built-in model constrains its answer to the schema (`responseConstraint`)
  * @property {AbortSignal} [signal]
+ * @property {Tier[]} [tiers] the tiers this request may use, in the usual order (default all:
+ *   `['local', 'browser', 'remote']`); e.g. `['browser']` runs the in-page model even though a
+ *   local server answers
  */
 
 /**
