@@ -43,6 +43,10 @@ E, L = "embedded", "llama-server"
 TARGETS = {E: ("embedded_gateway", "smollm2"), L: ("server_gateway", "default")}
 # Per backend: the fixture serving a gateway whose chat template renders tools.
 TOOLS_GATEWAYS = {E: "embedded_tools_gateway", L: "tools_gateway"}
+# Per backend: a gateway whose engine has the slots for n=2 (llama.cpp answers n up to its
+# parallel slots and refuses more with a 400): the embedded tier's default has them; the
+# session's llama-server runs one slot, the tools llama-server two (and no embedded tier).
+CHOICES_GATEWAYS = {E: "embedded_gateway", L: "tools_gateway"}
 EMBEDDER = "all-minilm-l6-v2"  # localinfer's own embedder, in both gateways
 MESSAGES: Any = [{"role": "user", "content": "Say hello."}]
 COUNT: Any = [{"role": "user", "content": "Count from 1 to 10, separated by commas."}]
@@ -137,13 +141,14 @@ For each call, return a JSON object within <tool_call></tool_call>:
 @pytest.fixture(scope="module")
 def tools_server(tmp_path_factory: pytest.TempPathFactory, llama_server_bin: Path,
                  bundled_gguf: Path) -> Iterator[str]:
-    """A llama-server whose template takes tools."""
+    """A llama-server whose template takes tools, with two slots (so n=2 is served)."""
     where = tmp_path_factory.mktemp("engines-llama-tools")
     template = where / "hermes.jinja"
     template.write_text(HERMES_TEMPLATE)
     port = free_port()
     cmd = [str(llama_server_bin), "-m", str(bundled_gguf), "--host", "127.0.0.1",
-           "--port", str(port), "-c", "2048", "-t", SERVER_THREADS, "--no-webui", "--jinja",
+           "--port", str(port), "-c", "2048", "-np", "2", "-t", SERVER_THREADS, "--no-webui",
+           "--jinja",
            "--chat-template-file", str(template)]
     yield from _serve(cmd, "/health", port, where / "server.log")
 
@@ -171,11 +176,12 @@ Body = Callable[..., None]
 def cell(client: str, operation: str | tuple[str, ...], *backends: str,
          refused: str | None = None, gateway: str | None = None,
          xfail: str | None = None) -> Callable[[Body], Body]:
-    """Register ``body(url, model[, tools_url, tmp_path, monkeypatch])`` as one test per
-    backend, each with its own compat mark (one per operation when several are given);
-    ``gateway`` names another gateway fixture for that backend (the tools-capable
-    llama-server); ``tools_url`` is the backend's gateway whose template renders tools;
-    ``xfail`` a known failure (shown ✗)."""
+    """Register ``body(url, model[, choices_url, tools_url, tmp_path, monkeypatch])`` as
+    one test per backend, each with its own compat mark (one per operation when several
+    are given); ``gateway`` names another gateway fixture for that backend (the
+    tools-capable llama-server); ``choices_url`` is the backend's gateway with slots for
+    n=2, ``tools_url`` its gateway whose template renders tools; ``xfail`` a known failure
+    (shown ✗)."""
     operations = (operation,) if isinstance(operation, str) else operation
 
     def register(body: Body) -> Body:
@@ -198,6 +204,7 @@ def _test(body: Body, backend: str, gateway: str | None) -> Callable[..., None]:
         url = request.getfixturevalue(gateway or fixture)
         wants = body.__code__.co_varnames[:body.__code__.co_argcount]
         extra: dict[str, Callable[[], object]] = {
+            "choices_url": lambda: request.getfixturevalue(CHOICES_GATEWAYS[backend]),
             "tools_url": lambda: request.getfixturevalue(TOOLS_GATEWAYS[backend]),
             "tmp_path": lambda: tmp_path, "monkeypatch": lambda: monkeypatch}
         body(url, model, **{k: v() for k, v in extra.items() if k in wants})
@@ -838,8 +845,9 @@ def oslo(name: str, arguments: str | dict[str, Any]) -> bool:
 
 
 @cell("openai", "n>1, logprobs, forced tools", E, L)
-def openai_n_logprobs_forced_tools(url: str, model: str, tools_url: str) -> None:
-    client = sdk(url)
+def openai_n_logprobs_forced_tools(url: str, model: str, choices_url: str,
+                                   tools_url: str) -> None:
+    client = sdk(choices_url)
     several = client.chat.completions.create(model=model, messages=MESSAGES, n=2,
                                              max_tokens=3, temperature=1.0, seed=7)
     assert [c.index for c in several.choices] == [0, 1]
@@ -854,6 +862,15 @@ def openai_n_logprobs_forced_tools(url: str, model: str, tools_url: str) -> None
     calls = forced.choices[0].message.tool_calls or []
     assert [oslo(c.function.name, c.function.arguments) for c in calls  # type: ignore[union-attr]
             ] == [True]
+
+
+def test_more_choices_than_llama_server_slots_is_its_400(server_gateway: str) -> None:
+    # The session's llama-server has one slot: n=2 is llama.cpp's own 400, relayed with its
+    # message (never handed to another tier, which would answer as if it were this one).
+    with pytest.raises(openai.BadRequestError, match="'n'") as info:
+        sdk(server_gateway).chat.completions.create(model="default", messages=MESSAGES, n=2,
+                                                    max_tokens=3)
+    assert info.value.status_code == 400 and "llama.cpp" in str(info.value)
 
 
 # llama-server (this build) ignores an object tool_choice (its log: "Wrong type supplied
@@ -893,13 +910,14 @@ def responses_tools(url: str, model: str) -> None:
 # forced calls here are served with embedded_chat_template="chatml-tools".
 @cell("langchain-openai", "n>1, logprobs, forced tools", E)
 @cell("langchain-openai", ("tools", "n>1, logprobs, forced tools"), L)
-def lc_openai_n_logprobs_forced_tools(url: str, model: str, tools_url: str) -> None:
+def lc_openai_n_logprobs_forced_tools(url: str, model: str, choices_url: str,
+                                      tools_url: str) -> None:
     from langchain_core.messages import AIMessage, HumanMessage
 
-    several = chat_openai(url, model, max_tokens=3, n=2, temperature=1.0,
+    several = chat_openai(choices_url, model, max_tokens=3, n=2, temperature=1.0,
                           seed=7).generate([[HumanMessage("Say hello.")]])
     assert len(several.generations[0]) == 2
-    scored = chat_openai(url, model, max_tokens=3, logprobs=True,
+    scored = chat_openai(choices_url, model, max_tokens=3, logprobs=True,
                          top_logprobs=2).invoke("Say hello.")
     tokens = (scored.response_metadata.get("logprobs") or {}).get("content") or []
     assert tokens and all(len(t["top_logprobs"]) == 2 for t in tokens)
@@ -911,10 +929,11 @@ def lc_openai_n_logprobs_forced_tools(url: str, model: str, tools_url: str) -> N
 
 @cell("litellm", "n>1, logprobs, forced tools", E)
 @cell("litellm", ("tools", "n>1, logprobs, forced tools"), L)
-def litellm_n_logprobs_forced_tools(url: str, model: str, tools_url: str) -> None:
-    several = complete(url, model, max_tokens=3, n=2, temperature=1.0, seed=7)
+def litellm_n_logprobs_forced_tools(url: str, model: str, choices_url: str,
+                                    tools_url: str) -> None:
+    several = complete(choices_url, model, max_tokens=3, n=2, temperature=1.0, seed=7)
     assert len(several.choices) == 2
-    scored = complete(url, model, max_tokens=3, logprobs=True, top_logprobs=2)
+    scored = complete(choices_url, model, max_tokens=3, logprobs=True, top_logprobs=2)
     tokens = scored.choices[0].logprobs["content"]
     assert tokens and all(len(t["top_logprobs"]) == 2 for t in tokens)
     reply = complete(tools_url, model, messages=PRIMED, tools=TOOLS,
