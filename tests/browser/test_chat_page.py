@@ -194,7 +194,8 @@ ELEMENTS = "#log img, #log script, #log iframe, #log svg, #log details, #log b, 
 # An image the test adds after the answer: once its error fired, an <img src=x> from the
 # answer would have fired its own (and been requested from the site).
 SENTINEL = """() => new Promise((resolve) => { const img = new Image();
-  img.onerror = img.onload = () => resolve(true); img.src = '/sentinel-' + Date.now() + '.png';
+  img.onerror = img.onload = () => { img.remove(); resolve(true); };
+  img.src = '/sentinel-' + Date.now() + '.png';
   document.body.append(img); })"""
 
 
