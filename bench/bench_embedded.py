@@ -165,6 +165,7 @@ async def main():
     sys.stdout.write("ready\\n"); sys.stdout.flush(); sys.stdin.readline()
     async for c in b.stream_chat(r, "default"):
         if c.text: times.append(time.perf_counter())
+    await b.aclose()
     print(len(times), times[0], times[-1])
 asyncio.run(main())
 """

@@ -115,6 +115,29 @@ class ContextLengthExceeded(BackendError, UsageError):
         self.param = "messages"
 
 
+# What to do about a chat template that does not render tools, per tier.
+TOOLS_FIX = {
+    "local": "llama-server: start it with --jinja and a model or --chat-template-file "
+             "whose template takes tools",
+    "embedded": "the model would never see them; set embedded_chat_template (e.g. "
+                "`chatml-tools` for ChatML models like SmolLM2) or run a GGUF whose template "
+                "takes tools, e.g. Qwen2.5-Instruct, with `-m FILE.gguf`",
+}
+
+
+class ToolsNotRendered(UsageError):
+    """``tools`` offered to a model whose chat template would drop them: refused, so the
+    model never answers as if none were offered (a 400 naming ``tools``)."""
+
+    def __init__(self, backend: str, model: str, tier: str) -> None:
+        fix = TOOLS_FIX.get(tier, TOOLS_FIX["local"])
+        super().__init__(
+            f"{backend} does not support tool calls for '{model}': its chat template does "
+            f"not render tools ({fix}); send the request without tools or name a model "
+            "that supports them")
+        self.param = "tools"
+
+
 class UpstreamRejected(BackendError):
     """A backend refused the request as malformed (HTTP 400/413/422): the caller's to
     fix, so the same status with the backend's message, and no failover (another

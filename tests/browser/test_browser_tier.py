@@ -121,8 +121,6 @@ def test_the_real_embedded_engine_behind_the_gateway_answers_tier_local(
         engine.supervisor.stop()  # the engine is a shared child: stop it now
 
 
-@pytest.mark.xfail(strict=True, reason="no usage in a stream without stream_options: "
-                   "llama.cpp sends it only when asked and the embedded backend does not ask")
 def test_the_stream_the_page_reads_carries_the_engines_usage(run_app: RunApp,
                                                              tmp_path: Path) -> None:
     """localinfer.js streams /v1/chat/completions without stream_options and takes the

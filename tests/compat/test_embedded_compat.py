@@ -71,8 +71,6 @@ def test_legacy_completion_stream_with_usage_on_the_embedded_engine(url: str) ->
 # has no prompt count (the engine answered 5 prompt tokens to the same request, sent to it
 # directly with include_usage). The old in-process engine always counted it.
 @pytest.mark.compat("openai", "/v1/completions stream", "embedded")
-@pytest.mark.xfail(strict=True, reason="streamed usage has prompt_tokens 0: /v1/completions "
-                   "does not ask llama.cpp for include_usage (gateway/completions.py chat_for)")
 def test_streamed_completion_usage_counts_the_prompt(url: str) -> None:
     usage = streamed_completion(url)[-1].usage
     assert usage is not None and usage.prompt_tokens > 0

@@ -69,8 +69,6 @@ def test_responses_on_the_embedded_engine(url: str) -> None:
 # prompt in a stream only when asked (stream_options.include_usage), and the gateway's
 # /v1/responses does not ask it upstream.
 @pytest.mark.compat("openai", "/v1/responses stream", "embedded")
-@pytest.mark.xfail(strict=True, reason="streamed usage has input_tokens 0: /v1/responses does "
-                   "not ask llama.cpp for include_usage (gateway/responses/turn.py)")
 def test_streamed_response_usage_counts_the_input(url: str) -> None:
     # The raw events: cut by max_output_tokens, the stream ends with response.incomplete.
     events = list(sdk(url).responses.create(model="smollm2", input="Say hello.", stream=True,
@@ -85,8 +83,6 @@ def test_streamed_response_usage_counts_the_input(url: str) -> None:
 # knows the template's caps (EmbeddedBackend.models() reports tools=None until its first
 # tools request fetched llama.cpp's /props): the backend's UsageError is a 400 with the
 # right words but no `param`; every later one is the gateway's, with param "tools".
-@pytest.mark.xfail(strict=True, reason="the first tools request's 400 has param null "
-                   "(backends/embedded/backend.py _ready raises UsageError without a param)")
 def test_the_first_tools_refusal_names_the_parameter(url: str) -> None:
     with pytest.raises(openai.BadRequestError, match="embedded_chat_template") as info:
         sdk(url).responses.create(model="smollm2", input="hi", tools=TOOLS)

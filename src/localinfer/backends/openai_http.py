@@ -41,8 +41,8 @@ from ..types import (
     Tier,
 )
 from .base import Backend
-from .passthrough import chunk_from_wire, reply_from_wire
-from .server_quirks import adapt
+from .passthrough import chunk_from_wire, forget_wire, reply_from_wire
+from .server_quirks import USAGE_ONLY_WHEN_ASKED, adapt
 
 # A stream's payloads and how to read one (bytes from the direct client, text from httpx).
 Payloads = tuple[AsyncIterator[Any], Callable[[Any], ChatChunk]]
@@ -85,6 +85,34 @@ def _in_band_error(payload: bytes | str) -> object | None:
         return None
     data = json.loads(payload)
     return data["error"] if isinstance(data, dict) and "error" in data else None
+
+
+def _asks_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+async def _usage_on_finish(chunks: ChatStream) -> ChatStream:
+    """The usage-only last chunk (asked for on the caller's behalf) folded into the
+    finishing chunk before it, where a caller that did not ask still finds the counts."""
+    held: ChatChunk | None = None
+    async for chunk in chunks:
+        if not chunk.choices and chunk.usage is not None:
+            if held is not None:
+                held.usage = chunk.usage
+                forget_wire(held)  # changed: the server's bytes no longer say it
+                yield held
+                held = None
+            continue
+        if held is not None:
+            yield held
+            held = None
+        if any(c.finish_reason for c in chunk.choices):
+            held = chunk
+            continue
+        yield chunk
+    if held is not None:
+        yield held
 
 
 class OpenAIHTTPBackend(Backend):
@@ -176,6 +204,9 @@ class OpenAIHTTPBackend(Backend):
 
     async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
         body = adapt(self.kind, request.wire(model=model, stream=True))
+        fold = self.kind in USAGE_ONLY_WHEN_ASKED and not _asks_usage(body)
+        if fold:
+            body = {**body, "stream_options": {"include_usage": True}}
         waits = _LoadWaits(self._first_token_timeout, "FIRST_TOKEN_TIMEOUT")
         while True:
             direct = self._upstream()
@@ -183,7 +214,8 @@ class OpenAIHTTPBackend(Backend):
                       else self._open_httpx(body))
             started = False
             try:
-                async for chunk in self._relay(opened):
+                chunks = self._relay(opened)
+                async for chunk in (_usage_on_finish(chunks) if fold else chunks):
                     started = True
                     yield chunk
                 return

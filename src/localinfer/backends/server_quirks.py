@@ -58,6 +58,12 @@ REWRITES: Final[dict[str, tuple[Callable[[Body], Body], ...]]] = {
 }
 
 
+# Servers that count a stream's usage only when asked (``stream_options.include_usage``,
+# answered in a last chunk with no choices): the backend asks, and folds that usage into
+# the finishing chunk when the caller did not ask, so every stream ends with its counts.
+USAGE_ONLY_WHEN_ASKED: Final = frozenset({"llama.cpp", "xllamacpp"})
+
+
 def adapt(kind: str, body: Body) -> Body:
     for rewrite in REWRITES.get(kind, ()):
         body = rewrite(body)

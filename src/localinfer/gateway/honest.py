@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..backends.base import Backend
-from ..errors import ModelNotFound
+from ..errors import ModelNotFound, ToolsNotRendered
 from ..router import DEFAULT_MODEL_NAMES
 from ..types import ChatRequest, ModelInfo
 from .context import Gateway
@@ -31,21 +31,7 @@ async def refuse_unsupported(gw: Gateway, chat: ChatRequest, sensitive: bool) ->
         return
     first = candidates[0]
     if await refuses_tools(first.backend, first.model):
-        fix = TOOLS_FIX.get(first.backend.tier, TOOLS_FIX["local"])
-        raise InvalidRequest(
-            f"{first.backend.name} does not support tool calls for '{first.model}': its chat "
-            f"template does not render tools ({fix}); send the request without tools or name "
-            "a model that supports them", param="tools")
-
-
-# What to do about a chat template without tools, per tier.
-TOOLS_FIX = {
-    "local": "llama-server: start it with --jinja and a model or --chat-template-file "
-             "whose template takes tools",
-    "embedded": "the model would never see them; set embedded_chat_template (e.g. "
-                "`chatml-tools` for ChatML models like SmolLM2) or run a GGUF whose template "
-                "takes tools, e.g. Qwen2.5-Instruct, with `-m FILE.gguf`",
-}
+        raise ToolsNotRendered(first.backend.name, first.model, first.backend.tier)
 
 
 async def refuses_tools(backend: Backend, model: str) -> bool:

@@ -19,7 +19,14 @@ from typing import Any, Final
 from ...assets.bundled import MODEL_ID, bundled_model_path
 from ...assets.gguf import GGUFInfo, validate_gguf
 from ...assets.system import memory
-from ...errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound, UsageError
+from ...errors import (
+    BackendError,
+    BackendTimeout,
+    BadModelFile,
+    ModelNotFound,
+    ToolsNotRendered,
+    UsageError,
+)
 from ...files import safe_resolve
 from ...http import EgressPolicy, make_client
 from ...settings import Settings
@@ -195,11 +202,7 @@ class EmbeddedBackend(Backend):
         engine, http = await self._client()
         if request.tools and await self._props_of(engine, http) is not None \
                 and self._known_tools(engine) is False:
-            raise UsageError(
-                f"the embedded model '{self.model_id}' cannot take tools: its chat template "
-                "does not render them; set embedded_chat_template (e.g. `chatml-tools` for "
-                "ChatML models like SmolLM2), run a GGUF whose template does (e.g. "
-                "Qwen2.5-Instruct) with -m FILE.gguf, or send the request without tools")
+            raise ToolsNotRendered(self.name, self.model_id, self.tier)
         return http
 
     async def _client(self) -> tuple[Engine, OpenAIHTTPBackend]:
