@@ -260,7 +260,9 @@ class OpenAIHTTPBackend(Backend):
             raise
         except Exception as exc:
             err = backend_error(exc, self.name, self.api_base)
-            err.before_first_token = not started
+            # An error that rules out failover (a prompt too long for the context, a
+            # request the server refused) keeps saying so.
+            err.before_first_token = err.before_first_token and not started
             raise err from exc
 
     async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
