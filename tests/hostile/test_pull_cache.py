@@ -39,6 +39,7 @@ class Body:
     data: bytes
     length: bool = True  # send Content-Length (else the body ends when the connection does)
     delay: float = 0.0  # seconds between 64 kB chunks
+    head_length: bool = True  # send it in answer to HEAD too (some servers do not)
 
 
 @dataclass
@@ -72,7 +73,7 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
-            if spec.length:
+            if spec.length and (body or spec.head_length):
                 self.send_header("Content-Length", str(len(spec.data)))
             self.end_headers()
             if not body:

@@ -160,13 +160,17 @@ async def download(
     max_bytes: int | None = None,
     magic: bytes | None = None,
     refuse_unknown_size: bool = False,
+    cap_name: str = "--max-size",
+    unknown_size_fix: str = "pass --yes and --max-size SIZE, the most you will accept",
 ) -> Fetched:
     """Fetch ``url`` into ``part`` (resuming it if possible) and return it verified.
 
     ``max_bytes``: a file larger than this (announced, or as it arrives) is abandoned and
     deleted. ``magic``: the bytes the file must start with (b"GGUF"), checked as soon as
     they arrive, not after the whole download. ``refuse_unknown_size``: a response that
-    does not say its size is refused before its body is read (UsageError)."""
+    does not say its size is refused before its body is read (UsageError).
+    ``cap_name`` and ``unknown_size_fix``: how the messages name the cap and the way out
+    (the CLI's flags by default)."""
     sidecar = part.with_suffix(".json")
     part.parent.mkdir(parents=True, exist_ok=True)
     clients = _Clients(policy, connect_timeout, read_timeout, transport)
@@ -222,11 +226,11 @@ async def download(
                                         "expected: wrong file or it changed upstream")
                 if total is None and refuse_unknown_size and status != 416:
                     raise UsageError(f"the server does not say how big {label or url} is: "
-                                     "refused without a size cap and a confirmation (pass "
-                                     "--yes and --max-size SIZE, the most you will accept)")
+                                     "refused without a size cap and a confirmation "
+                                     f"({unknown_size_fix})")
                 if max_bytes is not None and total is not None and total > max_bytes:
                     raise DownloadError(f"{label or url} is {format_bytes(total)}, more than "
-                                        f"--max-size {format_bytes(max_bytes)}; not downloaded")
+                                        f"{cap_name} {format_bytes(max_bytes)}; not downloaded")
                 remaining = (total - offset) if total is not None else 0
                 free = free_bytes(part.parent)
                 if remaining and remaining + DISK_MARGIN > free:
@@ -245,7 +249,8 @@ async def download(
                 meter.emit()
                 if status != 416:
                     await _stream_body(response, part, digest, meter, total, label or url,
-                                       _Checks(max_bytes, magic if not offset else None))
+                                       _Checks(max_bytes, magic if not offset else None,
+                                               cap_name=cap_name))
                 meter.finish()
             finally:
                 await response.aclose()
@@ -283,11 +288,12 @@ class _Checks:
     max_bytes: int | None
     magic: bytes | None
     head: bytes = b""
+    cap_name: str = "--max-size"
 
     def check(self, chunk: bytes, have: int, label: str) -> None:
         """``have``: bytes in the part file once ``chunk`` is written."""
         if self.max_bytes is not None and have > self.max_bytes:
-            raise DownloadError(f"{label} is larger than --max-size "
+            raise DownloadError(f"{label} is larger than {self.cap_name} "
                                 f"{format_bytes(self.max_bytes)}; stopped and deleted")
         if self.magic is not None and len(self.head) < len(self.magic):
             self.head += chunk[:len(self.magic) - len(self.head)]

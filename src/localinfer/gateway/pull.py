@@ -9,6 +9,8 @@ the CLI's (a request body never points the gateway at an arbitrary host), and a 
 above ``download_confirm_bytes`` is refused as the CLI refuses it without a terminal: nobody
 can confirm an HTTP request. An error after the 200 is an ``{"error": ...}`` line, as
 Ollama sends it. ``/api/delete`` is ``localinfer cache rm NAME`` (404 when not cached).
+A damaged ``models/manifest.json`` is a 503 on both, naming it and ``localinfer cache
+repair``, before anything is fetched or removed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from starlette.routing import Route
 from ..assets import Disclosure, ModelCache, Progress, adisclose, apull, load_catalog
 from ..assets.plan import OLLAMA_PREFIX, is_url
 from ..assets.progress import format_bytes
+from ..assets.pull import Limits
 from ..errors import LocalInferError, ModelNotFound
 from ..settings import Settings
 from .context import Gateway
@@ -34,6 +37,25 @@ from .ollama_requests import _Open
 from .wire import JSONBody, check_model_name, dumps, read_model
 
 NDJSON = "application/x-ndjson"
+
+
+class ManifestDamaged(LocalInferError):
+    """The models manifest is damaged: nothing can be pulled into the cache or removed
+    from it until ``localinfer cache repair`` rebuilds it (the message names the file).
+    503: the request is fine, the gateway cannot serve it yet."""
+
+    http_status = 503
+    error_type = "service_unavailable"
+    code = "bad_state_file"
+
+
+def usable_cache(settings: Settings) -> ModelCache:
+    """The model cache, or ManifestDamaged (before any answer, download or change)."""
+    cache = ModelCache.for_settings(settings)
+    problem = cache.problem()
+    if problem is not None:
+        raise ManifestDamaged(problem.message)
+    return cache
 
 
 class OllamaPullRequest(_Open):
@@ -67,6 +89,17 @@ def disclosure_line(info: Disclosure) -> str:
     where = "cached" if info.cached else f"fetch {format_bytes(info.download_size)}"
     return (f"localinfer: {info.name}: {size} ({where}); RAM needs {need}, "
             f"{format_bytes(info.ram_available)} available: {fit}")
+
+
+def limits(name: str, settings: Settings) -> Limits:
+    """What nobody can confirm over HTTP, as the CLI without a terminal: a server that
+    does not say the size is refused after its headers, and no file grows past
+    ``download_confirm_bytes``, announced or as it arrives (a catalog entry need not
+    state its size: ``[models.NAME]`` entries, names pulled before)."""
+    return Limits(max_size=settings.download_confirm_bytes, refuse_unknown_size=True,
+                  cap_name="download_confirm_bytes",
+                  unknown_size_fix=f"nobody can confirm it over HTTP; run `localinfer pull "
+                                   f"{name} --yes --max-size SIZE`")
 
 
 async def disclose(name: str, settings: Settings) -> Disclosure:
@@ -110,7 +143,7 @@ async def pull_lines(name: str, info: Disclosure, settings: Settings) -> AsyncIt
 
     async def run() -> None:
         try:
-            await apull(name, settings, progress=lines)
+            await apull(name, settings, progress=lines, limits=limits(name, settings))
             if lines.last != "verify":  # a cached file was checked without progress
                 lines.put({"status": "verifying sha256 digest"})
             lines.put({"status": "success"})
@@ -133,9 +166,11 @@ async def pull_lines(name: str, info: Disclosure, settings: Settings) -> AsyncIt
 async def pull(gw: Gateway, request: Request) -> Response:
     req = await read_model(request, OllamaPullRequest, gw.settings.max_body_bytes)
     name = wanted_name(req)
+    usable_cache(gw.settings)  # 503 naming the damaged manifest, before the 200
     info = await disclose(name, gw.settings)  # 404 for an unknown name, before the 200
     if not req.stream:  # one object; a failure keeps its own status (502, 507, …)
-        result = await gw.until_disconnect(request, lambda: apull(name, gw.settings))
+        result = await gw.until_disconnect(request, lambda: apull(
+            name, gw.settings, limits=limits(name, gw.settings)))
         if result is None:
             return Response(status_code=499)
         return JSONBody({"status": "success", "localinfer": info.as_json()})
@@ -152,7 +187,7 @@ async def delete(gw: Gateway, request: Request) -> Response:
     req = await read_model(request, OllamaPullRequest, gw.settings.max_body_bytes)
     name = req.wanted
     check_model_name(name, required=True)
-    cache = ModelCache.for_settings(gw.settings)
+    cache = usable_cache(gw.settings)
     entry = load_catalog(gw.settings).find(name)
     for candidate in dict.fromkeys([name, entry.name if entry else name]):
         if cache.get(candidate) is not None:
