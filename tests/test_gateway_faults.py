@@ -289,3 +289,21 @@ def test_backend_stalling_mid_stream_ends_with_timeout_event(run_app: RunApp,
     assert events[1]["error"]["code"] == "backend_timeout"
     assert events[2] == "[DONE]"
     assert wait_until(lambda: backend.closed_streams == 1)
+
+
+def test_a_stream_ends_at_its_request_deadline(run_app: RunApp, tmp_path: Path) -> None:
+    """A backend that keeps sending (a chunk every 0.1 s, never idle long enough for
+    gateway_timeout) is stopped at request_deadline: an error event naming it, then
+    [DONE], and the upstream stream closed. Before: only the first chunk was bounded."""
+    backend = FakeBackend("endless", tier="embedded").enqueue(
+        Script(chunks=[f"t{i} " for i in range(600)], delay=0.1))
+    url = serve_gateway(run_app, tmp_path, [backend], request_deadline=2)
+    with httpx.stream("POST", url + "/v1/chat/completions", json={**CHAT, "stream": True},
+                      timeout=120) as response:
+        assert response.status_code == 200
+        events = sse_events(response)
+    assert events[-1] == "[DONE]"
+    error = events[-2]["error"]
+    assert error["code"] == "backend_timeout" and "request deadline" in error["message"]
+    assert len(events) < 300  # cut long before the 600 chunks (60 s) ran out
+    assert wait_until(lambda: backend.closed_streams == 1)

@@ -294,9 +294,10 @@ class Settings(BaseSettings):
     )
     request_deadline: float = Field(
         default=600.0, gt=0,
-        description="Seconds a gateway request may wait for a non-streamed answer or a "
-        "stream's first chunk (with gateway_timeout, the smaller wins); past it the upstream "
-        "connection is closed, freeing the server's slot, and the client gets 504.",
+        description="Seconds a gateway request may take: a non-streamed answer or a "
+        "stream's first chunk (with gateway_timeout, the smaller wins), and a whole stream; "
+        "past it the upstream connection is closed, freeing the server's slot, and the "
+        "client gets 504 (in a stream: an error event).",
     )
     max_response_bytes: int = Field(
         default=32 * 1024 * 1024, ge=65536,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -12,7 +13,7 @@ from ..client import AsyncClient
 from ..errors import Cancelled
 from ..settings import Settings
 from ..types import ChatRequest, ChatResponse, ChatStream
-from .streaming import DisconnectWatch, peek, until_disconnect
+from .streaming import DEADLINE_KEY, DisconnectWatch, peek, until_disconnect
 
 T = TypeVar("T")
 
@@ -27,7 +28,7 @@ class Gateway:
     @property
     def timeout(self) -> float:
         # A whole non-streamed answer and a stream's first chunk are bounded by the
-        # request deadline too (a stream's later chunks only by the idle timeout, so far).
+        # request deadline too (a whole stream by it as well: see peek).
         return min(self.settings.gateway_timeout, self.settings.request_deadline)
 
     def is_sensitive(self, request: Request) -> bool:
@@ -52,7 +53,11 @@ class Gateway:
     async def peek(self, request: Request, stream: AsyncGenerator[T, None]) -> T | None:
         """A stream's first item, given up (and the upstream closed) as soon as the client
         leaves: queued, in prompt evaluation or generating, the upstream stops with it
-        (issue 26 §2: abandoned streams ran to their end in llama.cpp before)."""
+        (issue 26 §2: abandoned streams ran to their end in llama.cpp before). The
+        stream's request deadline starts here (the upstream is first asked now) and bounds
+        the rest of it too (ChunkStreamResponse)."""
+        deadline = self.settings.request_deadline
+        request.scope[DEADLINE_KEY] = (asyncio.get_running_loop().time() + deadline, deadline)
         async with DisconnectWatch(request.receive) as watch:
             return await peek(stream, self.timeout)  # closes ``stream`` when cancelled
         assert watch.gone  # only a disconnect is swallowed by the watch

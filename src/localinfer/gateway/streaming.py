@@ -35,6 +35,9 @@ REVOKE_CHECK = 0.25
 # The ASGI scope key under which the security middleware hands a revocable grant (a
 # per-client token) to the routes; absent when nothing can be revoked at run time.
 GRANT_KEY = "localinfer.grant"
+# The ASGI scope key holding the loop time by which a stream must have ended (set when
+# the gateway starts reading it: ``Gateway.peek``, from ``request_deadline``).
+DEADLINE_KEY = "localinfer.deadline"
 
 
 class Revocable(Protocol):
@@ -118,6 +121,11 @@ class SSEEncoder:
 
 def timeout_error(seconds: float, what: str) -> BackendTimeout:
     return BackendTimeout(f"no {what} within {seconds:g} s (LOCALINFER_GATEWAY_TIMEOUT)")
+
+
+def deadline_error(seconds: float) -> BackendTimeout:
+    return BackendTimeout(f"the stream ran past its request deadline of {seconds:g} s "
+                          "(LOCALINFER_REQUEST_DEADLINE); the upstream was stopped")
 
 
 async def aclose_quietly(stream: AsyncGenerator[T, None]) -> None:
@@ -281,12 +289,13 @@ class ChunkStreamResponse(Response):
                     "headers": self.raw_headers})
         try:
             async with DisconnectWatch(receive):
-                await self._pump(send, scope.get(GRANT_KEY))
+                await self._pump(send, scope.get(GRANT_KEY), scope.get(DEADLINE_KEY))
         finally:
             # Reached on completion, failure and client disconnect alike.
             await aclose_quietly(self.rest)
 
-    async def _pump(self, send: Send, grant: Revocable | None) -> None:
+    async def _pump(self, send: Send, grant: Revocable | None,
+                    ends_at: tuple[float, float] | None) -> None:
         encoder = self.encoder
 
         async def body(data: bytes) -> None:
@@ -298,7 +307,7 @@ class ChunkStreamResponse(Response):
             async with RevocationWatch(grant) as revocation:
                 if self.first is not None:
                     await body(encoder.chunk(self.first))
-                await self._rest(body, revocation.check)
+                await self._rest(body, revocation.check, ends_at)
             tail = encoder.end()
         except LocalInferError as exc:
             tail = encoder.error(exc)
@@ -309,16 +318,20 @@ class ChunkStreamResponse(Response):
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _rest(self, body: Callable[[bytes], Awaitable[None]],
-                    check: Callable[[], None]) -> None:
-        # One deadline for the whole stream, moved before each wait for the next chunk
+                    check: Callable[[], None], ends_at: tuple[float, float] | None) -> None:
+        """The chunks after the first. ``ends_at``: (loop time, seconds) of the request
+        deadline, which bounds the whole stream: waits for a chunk end at it, and a chunk
+        sent past it is the last."""
+        # One timer for the whole stream, moved before each wait for the next chunk
         # and lifted while the chunk is sent (a slow reader is not an idle backend):
         # a fresh asyncio.timeout per chunk cost more than framing the chunk.
         loop = asyncio.get_running_loop()
         iterator = aiter(self.rest)
+        end = ends_at[0] if ends_at is not None else float("inf")
         try:
             async with asyncio.timeout(None) as deadline:
                 while True:
-                    deadline.reschedule(loop.time() + self.idle_timeout)
+                    deadline.reschedule(min(loop.time() + self.idle_timeout, end))
                     try:
                         chunk = await anext(iterator)
                     except StopAsyncIteration:
@@ -326,5 +339,9 @@ class ChunkStreamResponse(Response):
                     deadline.reschedule(None)
                     check()
                     await body(self.encoder.chunk(chunk))
+                    if ends_at is not None and loop.time() >= end:
+                        raise deadline_error(ends_at[1])
         except TimeoutError:
+            if ends_at is not None and loop.time() >= end:
+                raise deadline_error(ends_at[1]) from None
             raise timeout_error(self.idle_timeout, "next chunk") from None
