@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from localinfer import AsyncClient
 from localinfer.errors import BackendError, ModelLoading, NoBackend
+from localinfer.gateway import create_app
 from localinfer.hosts.health import marks_down
 from localinfer.http import backend_error
 from localinfer.settings import Settings
@@ -105,11 +106,26 @@ async def test_a_load_past_the_deadline_fails_naming_the_timeout(
         with pytest.raises(BackendError) as caught:
             await asyncio.wait_for(ask(), GUARD)
         message = caught.value.message
+        # The only error stays a 503 "try again later", not "every backend failed" (502).
+        assert isinstance(caught.value, ModelLoading) and caught.value.http_status == 503
+        assert "every backend" not in message
         assert f"still loading model '{UNLOADED}' after 1 s" in message
         assert f"LOCALINFER_{setting.upper()}" in message
         # Asked again within the deadline (waits 0.25 s, 0.5 s, then what is left).
         assert calls(fake, "/v1/chat/completions", UNLOADED) >= 2
         assert failures(client) == 0
+
+
+async def test_a_load_past_the_deadline_is_503_through_the_gateway(run_app: RunApp) -> None:
+    fake = LlamaRouterFake(load_503s=10**6)  # never finishes loading
+    settings = settings_for(run_app(fake.app), request_timeout=1.0)
+    gateway = run_app(create_app(settings, AsyncClient(settings)))
+    async with httpx.AsyncClient(base_url=gateway, timeout=GUARD, trust_env=False) as http:
+        response = await http.post("/v1/chat/completions", json={
+            "model": UNLOADED, "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["code"] == "model_loading" and "still loading" in error["message"]
 
 
 class BusyRouter(LlamaRouterFake):

@@ -17,6 +17,7 @@ from .backends.openai_http import OpenAIHTTPBackend
 from .discovery import Discovery
 from .errors import (
     BackendError,
+    ModelLoading,
     ModelNotFound,
     NoBackend,
     SensitiveDataBlocked,
@@ -194,8 +195,8 @@ class Router:
 
     # -- requests --------------------------------------------------------------------
 
-    def _failed(self, backend: Backend, exc: BackendError, errors: list[str]) -> None:
-        errors.append(exc.message)
+    def _failed(self, backend: Backend, exc: BackendError, errors: list[BackendError]) -> None:
+        errors.append(exc)
         if backend.tier == "local":
             # The server may have stopped: the next request sweeps again.
             self._discovery.invalidate()
@@ -213,7 +214,7 @@ class Router:
 
     async def chat(self, request: ChatRequest, *, sensitive: bool = False) -> ChatResponse:
         request = self.check(request)
-        errors: list[str] = []
+        errors: list[BackendError] = []
         for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
             try:
                 response = await cand.backend.chat(request, cand.model)
@@ -229,7 +230,7 @@ class Router:
     async def stream_chat(self, request: ChatRequest, *,
                           sensitive: bool = False) -> ChatStream:
         request = self.check(request)
-        errors: list[str] = []
+        errors: list[BackendError] = []
         for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
             stream = cand.backend.stream_chat(request, cand.model)
             try:
@@ -255,7 +256,7 @@ class Router:
 
     async def embed(self, request: EmbeddingRequest, *,
                     sensitive: bool = False) -> EmbeddingResponse:
-        errors: list[str] = []
+        errors: list[BackendError] = []
         for cand in await self.candidates(request.model, "embeddings", sensitive=sensitive):
             try:
                 response = await cand.backend.embed(request, cand.model)
@@ -312,6 +313,13 @@ def _hosts_down(model: str, hosts: Sequence[HostSpec], available: Sequence[str])
             f"status`). Available now: {elsewhere}")
 
 
-def _exhausted(errors: list[str]) -> BackendError:
-    detail = "; ".join(errors) or "no backend answered"
-    return BackendError(f"every backend that could serve this failed: {detail}")
+def _exhausted(errors: list[BackendError]) -> BackendError:
+    """The error once every candidate failed. A model still loading everywhere it was
+    asked for stays what it is (ModelLoading, 503: try again later), not 502."""
+    if len(errors) == 1 and isinstance(errors[0], ModelLoading):
+        return errors[0]
+    detail = "; ".join(e.message for e in errors) or "no backend answered"
+    message = f"every backend that could serve this failed: {detail}"
+    if errors and all(isinstance(e, ModelLoading) for e in errors):
+        return ModelLoading(message)
+    return BackendError(message)
