@@ -40,8 +40,12 @@ def test_fresh_home_documents_offline_no_connection_attempts(tmp_path: Path) -> 
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
     # Without CI and the like: ONNX Runtime keeps quiet on its own when they are set.
+    # `ask` starts the home's shared embedded engine, which outlives the CLI and is traced
+    # too (strace -f): a short idle timeout ends it, and the trace, soon after the answer
+    # (at the default 300 s each run waited 5 minutes for it).
     env = without_telemetry_silencers(
-        cli_env(home, home / "index.db", LOCALINFER_EMBEDDED_THREADS="1"))
+        cli_env(home, home / "index.db", LOCALINFER_EMBEDDED_THREADS="1",
+                LOCALINFER_EMBEDDED_IDLE_TIMEOUT="5"))
     traces = []
     code, out, err, trace = traced(tmp_path, env, "add", "index", "add", str(corpus), "--json")
     assert code == 0, err
