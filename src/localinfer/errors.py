@@ -4,8 +4,12 @@ so the CLI and the gateway turn it into one actionable line or one JSON error.""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .redact import redact
+
+if TYPE_CHECKING:
+    from .assets.disclosure import Disclosure
 
 
 class LocalInferError(Exception):
@@ -29,10 +33,18 @@ class UsageError(LocalInferError):
 
 
 class NoBackend(LocalInferError):
+    """Nothing can answer. When fetching the default chat model would fix that,
+    ``disclosure`` says what it costs (name, size, time, RAM fit: ``.lines()``), so a
+    program can show it and offer the download; otherwise it is None."""
+
     exit_code = 3
     http_status = 503
     error_type = "service_unavailable"
     code = "no_backend"
+
+    def __init__(self, message: str, *, disclosure: Disclosure | None = None) -> None:
+        super().__init__(message)
+        self.disclosure = disclosure
 
 
 class ModelNotFound(LocalInferError):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .backends.base import Backend
 from .backends.openai_http import OpenAIHTTPBackend
 from .discovery import Discovery
 from .errors import (
     BackendError,
+    LocalInferError,
     ModelLoading,
     ModelNotFound,
     NoBackend,
@@ -40,6 +42,9 @@ from .types import (
     ServerInfo,
     Tier,
 )
+
+if TYPE_CHECKING:
+    from .assets.disclosure import Disclosure
 
 DEFAULT_MODEL_NAMES = frozenset({"", "default"})
 
@@ -191,7 +196,22 @@ class Router:
             raise SensitiveDataBlocked(
                 "sensitive request: no local tier can serve it, and sensitive data never "
                 "goes remote. " + NO_BACKEND_HINT)
-        raise NoBackend(NO_BACKEND_HINT)
+        raise NoBackend(NO_BACKEND_HINT, disclosure=await self._first_run(capability))
+
+    async def _first_run(self, capability: Capability) -> Disclosure | None:
+        """What fetching the default chat model would cost, when that would give this
+        request a backend (the CLI offers it; a program may show it); else None."""
+        if capability != "chat" or not self._settings.embedded \
+                or self._settings.embedded_model is not None:
+            return None
+        from .assets.bundled import MODEL_ID
+        from .assets.disclosure import adisclose
+
+        try:
+            info = await adisclose(MODEL_ID, self._settings, policy=self._policy)
+        except LocalInferError:  # e.g. a broken [models.*] table: the hint still holds
+            return None
+        return None if info.cached else info
 
     # -- requests --------------------------------------------------------------------
 

@@ -236,6 +236,12 @@ class Settings(BaseSettings):
         description="`pull` asks before downloading more than this many bytes "
         "(`--yes` skips the question).",
     )
+    assume_yes: bool = Field(
+        default=False,
+        description="Answer yes to `chat`'s first-run question (no chat model here and no "
+        "server: download the default model, its cost shown first), as `--yes` does; also "
+        "without a terminal.",
+    )
     download_bandwidth: float | None = Field(
         default=None,
         gt=0,
