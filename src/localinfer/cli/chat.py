@@ -13,6 +13,7 @@ from ..errors import ConsentRequired, UsageError
 from ..remote import ConsentQuestion, OnConsent
 from ..types import ChatChunk, ChatMessage, ChatResponse
 from .common import confirm, model_arg, note, print_json, settings_from_args
+from .first_run import with_first_run
 
 
 def register(sub: Any) -> None:
@@ -32,6 +33,9 @@ def register(sub: Any) -> None:
     p.add_argument("--sensitive", action="store_true",
                    help="never send this request off the machine, whatever consent exists")
     p.add_argument("--json", action="store_true", help="print the whole response as JSON")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="with no chat model here and no server, download the default model "
+                   "without asking (its cost is shown first; env LOCALINFER_ASSUME_YES=1)")
     p.set_defaults(func=run)
 
 
@@ -62,14 +66,17 @@ def run(args: argparse.Namespace) -> int:
             return interactive(client, args, options)
         messages = [ChatMessage(role="user", content=prompt)]
         if args.json:
-            reply = client.chat(messages=messages, model=model_arg(args), system=args.system,
-                                sensitive=args.sensitive, **options)
+            reply = with_first_run(
+                lambda: client.chat(messages=messages, model=model_arg(args),
+                                    system=args.system, sensitive=args.sensitive, **options),
+                args, client.settings)
             assert isinstance(reply, ChatResponse)
             note(served_line(reply.backend, reply.tier, reply.model))
             print_json({**reply.model_dump(exclude_none=True),
                         "localinfer": {"backend": reply.backend, "tier": reply.tier}})
             return 0
-        stream_answer(client, messages, args, options)
+        with_first_run(lambda: stream_answer(client, messages, args, options), args,
+                       client.settings)
     return 0
 
 
@@ -136,7 +143,8 @@ def interactive(client: Client, args: argparse.Namespace, options: dict[str, Any
             return 0
         history.append(ChatMessage(role="user", content=line))
         try:
-            answer = stream_answer(client, history, args, options)
+            answer = with_first_run(lambda: stream_answer(client, history, args, options),
+                                    args, client.settings)
         except KeyboardInterrupt:
             note("[stopped]")
             history.pop()
