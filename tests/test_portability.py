@@ -53,3 +53,23 @@ def test_every_module_imports_without_posix_only_modules() -> None:
     blocking = {name: why for name, why in failed.items()
                 if not name.startswith(IN_REWRITE)}
     assert blocking == {}, "\n".join(f"{n}: {w}" for n, w in blocking.items())
+
+
+EXTRAS_MODULES = ("numpy", "onnxruntime", "onnx", "tokenizers", "sqlite_vec", "sqlean", "pypdf",
+                  "wasmtime", "mcp")
+
+
+def test_the_gateway_and_cli_work_without_the_extras() -> None:
+    """`pip install localinfer` without `[rag,sandbox,mcp]`: `localinfer serve` builds its
+    app (the /ui/ routes describe the embedding model without numpy)."""
+    code = ("import sys\n"
+            f"for name in {EXTRAS_MODULES!r}: sys.modules[name] = None\n"
+            "from localinfer import AsyncClient, Settings\n"
+            "from localinfer.cli.main import main\n"
+            "from localinfer.gateway import create_app\n"
+            "s = Settings(scan_default_ports=False)\n"
+            "create_app(s, AsyncClient(s), close_client=True)\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

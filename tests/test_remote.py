@@ -117,7 +117,7 @@ async def test_after_grant_it_answers(home: Path, remote_provider: Remote,
         assert {c.tier for c in chunks} == {"remote"}
         vectors = (await client.embed(["a", "b"], model="remote-embed")).vectors
         assert len(vectors) == 2
-    assert fake.connections >= 1 and fake.unauthorized == 0
+    assert fake.connections >= 1 and fake.refused_keys == 0
     assert fake.prompts == ["hello there", "streamed"]
 
 
@@ -251,7 +251,7 @@ async def test_key_is_read_at_request_time(home: Path, remote_provider: Remote,
             await client.chat("hi", model=MODEL)
         monkeypatch.setenv(KEY_ENV, KEY)
         assert (await client.chat("hi", model=MODEL)).text == "remote: hi"
-    assert fake.unauthorized == 1
+    assert fake.refused_keys == 1
 
 
 async def test_granted_provider_is_tried_before_an_ungranted_one(

@@ -32,7 +32,7 @@ MODEL = "remote-large"
 class FakeRemoteProvider(FakeServer):
     key: str = KEY
     connections: int = 0
-    unauthorized: int = 0
+    refused_keys: int = 0
     bodies_in: list[int] = field(default_factory=list)
     bodies_out: list[int] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
@@ -59,7 +59,7 @@ class FakeRemoteProvider(FakeServer):
 
         try:
             if headers.get(b"authorization") != f"Bearer {self.key}".encode():
-                self.unauthorized += 1
+                self.refused_keys += 1
                 body = b'{"error":{"message":"invalid api key","type":"invalid_request_error"}}'
                 await counting_send({"type": "http.response.start", "status": 401,
                                      "headers": [(b"content-type", b"application/json")]})
@@ -127,7 +127,7 @@ def test_fake_requires_the_key(remote_provider: tuple[FakeRemoteProvider, str]) 
         denied = client.post(base + "/chat/completions", json=body)
         ok = client.post(base + "/chat/completions", json=body,
                          headers={"authorization": f"Bearer {KEY}"})
-    assert denied.status_code == 401 and fake.unauthorized == 1
+    assert denied.status_code == 401 and fake.refused_keys == 1
     assert ok.json()["choices"][0]["message"]["content"] == "remote: hi"
     assert fake.bodies_out[-1] == len(ok.content)
     assert fake.bodies_in[-1] == len(ok.request.content)

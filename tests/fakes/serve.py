@@ -78,9 +78,10 @@ class ServerProcess:
     ``ready_url`` answers 200 and stopped on exit. Output goes to ``log`` if given."""
 
     def __init__(self, cmd: list[str], ready_url: str, *, log: Path | None = None,
-                 cwd: Path | None = None, timeout: float = 120.0) -> None:
+                 cwd: Path | None = None, timeout: float = 120.0,
+                 env: dict[str, str] | None = None) -> None:
         self.cmd, self.ready_url, self.log, self.cwd = cmd, ready_url, log, cwd
-        self.timeout = timeout
+        self.timeout, self.env = timeout, env
         self.process: subprocess.Popen[bytes] | None = None
 
     def _output(self) -> str:
@@ -89,7 +90,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         out = self.log.open("wb") if self.log else subprocess.DEVNULL
         try:
-            self.process = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=out,
+            self.process = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=out, env=self.env,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         finally:
             if self.log:

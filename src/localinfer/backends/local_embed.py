@@ -17,14 +17,8 @@ from ..types import (
     Usage,
 )
 from .base import Backend
-from .onnx.embedder import (
-    MODEL_ALIASES,
-    MODEL_ID,
-    Embedder,
-    LazyEmbedder,
-    OnnxEmbedder,
-    Vectors,
-)
+from .onnx.embedder import Embedder, LazyEmbedder, OnnxEmbedder, Vectors
+from .onnx.model import MODEL_ALIASES, MODEL_ID
 
 
 class LocalEmbeddingBackend(Backend):

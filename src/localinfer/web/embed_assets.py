@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backends.onnx.embedder import DIM, MAX_TOKENS, MODEL_ASSET, MODEL_ID
+from ..backends.onnx.model import DIM, MAX_TOKENS, MODEL_ASSET, MODEL_ID
 from ..errors import LocalInferError
 from ..settings import Settings
 from .assets import _sha256_of

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.onnx.embedder import MODEL_ID
+from ..backends.onnx.model import MODEL_ID
 from ..errors import UsageError
 from ..settings import Settings
 from .assets import BUILD_HINT, STATIC_ROOT, ui_manifest, vendor_manifest, web_models

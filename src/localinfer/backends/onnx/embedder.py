@@ -28,12 +28,15 @@ if TYPE_CHECKING:
 Vectors = npt.NDArray[np.float32]
 Precision = Literal["int8", "fp32"]
 
-MODEL_ID = "all-minilm-l6-v2"
-MODEL_ALIASES = ["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"]
-MODEL_ASSET = "all-minilm-l6-v2"
-TOKENIZER_ASSET = "all-minilm-l6-v2-tokenizer"
-DIM = 384
-MAX_TOKENS = 256
+# The model's facts live in model.py, which needs no numpy: the gateway's /ui/ routes
+# describe the model without the `rag` extra.
+from .model import DIM as DIM  # noqa: E402
+from .model import MAX_TOKENS as MAX_TOKENS  # noqa: E402
+from .model import MODEL_ALIASES as MODEL_ALIASES  # noqa: E402
+from .model import MODEL_ASSET as MODEL_ASSET  # noqa: E402
+from .model import MODEL_ID as MODEL_ID  # noqa: E402
+from .model import TOKENIZER_ASSET as TOKENIZER_ASSET  # noqa: E402
+
 BATCH_SIZE = 64  # texts a batch, at most
 BATCH_TOKENS = 512  # padded tokens a batch, at most
 

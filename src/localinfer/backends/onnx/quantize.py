@@ -174,7 +174,7 @@ def activation_maxima(model: Any, texts: Sequence[str]) -> dict[str, Array]:
     import onnx
     from tokenizers import Tokenizer
 
-    from .embedder import MAX_TOKENS
+    from .model import MAX_TOKENS
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
