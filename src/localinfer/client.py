@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, Literal, TypeVar, overload
 
 import httpx
@@ -15,14 +15,15 @@ from .backends.base import Backend
 from .discovery import Discovery, status_json_servers
 from .errors import UsageError
 from .ledger import EgressLedger
+from .messages import MessageLike, build_messages
 from .remote import ConsentedRemoteTier, OnConsent
 from .router import BackendFactory, RemoteTier, Router
 from .settings import Settings
 from .syncbridge import LoopThread
+from .tools.loop import DEFAULT_MAX_ROUNDS, arun_with_tools
 from .tools.tool import executes_tools
 from .types import (
     ChatChunk,
-    ChatMessage,
     ChatRequest,
     ChatResponse,
     ChatStream,
@@ -35,7 +36,6 @@ from .types import (
 T = TypeVar("T")
 # Seconds a close (explicit, by the garbage collector or at exit) waits for backends.
 CLOSE_TIMEOUT: Final = 10.0
-MessageLike = ChatMessage | Mapping[str, Any]
 
 
 def is_model_file(model: str | None) -> bool:
@@ -64,17 +64,6 @@ def embedded_factories(settings: Settings) -> list[BackendFactory]:
         return backend
 
     return [chat_engine, embedder]
-
-
-def build_messages(prompt: str | None, messages: Sequence[MessageLike] | None,
-                   system: str | None) -> list[ChatMessage]:
-    built = [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m)
-             for m in (messages or [])]
-    if prompt is not None:
-        built.append(ChatMessage(role="user", content=prompt))
-    if system is not None and not any(m.role == "system" for m in built):
-        built.insert(0, ChatMessage(role="system", content=system))
-    return built
 
 
 class AsyncClient:
@@ -170,8 +159,6 @@ class AsyncClient:
                                messages: Sequence[MessageLike] | None, model: str | None,
                                system: str | None, sensitive: bool,
                                options: dict[str, Any]) -> ChatResponse:
-        from .tools.loop import DEFAULT_MAX_ROUNDS, arun_with_tools
-
         if stream:
             raise UsageError("executing tools needs stream=False (the answer is known only "
                              "after the tool rounds); pass plain tool dicts to stream calls")

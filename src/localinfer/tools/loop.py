@@ -9,18 +9,34 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol, TypeVar
 
 from ..errors import UsageError
+from ..messages import MessageLike, build_messages
 from ..types import ChatMessage, ChatResponse, ToolCall, ToolCallRecord, ToolRun
 from .tool import Tool, run_python
 
-if TYPE_CHECKING:
-    from ..client import AsyncClient, Client
-
 DEFAULT_MAX_ROUNDS = 4
+T = TypeVar("T")
+
+
+class AsyncChatClient(Protocol):
+    """What the loop needs of ``localinfer.AsyncClient`` (client.py runs this loop, so
+    the loop names the shape rather than importing the client)."""
+
+    async def chat(self, prompt: str | None = None, *, stream: Literal[False],
+                   **options: Any) -> ChatResponse: ...
+
+
+class ChatClient(Protocol):
+    """What the sync form needs of ``localinfer.Client``."""
+
+    @property
+    def aio(self) -> AsyncChatClient: ...
+
+    def run(self, fn: Callable[[], Awaitable[T]]) -> T: ...
 
 
 @dataclass
@@ -46,17 +62,12 @@ class ToolReply:
         return self.reply.tier
 
 
-MessageLike = ChatMessage | Mapping[str, Any]
-
-
 class _Loop:
     def __init__(self, prompt: str | None, messages: Sequence[MessageLike] | None,
                  system: str | None, tools: Sequence[Mapping[str, Any]],
                  max_rounds: int) -> None:
         if max_rounds < 1:
             raise UsageError("max_rounds must be at least 1")
-        from ..client import build_messages  # the client's own rule (prompt, system)
-
         built = build_messages(prompt, messages, system)
         if not built:
             raise UsageError("nothing to send: give a prompt or messages")
@@ -137,7 +148,7 @@ def _failed(exc: Exception) -> str:
     return f"error: {type(exc).__name__}: {exc}"
 
 
-def run_with_tools(client: Client, prompt: str | None = None, *,
+def run_with_tools(client: ChatClient, prompt: str | None = None, *,
                    messages: Sequence[MessageLike] | None = None, system: str | None = None,
                    tools: Sequence[Mapping[str, Any]] = (run_python,),
                    max_rounds: int = DEFAULT_MAX_ROUNDS, **options: Any) -> ToolReply:
@@ -150,7 +161,7 @@ def run_with_tools(client: Client, prompt: str | None = None, *,
                                               max_rounds=max_rounds, **options))
 
 
-async def arun_with_tools(client: AsyncClient, prompt: str | None = None, *,
+async def arun_with_tools(client: AsyncChatClient, prompt: str | None = None, *,
                           messages: Sequence[MessageLike] | None = None,
                           system: str | None = None,
                           tools: Sequence[Mapping[str, Any]] = (run_python,),

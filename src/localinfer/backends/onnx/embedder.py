@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ...errors import BadModelFile, LocalInferError
+from .quantize import quantized_model
 from .runtime import onnxruntime
 
 if TYPE_CHECKING:
@@ -189,8 +190,6 @@ def load_default_embedder(settings: Settings, *,
     tokenizer = resolve(TOKENIZER_ASSET, settings)
     threads = settings.embed_threads
     if settings.embed_precision == "int8":
-        from .quantize import quantized_model
-
         def probe(path: Path, texts: list[str]) -> Vectors:
             return OnnxEmbedder(path, tokenizer, threads=threads).embed(texts)
 

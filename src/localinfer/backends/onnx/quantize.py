@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .calibration import CALIBRATION_TEXTS
+from .model import MAX_TOKENS
 from .runtime import onnxruntime, quantization
 
 
@@ -173,8 +174,6 @@ def activation_maxima(model: Any, texts: Sequence[str]) -> dict[str, Array]:
     float32 one text at a time (no padding in the statistics)."""
     import onnx
     from tokenizers import Tokenizer
-
-    from .model import MAX_TOKENS
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)

@@ -1,0 +1,99 @@
+"""Import cycles that issue 25 removed stay removed: the import graph of src/localinfer,
+built from the source (every ``import`` and ``from … import`` of a localinfer module, at
+module level, inside functions or under ``TYPE_CHECKING``), has no path back between
+the modules of each pair."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "localinfer"
+
+# Pairs that once imported each other (a function-level import dodging the cycle).
+BROKEN_CYCLES = [
+    ("localinfer.client", "localinfer.tools.loop"),
+    ("localinfer.backends.onnx.embedder", "localinfer.backends.onnx.quantize"),
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted((SRC / PACKAGE).rglob("*.py"))}
+
+
+def _imported(node: ast.AST, name: str, is_package: bool, known: set[str]) -> Iterator[str]:
+    """The localinfer modules one import statement of module ``name`` loads."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name in known:
+                yield alias.name
+        return
+    if not isinstance(node, ast.ImportFrom):
+        return
+    if node.level:
+        package = name.split(".") if is_package else name.split(".")[:-1]
+        base_parts = package[: len(package) - (node.level - 1)]
+        base = ".".join(base_parts + ([node.module] if node.module else []))
+    else:
+        base = node.module or ""
+    if base in known:
+        yield base
+    for alias in node.names:  # `from . import x`, `from .pkg import mod`
+        if f"{base}.{alias.name}" in known:
+            yield f"{base}.{alias.name}"
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        is_package = path.name == "__init__.py"
+        graph[name] = {target for node in ast.walk(tree)
+                       for target in _imported(node, name, is_package, known)
+                       if target != name}
+    return graph
+
+
+def reaches(graph: dict[str, set[str]], start: str, goal: str) -> list[str] | None:
+    """A path of imports from ``start`` to ``goal``, or None."""
+    seen = {start}
+    paths = [[start]]
+    while paths:
+        path = paths.pop()
+        for target in sorted(graph.get(path[-1], ())):
+            if target == goal:
+                return [*path, target]
+            if target not in seen:
+                seen.add(target)
+                paths.append([*path, target])
+    return None
+
+
+def test_the_graph_sees_function_level_and_relative_imports() -> None:
+    graph = import_graph()
+    assert "localinfer.messages" in graph["localinfer.tools.loop"]
+    assert "localinfer.tools.loop" in graph["localinfer.client"]
+    assert "localinfer.backends.onnx.quantize" in graph["localinfer.backends.onnx.embedder"]
+    # embedded_factories imports the embedded backend inside a function
+    assert "localinfer.backends.embedded" in graph["localinfer.client"]
+
+
+@pytest.mark.parametrize(("first", "second"), BROKEN_CYCLES)
+def test_no_cycle_between(first: str, second: str) -> None:
+    graph = import_graph()
+    there, back = reaches(graph, first, second), reaches(graph, second, first)
+    assert there is None or back is None, (
+        f"import cycle: {' -> '.join(there or [])} and {' -> '.join(back or [])}")
