@@ -226,8 +226,9 @@ class Router:
         the request to send, without the documented drops (``store``, ``metadata``, …)."""
         passed = check_chat(request.model_extra, max_choices=self._settings.max_choices,
                             response_format=request.response_format, tools=request.tools)
-        if passed == (request.model_extra or {}):
-            return request
+        extra = request.model_extra or {}
+        if passed.keys() == extra.keys() and all(passed[k] is extra[k] for k in passed):
+            return request  # nothing dropped, nothing made an integer
         checked = request.model_copy()
         checked.__pydantic_extra__ = passed
         return checked

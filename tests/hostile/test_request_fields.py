@@ -20,9 +20,9 @@ from localinfer.client import AsyncClient
 from localinfer.errors import UsageError
 from localinfer.gateway import create_app
 from localinfer.settings import Settings
-from tests.conftest import RunApp
 from tests.fake_backend import FakeBackend
 from tests.gateway_harness import serve_gateway
+from tests.support.servers import RunApp
 
 pytestmark = pytest.mark.hostile
 
@@ -200,6 +200,11 @@ def test_dropped_fields_never_reach_the_backend_and_integral_floats_are_integers
     assert not {"store", "metadata", "service_tier"} & set(sent), sent
     assert (sent["n"], sent["top_k"], sent["top_logprobs"]) == (2, 40, 3)
     assert all(type(sent[k]) is int for k in ("n", "top_k", "top_logprobs"))
+    # Alone (nothing dropped), an integral float is still sent as the integer.
+    response = httpx.post(url + "/v1/chat/completions", timeout=30, trust_env=False, json={
+        "model": "fake-model", "messages": MESSAGES, "n": 2.0})
+    assert response.status_code == 200, response.text
+    assert type(seen[1]["n"]) is int
 
 
 @pytest.mark.parametrize(("field", "value"), [
