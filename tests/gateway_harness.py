@@ -18,8 +18,7 @@ from localinfer.gateway import create_app
 from localinfer.settings import Settings
 from localinfer.types import ModelInfo
 from tests.fake_backend import FakeBackend, Script
-
-RunApp = Callable[..., str]
+from tests.support.servers import RunApp as RunApp  # re-exported for the gateway tests
 
 
 def gateway_settings(home: Path, **overrides: Any) -> Settings:

@@ -16,8 +16,8 @@ import pytest
 from localinfer.audit import EXIT_EXPOSED
 from localinfer.audit_dangers import Seen, dangers, llamacpp_build, version_tuple
 from localinfer.discovery.answers import Answer
-from tests.conftest import REPO
 from tests.netns import needs_netns, run_in_netns
+from tests.support.servers import REPO
 
 SCRIPT = """
 import json, socket, threading, uvicorn

@@ -28,8 +28,8 @@ from localinfer.discovery.processes import server_kind
 from localinfer.discovery.sockets import parse_proc_net, read_listeners
 from localinfer.http import EgressPolicy
 from localinfer.settings import Settings
-from tests.conftest import REPO
 from tests.fakes.serve import free_port
+from tests.support.servers import REPO
 
 GUARD = 30.0
 

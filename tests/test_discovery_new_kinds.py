@@ -18,7 +18,6 @@ from localinfer.discovery.locked import NeedsKey
 from localinfer.http import EgressPolicy
 from localinfer.settings import Settings
 from localinfer.types import ServerInfo
-from tests.conftest import RunApp
 from tests.fakes import (
     DockerModelRunnerFake,
     JanFake,
@@ -28,6 +27,7 @@ from tests.fakes import (
     NexaFake,
 )
 from tests.fakes.network import FakeNetwork, Reply, ok
+from tests.support.servers import RunApp
 
 GUARD = 30.0
 PROBE_TIMEOUT = 5.0

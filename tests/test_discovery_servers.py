@@ -13,8 +13,8 @@ from localinfer.discovery import default_ports, discover
 from localinfer.http import EgressPolicy
 from localinfer.settings import Settings
 from localinfer.types import ServerInfo
-from tests.conftest import RunApp
 from tests.fakes import FAKES, AppServer, GatewayFake, OllamaFake, VLLMFake, port_is_free
+from tests.support.servers import RunApp
 
 # Generous: a guard against hanging, not a speed check (speed lives in bench/).
 GUARD = 10.0

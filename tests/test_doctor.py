@@ -16,8 +16,8 @@ import pytest
 from localinfer.assets.cache import ModelCache
 from localinfer.cli.doctor import EXIT_UNHEALTHY
 from localinfer.cli.main import main
-from tests.conftest import RunApp
 from tests.fakes.ollama import OllamaFake
+from tests.support.servers import RunApp
 from tests.test_packaging import vendor_dir
 
 __all__ = ["vendor_dir"]  # the fixture, shared

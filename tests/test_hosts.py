@@ -22,10 +22,10 @@ from localinfer.hosts.health import COOLDOWN_MAX, Health
 from localinfer.hosts.spec import HostSpecError, declared_hosts, make_spec
 from localinfer.settings import SettingsError
 from localinfer.types import ChatResponse
-from tests.conftest import RunApp
 from tests.fakes.base import FakeModel
 from tests.fakes.litellm_proxy import LiteLLMProxyFake
 from tests.fakes.openai_compatible import OpenAICompatibleFake
+from tests.support.servers import RunApp
 
 
 def chats(fake: Any) -> int:

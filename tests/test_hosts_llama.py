@@ -15,8 +15,8 @@ import pytest
 from localinfer import AsyncClient, Settings
 from localinfer.errors import BackendError, SensitiveDataBlocked
 from localinfer.types import ChatResponse
-from tests.conftest import SERVER_THREADS, STARTUP_TIMEOUT
 from tests.fakes.serve import ServerProcess, free_port
+from tests.support.servers import SERVER_THREADS, STARTUP_TIMEOUT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NAMES = ("dev", "lan1", "lan2")

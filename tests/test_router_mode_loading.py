@@ -20,8 +20,8 @@ from localinfer.gateway import create_app
 from localinfer.hosts.health import marks_down
 from localinfer.http import backend_error
 from localinfer.settings import Settings
-from tests.conftest import RunApp
 from tests.fakes import LlamaRouterFake
+from tests.support.servers import RunApp
 
 # Bounds a whole test on a loaded machine; never a wait that must pass.
 GUARD = 60.0

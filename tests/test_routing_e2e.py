@@ -11,8 +11,8 @@ import pytest
 from localinfer import AsyncClient, Settings
 from localinfer.errors import ModelNotFound
 from localinfer.types import ChatChunk, ChatResponse
-from tests.conftest import RunApp
 from tests.fakes.ollama import OllamaFake
+from tests.support.servers import RunApp
 
 
 def settings(home: Path, *servers: str) -> Settings:

@@ -256,14 +256,14 @@ def tool_calling_server(llama_server_bin: Path, bundled_gguf: Path,
     chat handling (the generic format, for templates without tools). The same llama.cpp
     as the embedded tier. (llama-cpp-python's ``chatml-function-calling`` was tried first:
     with the 135M model it generated tool arguments without end, ignoring max_tokens.)"""
-    from tests.conftest import SERVER_THREADS, _serve
     from tests.fakes.serve import free_port
+    from tests.support.servers import SERVER_THREADS, serve
 
     port = free_port()
     log = tmp_path_factory.mktemp("llama-tools") / "server.log"
     cmd = [str(llama_server_bin), "-m", str(bundled_gguf), "--host", "127.0.0.1",
            "--port", str(port), "-c", "2048", "-t", SERVER_THREADS, "--no-webui", "--jinja"]
-    yield from _serve(cmd, "/health", port, log)
+    yield from serve(cmd, "/health", port, log)
 
 
 @pytest.mark.slow

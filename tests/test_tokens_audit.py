@@ -17,10 +17,10 @@ from localinfer.audit import EXIT_EXPOSED, Listener, parse_proc_net
 from localinfer.cli.main import main
 from localinfer.gateway import create_app
 from localinfer.tokens import TOKENS_FILE, TokenStore
-from tests.conftest import REPO, RunApp
 from tests.fakes.base import FakeModel
 from tests.fakes.openai_compatible import OpenAICompatibleFake
 from tests.netns import needs_netns, run_in_netns
+from tests.support.servers import REPO, RunApp
 
 # -- tokens --------------------------------------------------------------------------------
 

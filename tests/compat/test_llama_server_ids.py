@@ -18,9 +18,9 @@ import pytest
 
 from localinfer import AsyncClient, Client, Settings
 from localinfer.gateway import create_app
-from tests.conftest import SERVER_THREADS, _serve
 from tests.fakes.serve import free_port
 from tests.gateway_harness import RunApp
+from tests.support.servers import SERVER_THREADS, serve
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def tools_server(llama_server_bin: Path, bundled_gguf: Path,
     cmd = [str(llama_server_bin), "-m", str(bundled_gguf), "--host", "127.0.0.1",
            "--port", str(port), "-c", "2048", "-t", SERVER_THREADS, "--no-webui", "--jinja",
            "--chat-template-file", str(template)]
-    yield from _serve(cmd, "/health", port, where / "server.log")
+    yield from serve(cmd, "/health", port, where / "server.log")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def no_jinja_server(llama_server_bin: Path, bundled_gguf: Path,
     port = free_port()
     cmd = [str(llama_server_bin), "-m", str(bundled_gguf), "--host", "127.0.0.1",
            "--port", str(port), "-c", "2048", "-t", SERVER_THREADS, "--no-webui", "--no-jinja"]
-    yield from _serve(cmd, "/health", port, where / "server.log")
+    yield from serve(cmd, "/health", port, where / "server.log")
 
 
 def settings_for(home: Path, *servers: str) -> Settings:

@@ -25,9 +25,9 @@ from localinfer import AsyncClient, Settings
 from localinfer.backends.embedded import EmbeddedBackend
 from localinfer.backends.local_embed import LocalEmbeddingBackend
 from localinfer.gateway import create_app
-from tests.conftest import SERVER_THREADS, _serve
 from tests.fakes.serve import AppServer, free_port
 from tests.gateway_harness import client_over, gateway_settings
+from tests.support.servers import SERVER_THREADS, serve
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download
 
@@ -150,7 +150,7 @@ def tools_server(tmp_path_factory: pytest.TempPathFactory, llama_server_bin: Pat
            "--port", str(port), "-c", "2048", "-np", "2", "-t", SERVER_THREADS, "--no-webui",
            "--jinja",
            "--chat-template-file", str(template)]
-    yield from _serve(cmd, "/health", port, where / "server.log")
+    yield from serve(cmd, "/health", port, where / "server.log")
 
 
 def tools_app(home: Path, llama: str) -> Any:

@@ -23,7 +23,7 @@ from localinfer.assets.gguf import validate_gguf
 from localinfer.client import AsyncClient
 from localinfer.gateway import create_app
 from localinfer.settings import Settings
-from tests.conftest import RunApp
+from tests.support.servers import RunApp
 
 pytestmark = [pytest.mark.hostile, pytest.mark.slow]
 

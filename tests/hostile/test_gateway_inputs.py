@@ -12,8 +12,8 @@ import pytest
 from localinfer.client import AsyncClient
 from localinfer.gateway import create_app
 from localinfer.settings import Settings
-from tests.conftest import RunApp
 from tests.gateway_harness import serve_gateway
+from tests.support.servers import RunApp
 
 pytestmark = pytest.mark.hostile
 

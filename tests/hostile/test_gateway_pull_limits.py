@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunApp
 from tests.gateway_harness import serve_gateway
 from tests.hostile.test_pull_cache import GGUF_HEAD, MB, Body, Server, server  # noqa: F401
+from tests.support.servers import RunApp
 
 pytestmark = pytest.mark.hostile
 

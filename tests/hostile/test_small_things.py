@@ -16,9 +16,9 @@ from localinfer.client import AsyncClient
 from localinfer.errors import UsageError
 from localinfer.gateway import create_app
 from localinfer.settings import Settings
-from tests.conftest import RunApp
 from tests.gateway_harness import serve_gateway
 from tests.hostile.cli import one_clean_line, run_cli
+from tests.support.servers import RunApp
 
 pytestmark = pytest.mark.hostile
 

@@ -16,9 +16,9 @@ import pytest
 from localinfer.cli.main import main
 from localinfer.tokens import TokenStore
 from localinfer.types import ChatChunk, ChatRequest, ChatStream, ChunkChoice, Delta
-from tests.conftest import RunApp
 from tests.fake_backend import FakeBackend, Script
 from tests.gateway_harness import serve_gateway
+from tests.support.servers import RunApp
 
 pytestmark = pytest.mark.hostile
 

@@ -17,8 +17,8 @@ from localinfer.client import AsyncClient, Client
 from localinfer.errors import BackendError, StreamTruncated
 from localinfer.gateway import create_app
 from localinfer.settings import Settings
-from tests.conftest import RunApp
 from tests.hostile.truncating_server import MODEL, TruncatingServer
+from tests.support.servers import RunApp
 
 pytestmark = pytest.mark.hostile
 
