@@ -40,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.browser.harness import BROWSER_FLAGS, CHROMIUM
 from tests.fakes.serve import AppServer
 
-from localinfer.assets.bundled import bundled_model_path
 from localinfer.client import AsyncClient
 from localinfer.gateway import create_app
 from localinfer.settings import Settings
@@ -188,7 +187,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--no-native", action="store_true",
-                        help="skip the llama-cpp-python baseline (ratios then omitted)")
+                        help="required: the native baseline (llama.cpp's server, one "
+                        "thread) is in bench/bench_wllama_versions.py")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -199,11 +199,10 @@ def main() -> None:
     url = f"{server.base_url}/ui/"
     llm = None
     if not args.no_native:
-        from llama_cpp import Llama
-
-        llm = Llama(model_path=str(bundled_model_path()), n_threads=1, n_ctx=2048,
-                    n_batch=512, verbose=False)
-        native_run(llm, 4)  # warm-up
+        # The in-process llama-cpp-python baseline left with that dependency: the native
+        # baseline is llama.cpp's server in bench/bench_wllama_versions.py.
+        parser.error("the native baseline moved to bench/bench_wllama_versions.py; "
+                     "run this one with --no-native")
     browser: list[dict[str, float]] = []
     native: list[dict[str, float]] = []
     load = os.getloadavg()[0]
