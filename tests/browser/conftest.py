@@ -3,7 +3,7 @@ downloaded browser), a fresh on-disk profile per test, and the exported static s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,7 @@ import pytest
 from localinfer.settings import Settings
 from localinfer.web.assets import vendor_manifest
 from localinfer.web.export import export_site
-from tests.browser.harness import BROWSER_FLAGS, CHROMIUM, TIMEOUT_MS
-
-NewPage = Callable[[], Any]
+from tests.browser.harness import BROWSER_FLAGS, CHROMIUM, TIMEOUT_MS, NewPage
 
 
 def _why_not() -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CHROMIUM = Path("/usr/bin/chromium")
+# The type of the ``new_page`` fixture (tests/browser/conftest.py): ``new_page() -> page``.
+NewPage = Callable[[], Any]
 # Generous: two cores are shared with other work; waits are for events, not sleeps.
 TIMEOUT_MS = 180_000
 

@@ -21,8 +21,7 @@ from localinfer.rag import OnnxEmbedder
 from localinfer.rag.chunking import chunk_blocks
 from localinfer.rag.loaders import load
 from tests import test_rag_support as support
-from tests.browser.conftest import NewPage
-from tests.browser.harness import Recorder, static_site
+from tests.browser.harness import NewPage, Recorder, static_site
 from tests.gateway_harness import RunApp
 from tests.test_rag_index import QUESTIONS
 

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from localinfer.sandbox.runtimes import RUNTIMES
-from tests.browser.conftest import NewPage
-from tests.browser.harness import Recorder, static_site
+from tests.browser.harness import NewPage, Recorder, static_site
 from tests.gateway_harness import RunApp, gateway_app
 
 

@@ -18,8 +18,7 @@ import pytest
 
 from localinfer.gateway import create_app
 from localinfer.web.assets import ENGINE_SINGLE_THREAD, engine_files
-from tests.browser.conftest import NewPage
-from tests.browser.harness import FakeRemote, Recorder, static_site, throttled
+from tests.browser.harness import FakeRemote, NewPage, Recorder, static_site, throttled
 from tests.fake_backend import FakeBackend, Script
 from tests.gateway_harness import RunApp, client_over, gateway_app, gateway_settings
 

@@ -23,8 +23,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tests.browser.conftest import NewPage
-from tests.browser.harness import Recorder
+from tests.browser.harness import NewPage, Recorder
 from tests.browser.test_browser_tier import app_state, ask, wait_answers
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

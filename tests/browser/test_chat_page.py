@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from localinfer.types import ModelInfo
-from tests.browser.conftest import NewPage
-from tests.browser.harness import FakeRemote, Recorder, static_site
+from tests.browser.harness import FakeRemote, NewPage, Recorder, static_site
 from tests.browser.test_browser_tier import app_state, ask
 from tests.fake_backend import FakeBackend, Script
 from tests.gateway_harness import RunApp, gateway_app

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.conftest import NewPage
+from tests.browser.harness import NewPage
 from tests.browser.test_browser_tier import MODEL, app_state, app_url, ask, wait_answers
 from tests.fakes.serve import ServerProcess, free_port
 
