@@ -361,3 +361,12 @@ async def test_answers_name_the_model_by_its_id(backend: EmbeddedBackend) -> Non
     assert reply.model == MODEL_ID
     chunks = [c async for c in backend.stream_chat(ask("Say yes.", max_tokens=3), MODEL_ID)]
     assert {c.model for c in chunks} == {MODEL_ID}
+
+
+async def test_max_tokens_beyond_the_context_is_refused_before_the_engine(
+        tmp_path: Path) -> None:
+    engine = EmbeddedBackend(make_settings(tmp_path, embedded_context=512))
+    with pytest.raises(UsageError, match=r"max_tokens=4000 .* context \(512 tokens") as info:
+        await engine.chat(ask("hi", max_tokens=4000), MODEL_ID)
+    assert getattr(info.value, "param", None) == "max_tokens"
+    assert engine.engine_pid is None

@@ -23,7 +23,7 @@ def ask(content: str, **options: object) -> ChatRequest:
 def endless(**options: object) -> ChatRequest:
     """A request that cannot end by itself: end-of-generation is forbidden."""
     eos = validate_gguf(bundled_model_path()).metadata["tokenizer.ggml.eos_token_id"]
-    settings: dict[str, object] = {"max_tokens": 4000, "logit_bias": {str(eos): -100.0}}
+    settings: dict[str, object] = {"max_tokens": 1900, "logit_bias": {str(eos): -100.0}}
     return ask("Tell me a very long story about a lighthouse.", **{**settings, **options})
 
 

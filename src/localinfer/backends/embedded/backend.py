@@ -196,6 +196,7 @@ class EmbeddedBackend(Backend):
     # -- the engine ----------------------------------------------------------------------
 
     async def _ready(self, request: ChatRequest) -> OpenAIHTTPBackend:
+        self._check_budget(request)
         info = await self._validated()
         if self.supervisor.running() is None:  # about to start one: will it fit?
             await asyncio.to_thread(self._check_fits, info)
@@ -262,6 +263,19 @@ class EmbeddedBackend(Backend):
             self._props = (engine.pid, props)
             return props
         return None
+
+    def _check_budget(self, request: ChatRequest) -> None:
+        """``max_tokens`` beyond a slot's context can never be generated: a 400 naming it,
+        before the engine is asked."""
+        extra = request.model_extra or {}
+        for name in ("max_tokens", "max_completion_tokens"):
+            wanted = getattr(request, name, None) or extra.get(name)
+            limit = self.settings.embedded_context
+            if isinstance(wanted, int) and wanted > limit:
+                err = UsageError(f"{name}={wanted} is more than the embedded model's context "
+                                 f"({limit} tokens, embedded_context); ask for at most {limit}")
+                err.param = name  # type: ignore[attr-defined]
+                raise err
 
     def _check_fits(self, info: GGUFInfo) -> None:
         """Host memory for the weights and every slot's KV cache; skipped when layers go
