@@ -168,3 +168,19 @@ def test_status_names_the_engine_build_and_what_it_computes_with(tmp_path: Path)
     text = subprocess.run([sys.executable, "-m", "localinfer.cli.main", "status"],
                           env=env_for(tmp_path), capture_output=True, text=True, timeout=120)
     assert "llama.cpp via xllamacpp" in text.stdout
+
+
+def test_engine_status_and_stop_commands(tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "localinfer.cli.main", *args],
+                              env=env_for(tmp_path), capture_output=True, text=True,
+                              timeout=120)
+
+    assert cli("engine", "status").stdout.startswith("not running")
+    pid = engine_pid_of(ask_in_process(tmp_path))
+    shown = cli("engine", "status", "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["pid"] == pid
+    assert "key" not in shown.stdout  # the key stays in the user-only state file
+    stopped = cli("engine", "stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stderr
+    assert gone(pid) and engines_of(tmp_path) == []

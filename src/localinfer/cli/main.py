@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "web",
     "mcp",
     "doctor",
+    "engine",
 ]
 
 

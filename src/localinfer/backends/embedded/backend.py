@@ -164,7 +164,7 @@ class EmbeddedBackend(Backend):
             self._engine = None
 
     async def stop_engine(self) -> bool:
-        """Stop the home's engine now (``localinfer engine stop``, tests)."""
+        """Stop the home's engine now (as ``localinfer engine stop`` does)."""
         await self.aclose()
         return await asyncio.to_thread(self.supervisor.stop)
 
