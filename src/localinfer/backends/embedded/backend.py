@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -55,6 +56,14 @@ def chat_template_path(value: Path | None) -> str | None:
     return str(path.resolve())
 
 
+@dataclass(frozen=True)
+class _Identity:
+    path: Path  # as configured (or the bundled file)
+    resolved: Path  # the real file llama.cpp opens
+    model_id: str
+    aliases: list[str]
+
+
 class EmbeddedBackend(Backend):
     name = "embedded"
     kind = "llama.cpp"
@@ -70,42 +79,55 @@ class EmbeddedBackend(Backend):
         # The engine this process last used, and our HTTP backend for it.
         self._engine: tuple[Engine, OpenAIHTTPBackend] | None = None
         self._props: tuple[int, dict[str, Any]] | None = None  # (engine pid, /props)
+        self._ident: tuple[Settings, _Identity] | None = None
 
     # -- identity ------------------------------------------------------------------------
+
+    def _identity(self) -> _Identity:
+        """Which file this backend serves and its names, worked out once (finding the
+        bundled model asks package metadata: ~1 ms) and again only when that file is gone
+        or the settings were replaced; BadModelFile when there is none."""
+        cached = self._ident
+        if cached is not None and cached[0] is self.settings and cached[1].path.is_file():
+            return cached[1]
+        if self._explicit is not None:
+            path = Path(self._explicit).expanduser()
+        else:
+            path = bundled_model_path(self.settings.home)
+        try:
+            bundled: Path | None = bundled_model_path(self.settings.home).resolve()
+        except BadModelFile:
+            bundled = None
+        resolved = safe_resolve(path)
+        is_bundled = bundled is not None and resolved == bundled
+        model_id = MODEL_ID if is_bundled else path.stem
+        names = [path.name, path.stem, str(path)] + (["smollm2", "SmolLM2"] if is_bundled else [])
+        identity = _Identity(path, resolved, model_id,
+                             list(dict.fromkeys(n for n in names if n != model_id)))
+        self._ident = (self.settings, identity)
+        return identity
 
     @property
     def model_path(self) -> Path:
         """The GGUF this backend serves (BadModelFile if the bundled one is missing)."""
-        if self._explicit is not None:
-            return Path(self._explicit).expanduser()
-        return bundled_model_path(self.settings.home)
+        return self._identity().path
 
     @property
     def model_id(self) -> str:
-        return MODEL_ID if self._is_bundled() else self.model_path.stem
-
-    def _is_bundled(self) -> bool:
-        try:
-            bundled = bundled_model_path(self.settings.home)
-        except BadModelFile:
-            return False
-        return self._explicit is None or safe_resolve(self.model_path) == bundled.resolve()
+        return self._identity().model_id
 
     def _aliases(self) -> list[str]:
-        path = self.model_path
-        names = [path.name, path.stem, str(path)]
-        if self._is_bundled():
-            names += ["smollm2", "SmolLM2"]
-        return list(dict.fromkeys(n for n in names if n != self.model_id))
+        return self._identity().aliases
 
     def config(self) -> EngineConfig:
         threads = self.settings.embedded_threads or os.cpu_count() or 1
+        identity = self._identity()
         return EngineConfig(
-            model=str(safe_resolve(self.model_path)), context=self.settings.embedded_context,
+            model=str(identity.resolved), context=self.settings.embedded_context,
             parallel=self.settings.embedded_parallel, threads=threads,
             gpu_layers=self.settings.embedded_gpu_layers,
             chat_template=chat_template_path(self.settings.embedded_chat_template),
-            alias=self.model_id)
+            alias=identity.model_id)
 
     @property
     def engine_pid(self) -> int | None:
