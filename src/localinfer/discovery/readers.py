@@ -71,7 +71,13 @@ def clean_id(listed: str) -> tuple[str, tuple[str, ...]]:
 def template_tools(a: Answers) -> bool | None:
     """llama-server's /props ``chat_template_caps.supports_tools``: whether its chat
     template renders ``tools`` (without it, tool calls come back empty)."""
-    caps = answer(a, "/props").obj().get("chat_template_caps")
+    return props_supports_tools(answer(a, "/props").obj())
+
+
+def props_supports_tools(props: dict[str, Any]) -> bool | None:
+    """``chat_template_caps.supports_tools`` of a llama.cpp server's /props (the embedded
+    engine's too); None where it does not say."""
+    caps = props.get("chat_template_caps")
     value = caps.get("supports_tools") if isinstance(caps, dict) else None
     return value if isinstance(value, bool) else None
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 from ...assets.bundled import MODEL_ID, bundled_model_path
 from ...assets.gguf import GGUFInfo, validate_gguf
 from ...assets.system import memory
+from ...discovery.readers import props_supports_tools
 from ...errors import (
     BackendError,
     BackendTimeout,
@@ -313,9 +314,7 @@ class EmbeddedBackend(Backend):
         until this process has asked the running engine."""
         if engine is None or self._props is None or self._props[0] != engine.pid:
             return None
-        caps = self._props[1].get("chat_template_caps")
-        supports = caps.get("supports_tools") if isinstance(caps, dict) else None
-        return supports if isinstance(supports, bool) else None
+        return props_supports_tools(self._props[1])
 
     async def _validated(self) -> GGUFInfo:
         """validate_gguf, off the event loop, once per version of the file."""
