@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..backends.embedded.supervisor import Supervisor
 from ..settings import Settings
 from .common import add_verb, note, print_json
+
+if TYPE_CHECKING:
+    from ..backends.embedded.supervisor import Supervisor
 
 
 def register(sub: Any) -> None:
@@ -24,6 +26,9 @@ def register(sub: Any) -> None:
 
 
 def _supervisor() -> Supervisor:
+    # Imported here: building the CLI's parser should not load the engine's backend.
+    from ..backends.embedded.supervisor import Supervisor
+
     settings = Settings()
     return Supervisor(settings.home, idle_timeout=settings.embedded_idle_timeout,
                       start_timeout=settings.embedded_stall_timeout)
