@@ -179,16 +179,16 @@ class Supervisor:
             return False
 
     def _stop_process(self, pid: int) -> None:
-        if not _is_engine_process(pid):
-            return  # gone already, or the pid now belongs to someone else
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        while time.monotonic() < deadline and _is_engine_process(pid):
-            time.sleep(0.02)
-        if _is_engine_process(pid):
+        """SIGTERM, then SIGKILL past the grace; returns once the process is gone (a
+        SIGKILLed process still takes a moment to die, and its port with it)."""
+        for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, STOP_GRACE)):
+            if not _is_engine_process(pid):
+                return  # gone, or the pid now belongs to someone else
             with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, sig)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and _is_engine_process(pid):
+                time.sleep(0.02)
 
     def _start(self, config: EngineConfig, fingerprint: str) -> Engine:
         key = secrets.token_urlsafe(24)
