@@ -97,7 +97,7 @@ const li = await LocalInfer.connect({
   },
   onProgress: (p) => {
     // The embeddings worker's progress shows in the Documents view, not as the chat model's.
-    if (/** @type {any} */ (p).kind === 'embeddings') return;
+    if (p.kind === 'embeddings') return;
     progressLog.push(p.phase);
     const pct = p.total ? ` ${Math.round((100 * p.done) / p.total)}%` : '';
     $('model-state').textContent = `${p.phase}${pct}`;

@@ -6,12 +6,8 @@
 // custom-cache hook, with remote models off and its wasm from vendor/: nothing leaves the
 // origin, nothing comes from a CDN.
 //
-// Messages in:  {op: 'load', manifestUrl, vendorBase, threads} | {op: 'embed', id, texts}
-//               | {op: 'timing'}
-// Messages out: {op: 'progress', phase, done, total} | {op: 'loaded', ...}
-//               | {op: 'vectors', id, dim, data: Float32Array} | {op: 'error', id?, message, code}
-//               | {op: 'timing', entries}
-import { readVerified, storeVerified } from './lib/cache.js';
+// Messages: EmbeddingsRequest in, EmbeddingsReply out (lib/protocol.js).
+import { fetchVerified } from './lib/download.js';
 import { ownEntries } from './lib/timing.js';
 
 const scope = /** @type {DedicatedWorkerGlobalScope} */ (/** @type {unknown} */ (self));
@@ -30,28 +26,8 @@ const MAX_TOKENS = 256;
 let extractor = null;
 let dim = 0;
 
-/** @param {any} message @param {Transferable[]} [transfer] */
+/** @param {import('./lib/protocol.js').EmbeddingsReply} message @param {Transferable[]} [transfer] */
 function post(message, transfer) { scope.postMessage(message, transfer ?? []); }
-
-/**
- * @param {string} url
- * @param {(done: number) => void} onBytes
- * @returns {Promise<Blob>}
- */
-async function download(url, onBytes) {
-  const response = await fetch(url, { cache: 'no-store', credentials: 'same-origin' });
-  if (!response.ok || !response.body) throw new Error(`${url}: HTTP ${response.status}`);
-  const reader = response.body.getReader();
-  /** @type {Uint8Array[]} */
-  const parts = [];
-  while (true) {
-    const read = await reader.read();
-    if (read.done) break;
-    parts.push(read.value);
-    onBytes(read.value.byteLength);
-  }
-  return new Blob(/** @type {BlobPart[]} */ (parts));
-}
 
 /**
  * @param {string} manifestUrl
@@ -60,30 +36,24 @@ async function download(url, onBytes) {
  */
 async function load(manifestUrl, vendorBase, threads) {
   const started = performance.now();
+  /** @type {import('./lib/protocol.js').EmbedManifest} */
   const manifest = await (await fetch(manifestUrl, { cache: 'no-store' })).json();
   const model = manifest.models?.[0];
   if (!model) throw Object.assign(new Error(manifest.problem ?? 'no embedding model here'), { code: 'no_model' });
   const base = new URL(model.base, manifestUrl).href;
   /** @type {Map<string, Blob>} path inside the model folder -> verified bytes */
   const files = new Map();
-  const total = model.files.reduce((/** @type {number} */ n, /** @type {any} */ f) => n + f.bytes, 0);
-  let done = 0;
+  const total = model.files.reduce((n, f) => n + f.bytes, 0);
+  let done = 0; // bytes of the files before this one
   let fetched = 0;
-  let last = 0;
   for (const f of model.files) {
-    let blob = await readVerified(f.sha256);
-    if (blob === null) {
-      blob = await download(new URL(f.path, base).href, (n) => {
-        done += n;
-        fetched += n;
-        const now = performance.now();
-        if (now - last > 100) { last = now; post({ op: 'progress', phase: 'download', done, total }); }
-      });
-      await storeVerified(`${model.id}/${f.path}`, f.sha256, blob);
-    } else {
-      done += blob.size;
-    }
-    files.set(f.path, blob);
+    const got = await fetchVerified({ name: `${model.id}/${f.path}`, url: new URL(f.path, base).href,
+      sha256: f.sha256 }, (phase, bytes) => {
+      if (phase === 'download') post({ op: 'progress', phase, done: done + bytes, total });
+    });
+    done += got.blob.size;
+    fetched += got.fetched;
+    files.set(f.path, got.blob);
   }
   post({ op: 'progress', phase: fetched ? 'verify' : 'cached', done: total, total });
   const tf = await import(new URL('transformers.min.js', vendorBase).href);
@@ -136,7 +106,7 @@ async function embed(id, texts) {
   post({ op: 'vectors', id, dim, data: out }, [out.buffer]);
 }
 
-scope.onmessage = (/** @type {MessageEvent} */ event) => {
+scope.onmessage = (/** @type {MessageEvent<import('./lib/protocol.js').EmbeddingsRequest>} */ event) => {
   const msg = event.data;
   if (msg.op === 'load') {
     load(msg.manifestUrl, msg.vendorBase, msg.threads).catch((err) => post({ op: 'error',

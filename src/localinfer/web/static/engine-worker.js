@@ -4,11 +4,8 @@
 // so every network fetch of the engine happens in this worker and shows in its Resource
 // Timing entries (reported to the page for the "where did my data go" panel).
 //
-// Messages in:  {op: 'load', model, engineBase, threads} | {op: 'chat', id, messages, ...}
-//               | {op: 'abort', id} | {op: 'timing'} | {op: 'crash'} (tests)
-// Messages out: {op: 'progress'} | {op: 'loaded'} | {op: 'token', id, text}
-//               | {op: 'done', id, ...} | {op: 'error', id?, message, code} | {op: 'timing'}
-import { readVerified, storeVerified } from './lib/cache.js';
+// Messages: EngineRequest in, EngineReply out (lib/protocol.js).
+import { download, fetchVerified } from './lib/download.js';
 import { ownEntries } from './lib/timing.js';
 
 /**
@@ -38,66 +35,26 @@ let wllama = null;
 /** @type {Map<number, AbortController>} */
 const running = new Map();
 
-/** @param {any} message */
+/** @param {import('./lib/protocol.js').EngineReply} message */
 function post(message) { scope.postMessage(message); }
 
 /**
- * Fetch a file with progress; returns it as a Blob.
- * @param {string} url
- * @param {string} type
- * @param {(done: number, total: number) => void} [onProgress]
- * @param {RequestCache} [cache] the model: no-store (it lives in the Cache API); the
- *   engine: the HTTP cache, revalidated by ETag
- * @returns {Promise<Blob>}
- */
-async function download(url, type, onProgress, cache = /** @type {RequestCache} */ ('no-store')) {
-  const response = await fetch(url, { cache, credentials: 'same-origin' });
-  if (!response.ok || !response.body) throw new Error(`${url}: HTTP ${response.status}`);
-  const total = Number(response.headers.get('content-length') ?? 0);
-  const reader = response.body.getReader();
-  /** @type {Uint8Array[]} */
-  const parts = [];
-  let done = 0;
-  let last = 0;
-  while (true) {
-    const read = await reader.read();
-    if (read.done) break;
-    parts.push(read.value);
-    done += read.value.byteLength;
-    const now = performance.now();
-    if (onProgress && now - last > 100) { last = now; onProgress(done, total); }
-  }
-  onProgress?.(done, total);
-  return new Blob(/** @type {BlobPart[]} */ (parts), { type });
-}
-
-/**
- * @param {{name: string, url: string, sha256: string, bytes: number}} model
+ * @param {import('./lib/protocol.js').EngineModel} model
  * @param {string} engineBase URL of vendor/wllama/
  * @param {number} threads
  */
 async function load(model, engineBase, threads) {
   const started = performance.now();
-  let blob = await readVerified(model.sha256);
-  const cached = blob !== null;
-  let fetched = 0;
-  let downloadMs = 0;
-  if (blob === null) {
-    const t0 = performance.now();
-    blob = await download(model.url, 'application/octet-stream',
-      (done, total) => post({ op: 'progress', phase: 'download', done, total }));
-    downloadMs = performance.now() - t0;
-    fetched = blob.size;
-    post({ op: 'progress', phase: 'verify', done: 0, total: blob.size });
-    await storeVerified(model.name, model.sha256, blob);
-  } else {
-    post({ op: 'progress', phase: 'cached', done: blob.size, total: blob.size });
-  }
+  const { blob, fetched, downloadMs } = await fetchVerified(model,
+    (phase, done, total) => post({ op: 'progress', phase, done, total }));
+  const cached = fetched === 0;
+  if (cached) post({ op: 'progress', phase: 'cached', done: blob.size, total: blob.size });
   post({ op: 'progress', phase: 'load', done: 0, total: blob.size });
   const multi = threads > 1 && self.crossOriginIsolated;
   const wasmName = multi ? 'multi-thread/wllama.wasm' : 'single-thread/wllama.wasm';
-  const wasm = await download(new URL(wasmName, engineBase).href, 'application/wasm',
-    undefined, 'no-cache');
+  // The engine: the HTTP cache, revalidated by ETag.
+  const wasm = await download(new URL(wasmName, engineBase).href,
+    { type: 'application/wasm', cache: 'no-cache' });
   const wasmUrl = URL.createObjectURL(wasm);
   const mod = await import(new URL('index.js', engineBase).href);
   const paths = multi ? { 'single-thread/wllama.wasm': wasmUrl, 'multi-thread/wllama.wasm': wasmUrl }
@@ -122,7 +79,7 @@ async function load(model, engineBase, threads) {
 
 /**
  * @param {number} id
- * @param {{messages: {role: string, content: string}[], max_tokens?: number, temperature?: number, top_p?: number, seed?: number}} req
+ * @param {import('./lib/protocol.js').EngineChatRequest} req
  */
 async function chat(id, req) {
   if (!wllama) throw new Error('no model loaded');
@@ -166,7 +123,7 @@ async function chat(id, req) {
   }
 }
 
-scope.onmessage = (/** @type {MessageEvent} */ event) => {
+scope.onmessage = (/** @type {MessageEvent<import('./lib/protocol.js').EngineRequest>} */ event) => {
   const msg = event.data;
   if (msg.op === 'load') {
     load(msg.model, msg.engineBase, msg.threads).catch((err) => post({ op: 'error',

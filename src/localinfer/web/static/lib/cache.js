@@ -25,6 +25,17 @@ export async function sha256Hex(buffer) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * The one sha256 check of downloaded bytes: an IntegrityError when they differ.
+ * @param {ArrayBuffer} buffer @param {string} sha256 expected
+ * @param {(actual: string) => string} mismatch the error's message
+ * @returns {Promise<void>}
+ */
+export async function checkSha256(buffer, sha256, mismatch) {
+  const actual = await sha256Hex(buffer);
+  if (actual !== sha256) throw new IntegrityError(mismatch(actual));
+}
+
 /** @param {string} sha256 @returns {Promise<boolean>} */
 export async function isCached(sha256) {
   const cache = await caches.open(CACHE_NAME);
@@ -56,10 +67,8 @@ export async function readVerified(sha256) {
  * @returns {Promise<void>}
  */
 export async function storeVerified(name, sha256, blob) {
-  const actual = await sha256Hex(await blob.arrayBuffer());
-  if (actual !== sha256) {
-    throw new IntegrityError(`${name}: sha256 ${actual} does not match the manifest's ${sha256}`);
-  }
+  await checkSha256(await blob.arrayBuffer(), sha256,
+    (actual) => `${name}: sha256 ${actual} does not match the manifest's ${sha256}`);
   const cache = await caches.open(CACHE_NAME);
   await cache.put(keyFor(sha256), new Response(blob, { headers: {
     'content-type': 'application/octet-stream',

@@ -8,14 +8,11 @@ import { BackendError, DownloadDeclined, EngineCrashed, LocalInferError } from '
 
 export const EMBED_MODEL = 'all-minilm-l6-v2';
 
+/** @typedef {import('./protocol.js').EmbedManifestModel} EmbedManifestModel */
+/** @typedef {import('./protocol.js').EmbeddingsLoaded} Loaded */
+/** @typedef {import('./protocol.js').EmbeddingsReply | Error} Reply an Error: the worker died */
+
 /**
- * @typedef {object} EmbedManifestModel
- * @property {string} id
- * @property {number} dim
- * @property {number} bytes
- * @property {string | null} license
- * @property {{path: string, bytes: number, sha256: string}[]} files
- *
  * @typedef {object} EmbedDisclosure
  * @property {'embeddings'} kind
  * @property {string} model
@@ -39,26 +36,35 @@ export const EMBED_MODEL = 'all-minilm-l6-v2';
  * @property {string} backend
  */
 
-/** @typedef {{op: string, [key: string]: any}} WorkerMessage */
+/** The one way a message reaches the embeddings worker. @param {Worker} worker
+ * @param {import('./protocol.js').EmbeddingsRequest} msg */
+function send(worker, msg) { worker.postMessage(msg); }
+
+/** A reply that is not the answer, as an Error. @param {Reply} msg @returns {Error} */
+function failure(msg) {
+  if (msg instanceof Error) return msg;
+  return msg.op === 'error' ? new LocalInferError(msg.message, msg.code)
+    : new LocalInferError(`the embeddings worker answered ${msg.op}`, 'embed_error');
+}
 
 export class Embeddings {
   /**
    * @param {{workerUrl: string, manifestUrl: string, vendorBase: string, threads: number,
    *   gatewayUrl: string | null, onDisclose?: (d: any) => boolean | Promise<boolean>,
-   *   onProgress?: (p: any) => void}} opts gatewayUrl: the gateway's OpenAI base URL
+   *   onProgress?: (p: import('./types.js').Progress) => void}} opts gatewayUrl: the gateway's OpenAI base URL
    */
   constructor(opts) {
     this.opts = opts;
     /** @type {Worker | null} */
     this.worker = null;
-    /** @type {Promise<any> | null} */
+    /** @type {Promise<Loaded> | null} */
     this.loading = null;
-    /** @type {any} */
+    /** @type {Loaded | null} */
     this.loaded = null;
     /** @type {boolean | null} the user's answer to the disclosure, for this page's life */
     this.disclosed = null;
     this.nextId = 1;
-    /** @type {Map<number | 'load' | 'timing', (msg: WorkerMessage) => void>} */
+    /** @type {Map<number | 'load' | 'timing', (msg: Reply) => void>} */
     this.waiting = new Map();
     /** @type {EmbedManifestModel | null | undefined} */
     this.model = undefined;
@@ -69,7 +75,9 @@ export class Embeddings {
     if (this.model !== undefined) return this.model;
     try {
       const r = await fetch(this.opts.manifestUrl, { cache: 'no-store' });
-      this.model = r.ok ? ((await r.json()).models?.[0] ?? null) : null;
+      /** @type {import('./protocol.js').EmbedManifest | null} */
+      const manifest = r.ok ? await r.json() : null;
+      this.model = manifest?.models?.[0] ?? null;
     } catch { this.model = null; }
     return this.model ?? null;
   }
@@ -89,7 +97,8 @@ export class Embeddings {
   spawn() {
     if (this.worker) return this.worker;
     const worker = new Worker(this.opts.workerUrl, { type: 'module', name: 'localinfer-embeddings' });
-    worker.onmessage = (event) => this.receive(event.data);
+    worker.onmessage = (/** @type {MessageEvent<import('./protocol.js').EmbeddingsReply>} */ event) =>
+      this.receive(event.data);
     worker.onerror = (event) => {
       event.preventDefault();
       this.die(new EngineCrashed(`the embeddings worker crashed: ${event.message || 'unknown error'}`));
@@ -104,27 +113,29 @@ export class Embeddings {
     this.worker = null;
     this.loaded = null;
     this.loading = null;
-    for (const deliver of this.waiting.values()) deliver({ op: 'error', error });
+    for (const deliver of this.waiting.values()) deliver(error);
     this.waiting.clear();
   }
 
-  /** @param {WorkerMessage} msg */
+  /** @param {import('./protocol.js').EmbeddingsReply} msg */
   receive(msg) {
-    if (msg.op === 'progress') this.opts.onProgress?.({ ...msg, op: undefined, kind: 'embeddings' });
+    if (msg.op === 'progress') {
+      this.opts.onProgress?.({ phase: msg.phase, done: msg.done, total: msg.total, kind: 'embeddings' });
+    }
     else if (msg.op === 'loaded' || (msg.op === 'error' && msg.id === undefined)) {
       this.waiting.get('load')?.(msg);
       this.waiting.delete('load');
     } else if (msg.op === 'timing') {
       this.waiting.get('timing')?.(msg);
       this.waiting.delete('timing');
-    } else if (msg.id !== undefined) {
+    } else if (msg.id !== undefined) { // vectors, or the error of an embed
       this.waiting.get(msg.id)?.(msg);
       this.waiting.delete(msg.id);
     }
   }
 
   /** Load the in-browser model (disclosed first when it is not cached).
-   * @returns {Promise<any>} what the worker reported */
+   * @returns {Promise<Loaded>} what the worker reported */
   async ensure() {
     if (this.loaded) return this.loaded;
     if (this.loading) return this.loading;
@@ -142,12 +153,12 @@ export class Embeddings {
     this.loading = new Promise((resolve, reject) => {
       this.waiting.set('load', (msg) => {
         this.loading = null;
-        if (msg.op === 'loaded') { this.loaded = msg; resolve(msg); } else {
-          reject(msg.error ?? new LocalInferError(msg.message, msg.code));
+        if (!(msg instanceof Error) && msg.op === 'loaded') { this.loaded = msg; resolve(msg); } else {
+          reject(failure(msg));
         }
       });
     });
-    worker.postMessage({ op: 'load', manifestUrl: this.opts.manifestUrl,
+    send(worker, { op: 'load', manifestUrl: this.opts.manifestUrl,
       vendorBase: this.opts.vendorBase, threads: this.opts.threads });
     return this.loading;
   }
@@ -196,12 +207,13 @@ export class Embeddings {
     await this.ensure();
     const worker = this.spawn();
     const id = this.nextId++;
+    /** @type {Reply} */
     const msg = await new Promise((resolve) => {
       this.waiting.set(id, resolve);
-      worker.postMessage({ op: 'embed', id, texts });
+      send(worker, { op: 'embed', id, texts });
     });
-    if (msg.op !== 'vectors') throw msg.error ?? new LocalInferError(msg.message, msg.code);
-    const data = /** @type {Float32Array} */ (msg.data);
+    if (msg instanceof Error || msg.op !== 'vectors') throw failure(msg);
+    const data = msg.data;
     /** @type {Float32Array[]} */
     const rows = [];
     for (let i = 0; i < texts.length; i += 1) rows.push(data.subarray(i * msg.dim, (i + 1) * msg.dim));
@@ -233,10 +245,11 @@ export class Embeddings {
   async timing() {
     if (!this.worker) return [];
     const worker = this.worker;
+    /** @type {Reply} */
     const msg = await new Promise((resolve) => {
       this.waiting.set('timing', resolve);
-      worker.postMessage({ op: 'timing' });
+      send(worker, { op: 'timing' });
     });
-    return msg.entries ?? [];
+    return msg instanceof Error || msg.op !== 'timing' ? [] : msg.entries;
   }
 }

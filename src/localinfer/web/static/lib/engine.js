@@ -6,28 +6,17 @@ import { Aborted, EngineCrashed, LocalInferError } from './errors.js';
 /** @typedef {import('./types.js').ModelEntry} ModelEntry */
 /** @typedef {import('./types.js').Progress} Progress */
 
-/**
- * @typedef {object} Loaded
- * @property {boolean} cached
- * @property {number} fetched_bytes
- * @property {number} download_ms
- * @property {boolean} verified
- * @property {number} load_ms
- * @property {number} threads
- * @property {boolean} multithread
- */
-
-/**
- * @typedef {object} Done
- * @property {boolean} aborted
- * @property {string} finish_reason
- * @property {import('./types.js').Usage} usage
- * @property {{first_token_ms: number | null, template_ms: number, prompt_tokens: number, decode_ms: number, tokens: number}} timings
- */
+/** @typedef {import('./protocol.js').EngineLoaded} Loaded */
+/** @typedef {import('./protocol.js').EngineDone} Done */
+/** @typedef {import('./protocol.js').EngineReply} EngineReply */
 
 /**
  * @typedef {{kind: 'token', text: string} | {kind: 'done', done: Done} | {kind: 'error', error: Error}} StreamEvent
  */
+
+/** The one way a message reaches the engine worker. @param {Worker} worker
+ * @param {import('./protocol.js').EngineRequest} msg */
+function send(worker, msg) { worker.postMessage(msg); }
 
 /** Threads for the engine: one on two cores or fewer (measured faster and smoother), else
  * cores - 1; more than one needs cross-origin isolation (COOP/COEP), else wllama uses one.
@@ -73,7 +62,7 @@ export class BrowserEngine {
   spawn() {
     if (this.worker) return this.worker;
     const worker = new Worker(this.workerUrl, { type: 'module', name: 'localinfer-engine' });
-    worker.onmessage = (event) => this.receive(event.data);
+    worker.onmessage = (/** @type {MessageEvent<EngineReply>} */ event) => this.receive(event.data);
     worker.onerror = (event) => {
       event.preventDefault();
       this.die(new EngineCrashed(`the engine worker crashed: ${event.message || 'unknown error'}`));
@@ -97,7 +86,7 @@ export class BrowserEngine {
     this.timingWaiters = [];
   }
 
-  /** @param {any} msg */
+  /** @param {EngineReply} msg */
   receive(msg) {
     if (msg.op === 'progress') this.onProgress?.({ phase: msg.phase, done: msg.done, total: msg.total });
     else if (msg.op === 'loaded') this.onLoaded?.(msg);
@@ -134,7 +123,7 @@ export class BrowserEngine {
       this.onLoaded = (loaded) => { this.loaded = loaded; this.loading = null; resolve(loaded); };
       this.onLoadError = (error) => { this.loading = null; reject(error); };
     });
-    worker.postMessage({ op: 'load', model: { name: model.name, url: model.url,
+    send(worker, { op: 'load', model: { name: model.name, url: model.url,
       sha256: model.sha256, bytes: model.bytes }, engineBase: this.engineBase,
     threads: this.threads });
     return this.loading;
@@ -142,7 +131,7 @@ export class BrowserEngine {
 
   /**
    * Stream an answer: yields text pieces, returns the summary.
-   * @param {{messages: import('./types.js').ChatMessage[], max_tokens?: number, temperature?: number, top_p?: number, seed?: number}} req
+   * @param {import('./protocol.js').EngineChatRequest} req
    * @param {AbortSignal} [signal]
    * @returns {AsyncGenerator<string, Done>}
    */
@@ -157,9 +146,9 @@ export class BrowserEngine {
     /** @type {(() => void) | null} */
     let wake = null;
     this.streams.set(id, (event) => { queue.push(event); wake?.(); });
-    const onAbort = () => worker.postMessage({ op: 'abort', id });
+    const onAbort = () => send(worker, { op: 'abort', id });
     signal?.addEventListener('abort', onAbort, { once: true });
-    worker.postMessage({ op: 'chat', id, messages: req.messages, max_tokens: req.max_tokens,
+    send(worker, { op: 'chat', id, messages: req.messages, max_tokens: req.max_tokens,
       temperature: req.temperature, top_p: req.top_p, seed: req.seed });
     try {
       while (true) {
@@ -198,10 +187,10 @@ export class BrowserEngine {
     const worker = this.worker;
     return new Promise((resolve) => {
       this.timingWaiters.push(resolve);
-      worker.postMessage({ op: 'timing' });
+      send(worker, { op: 'timing' });
     });
   }
 
   /** Tests and demos: make the worker fail the way a crash does. */
-  crashForTest() { this.worker?.postMessage({ op: 'crash' }); }
+  crashForTest() { if (this.worker) send(this.worker, { op: 'crash' }); }
 }

@@ -6,8 +6,15 @@
 // page and posts the compiled module to each worker, so the worker itself never fetches —
 // it is served with `connect-src 'none'`. A run that passes its deadline ends with
 // `worker.terminate()`; the next run gets a fresh worker.
-import { sha256Hex } from './cache.js';
-import { IntegrityError, LocalInferError } from './errors.js';
+import { checkSha256 } from './cache.js';
+import { download } from './download.js';
+import { LocalInferError } from './errors.js';
+
+/** @typedef {import('./protocol.js').SandboxDone} SandboxDone */
+
+/** The one way a message reaches a sandbox worker. @param {Worker} worker
+ * @param {import('./protocol.js').SandboxRequest} msg @param {Transferable[]} [transfer] */
+function send(worker, msg, transfer) { worker.postMessage(msg, transfer ?? []); }
 
 /**
  * @typedef {object} SandboxRuntime
@@ -155,7 +162,7 @@ function bytesOf(v) {
 }
 
 /** Whether the guest ran out of memory (as core._looks_out_of_memory).
- * @param {string} stderr @param {any} reply @param {number} memory @returns {boolean} */
+ * @param {string} stderr @param {Reply} reply @param {number} memory @returns {boolean} */
 function looksOutOfMemory(stderr, reply, memory) {
   const tail = stderr.slice(-2000);
   if (tail.includes('MemoryError') || tail.includes('memory allocation failed')) return true;
@@ -163,6 +170,9 @@ function looksOutOfMemory(stderr, reply, memory) {
 }
 
 /**
+ * @typedef {SandboxDone & {error: 'timeout' | 'memory' | 'disk' | null, dead?: boolean}} Reply
+ *   a run's end: the worker's `done`, or the page's own when it ended the worker
+ *
  * @typedef {object} SandboxWorker
  * @property {Worker} worker
  * @property {string} key runtime and memory cap of the module it holds
@@ -207,19 +217,16 @@ export class BrowserSandbox {
   async compile(name, memory) {
     const rt = RUNTIMES[name];
     const t0 = performance.now();
-    const response = await fetch(this.runtimeUrl(name), { credentials: 'same-origin' });
-    if (!response.ok) {
+    // The HTTP cache may keep it: the name carries the sha256 (runtimeUrl).
+    const blob = await download(this.runtimeUrl(name), { cache: 'default', refused: async (response) => {
       let detail = '';
       try { detail = (await response.json())?.error?.message ?? ''; } catch { /* not JSON */ }
-      throw new LocalInferError(`the ${name} sandbox runtime is not available (HTTP ${response.status})`
+      return new LocalInferError(`the ${name} sandbox runtime is not available (HTTP ${response.status})`
         + (detail ? `: ${detail}` : ''), 'sandbox_unavailable');
-    }
-    const buffer = await response.arrayBuffer();
-    const actual = await sha256Hex(buffer);
-    if (actual !== rt.sha256) {
-      throw new IntegrityError(`the ${name} sandbox runtime does not match its pinned sha256 `
-        + `(expected ${rt.sha256}, got ${actual})`);
-    }
+    } });
+    const buffer = await blob.arrayBuffer();
+    await checkSha256(buffer, rt.sha256, (actual) => `the ${name} sandbox runtime does not match `
+      + `its pinned sha256 (expected ${rt.sha256}, got ${actual})`);
     const t1 = performance.now();
     const capped = withMemoryMax(new Uint8Array(buffer), Math.floor(memory / PAGE));
     const mod = await WebAssembly.compile(/** @type {BufferSource} */ (capped));
@@ -237,7 +244,7 @@ export class BrowserSandbox {
     const mod = await this.module(name, memory);
     const worker = new Worker(this.workerUrl, { type: 'module', name: `localinfer-sandbox-${name}` });
     this.stats.workersStarted += 1;
-    worker.postMessage({ op: 'module', runtime: name, module: mod });
+    send(worker, { op: 'module', runtime: name, module: mod });
     return { worker, key };
   }
 
@@ -297,17 +304,17 @@ export class BrowserSandbox {
     /** @type {Uint8Array[][]} */
     const out = [[], []];
     const started = performance.now();
-    /** @type {any} */
+    /** @type {Reply} */
     const reply = await new Promise((resolve) => {
       const timer = setTimeout(() => {
         w.worker.terminate(); // the hard deadline: nothing of this worker survives
         this.stats.terminated += 1;
-        resolve({ exitCode: null, error: 'timeout', trap: null, files: {}, memoryBytes: 0,
-          truncated: false, dead: true });
+        resolve({ id, exitCode: null, error: 'timeout', trap: null, files: {}, memoryBytes: 0,
+          truncated: false, overDisk: false, dead: true });
       }, timeout * 1000);
-      w.worker.onmessage = (event) => {
+      w.worker.onmessage = (/** @type {MessageEvent<import('./protocol.js').SandboxReply>} */ event) => {
         const msg = event.data;
-        if (msg.id !== id) return;
+        if (msg.op === 'network' || msg.id !== id) return;
         if (msg.op === 'out') out[msg.fd - 1].push(msg.data);
         else if (msg.op === 'done') { clearTimeout(timer); resolve({ ...msg, error: null }); }
       };
@@ -315,10 +322,10 @@ export class BrowserSandbox {
         event.preventDefault();
         clearTimeout(timer);
         w.worker.terminate();
-        resolve({ exitCode: null, error: null, trap: `the sandbox worker died: ${event.message || 'unknown error'}`,
-          files: {}, memoryBytes: 0, truncated: false, dead: true });
+        resolve({ id, exitCode: null, error: null, trap: `the sandbox worker died: ${event.message || 'unknown error'}`,
+          files: {}, memoryBytes: 0, truncated: false, overDisk: false, dead: true });
       };
-      w.worker.postMessage({ op: 'run', id, argv, env, files, stdin, outputCap, disk });
+      send(w.worker, { op: 'run', id, argv, env, files, stdin, outputCap, disk });
     });
     const wallSeconds = (performance.now() - started) / 1000;
     w.worker.onmessage = null;
@@ -327,13 +334,11 @@ export class BrowserSandbox {
     const decode = (/** @type {Uint8Array[]} */ parts) => new TextDecoder().decode(concat(parts));
     const stdout = decode(out[0]);
     const stderr = decode(out[1]);
-    /** @type {'timeout' | 'memory' | 'disk' | null} */
     let error = reply.error;
     if (error === null && reply.overDisk) error = 'disk';
     else if (error === null && reply.exitCode !== 0 && looksOutOfMemory(stderr, reply, memory)) error = 'memory';
     return { exitCode: reply.exitCode, stdout, stderr, error, wallSeconds, files: reply.files,
-      runtime, truncated: Boolean(reply.truncated), trap: reply.trap ?? null,
-      memoryBytes: reply.memoryBytes ?? 0, compiled };
+      runtime, truncated: reply.truncated, trap: reply.trap, memoryBytes: reply.memoryBytes, compiled };
   }
 
   /**
@@ -346,10 +351,12 @@ export class BrowserSandbox {
     const worker = new Worker(this.workerUrl, { type: 'module', name: 'localinfer-sandbox-check' });
     try {
       return await new Promise((resolve, reject) => {
-        worker.onmessage = (event) => { if (event.data.op === 'network') resolve(event.data.state); };
+        worker.onmessage = (/** @type {MessageEvent<import('./protocol.js').SandboxReply>} */ event) => {
+          if (event.data.op === 'network') resolve(event.data.state);
+        };
         worker.onerror = (event) => { event.preventDefault(); reject(new LocalInferError(
           `the sandbox worker did not start: ${event.message || 'unknown error'}`, 'sandbox_unavailable')); };
-        worker.postMessage({ op: 'network' });
+        send(worker, { op: 'network' });
       });
     } finally {
       worker.terminate();

@@ -117,10 +117,11 @@
 
 /**
  * @typedef {object} Progress
- * @property {'download' | 'verify' | 'load' | 'cached' | 'ready'} phase
+ * @property {'download' | 'verify' | 'load' | 'cached' | 'ready' | 'embed'} phase
  * @property {number} done
  * @property {number} total
- * @property {'builtin'} [kind] set for the browser's own model (done/total as it reports them)
+ * @property {'builtin' | 'embeddings'} [kind] set for the browser's own model (done/total as
+ *   it reports them) and for the embedding model (`embed`: texts embedded so far)
  */
 
 // The Prompt API (`LanguageModel`), as far as localinfer uses it. TypeScript's DOM lib has
