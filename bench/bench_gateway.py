@@ -490,18 +490,14 @@ def measure(base: str, pid: int, headers: str, args: argparse.Namespace,
 
 
 async def client_cpu(fake: str, n: int = 1000) -> int:
-    from localinfer.http import EgressPolicy, Upstream, make_client
+    from localinfer.http import EgressPolicy, make_client
 
     policy = EgressPolicy(recorders=[lambda record: None])
-    upstream = Upstream(policy, tier="local", base_url=fake + "/v1")
-    httpx_client = make_client(policy, tier="local", base_url=fake + "/v1")
+    client = make_client(policy, tier="local", base_url=fake + "/v1")
     raw = await Conn.open(fake)
 
-    async def direct() -> None:
-        await upstream.post("/chat/completions", CHAT_BODY)
-
-    async def via_httpx() -> None:
-        (await httpx_client.post("/chat/completions", content=CHAT_BODY)).read()
+    async def ours() -> None:
+        await (await client.post("/chat/completions", content=CHAT_BODY)).raise_for_status()
 
     async def bare() -> None:
         await raw.post("/v1/chat/completions", CHAT_BODY)
@@ -510,8 +506,7 @@ async def client_cpu(fake: str, n: int = 1000) -> int:
     print("|---|---|---|")
     try:
         for name, call in [("raw asyncio keep-alive (the bench's client)", bare),
-                           ("http.Upstream (aiohttp directly)", direct),
-                           ("make_client (httpx over httpx-aiohttp)", via_httpx)]:
+                           ("http.make_client (over aiohttp)", ours)]:
             for _ in range(n // 5):
                 await call()
             cpu, wall = time.process_time(), time.perf_counter()
@@ -520,8 +515,7 @@ async def client_cpu(fake: str, n: int = 1000) -> int:
             print(f"| {name} | {(time.process_time() - cpu) / n * 1e6:.0f} | "
                   f"{(time.perf_counter() - wall) / n * 1e6:.0f} |")
     finally:
-        await upstream.aclose()
-        await httpx_client.aclose()
+        await client.aclose()
         raw.close()
     return 0
 

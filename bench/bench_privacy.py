@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from tests.support.transport import mock_transport
 
 from localinfer.consent import ConsentStore
 from localinfer.http import EgressPolicy, EgressRecord, make_client
@@ -70,7 +71,7 @@ async def http_per_request(policies: list[EgressPolicy], calls: int,
                            repeats: int) -> list[float]:
     """Median seconds per request for each policy, runs interleaved so that load drift
     on a shared machine hits every policy alike."""
-    transport = httpx.MockTransport(lambda r: httpx.Response(200, json={"models": []}))
+    transport = mock_transport(lambda r: httpx.Response(200, json={"models": []}))
     samples: list[list[float]] = [[] for _ in policies]
     clients = [make_client(p, tier="local", transport=transport) for p in policies]
     for _ in range(repeats):

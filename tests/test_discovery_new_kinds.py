@@ -8,14 +8,13 @@ import asyncio
 import json
 from typing import Any
 
-import httpx
 import pytest
 
 from localinfer import AsyncClient
 from localinfer.cli.main import main
 from localinfer.discovery import discover, probe_server, status_json_servers
 from localinfer.discovery.locked import NeedsKey
-from localinfer.http import EgressPolicy
+from localinfer.http import EgressPolicy, make_client
 from localinfer.settings import Settings
 from localinfer.types import ServerInfo
 from tests.fakes import (
@@ -111,7 +110,7 @@ async def test_jan_with_a_key_is_listed_with_the_fix(run_app: RunApp,
 async def test_lmstudio_tokens_are_listed_under_the_programs_kind(run_app: RunApp) -> None:
     # Every route refuses: only the owning program (or its default port) says what it is.
     url = run_app(LMStudioFake(api_key="lms-token").app)
-    async with httpx.AsyncClient(trust_env=False) as client:
+    async with make_client(EgressPolicy(), tier="local", purpose="discovery") as client:
         unnamed = await probe_server(client, url, PROBE_TIMEOUT)
         named = await probe_server(client, url, PROBE_TIMEOUT, hint="lmstudio")
     assert unnamed is None

@@ -1,5 +1,5 @@
-"""The gateway in front of a real OpenAI-compatible server on loopback, through the direct
-client (``http.Upstream``): the server's bytes passed on untouched when nothing needs
+"""The gateway in front of a real OpenAI-compatible server on loopback, through the one
+HTTP client (``http.make_client``): the server's bytes passed on untouched when nothing needs
 translating, re-serialised when something does, every request checked and recorded, and
 upstream failures mapped as before (4xx/5xx JSON, an error event mid-stream).
 
@@ -22,7 +22,7 @@ import pytest
 from localinfer.client import AsyncClient
 from localinfer.errors import EgressBlocked
 from localinfer.gateway import create_app
-from localinfer.http import EgressPolicy, EgressRecord, Upstream
+from localinfer.http import EgressPolicy, EgressRecord, make_client
 from localinfer.settings import Settings
 from tests.fakes.serve import AppServer
 
@@ -233,12 +233,12 @@ def test_offline_refuses_before_connecting() -> None:
     records: list[EgressRecord] = []
     policy = EgressPolicy(offline=True, recorders=[records.append])
     # A private address nothing listens on: refused by policy, so never dialled.
-    upstream = Upstream(policy, tier="local", base_url="http://10.255.255.1:8080/v1")
+    upstream = make_client(policy, tier="local", base_url="http://10.255.255.1:8080/v1")
 
     async def go() -> None:
         try:
             with pytest.raises(EgressBlocked, match="offline mode"):
-                await upstream.post("/chat/completions", b"{}")
+                await upstream.post("/chat/completions", content=b"{}")
         finally:
             await upstream.aclose()
 
@@ -247,18 +247,18 @@ def test_offline_refuses_before_connecting() -> None:
 
 
 def test_refused_connection_is_recorded_and_mapped(setup: Setup) -> None:
-    from localinfer.http import UpstreamError, backend_error
+    from localinfer.http import HTTPError, backend_error
     from tests.fakes.serve import free_port
 
     records: list[EgressRecord] = []
     base = f"http://127.0.0.1:{free_port()}/v1"
-    upstream = Upstream(EgressPolicy(recorders=[records.append]), tier="local",
-                        base_url=base)
+    upstream = make_client(EgressPolicy(recorders=[records.append]), tier="local",
+                           base_url=base)
 
     async def go() -> None:
         try:
-            with pytest.raises(UpstreamError) as info:
-                await upstream.post("/chat/completions", b"{}")
+            with pytest.raises(HTTPError) as info:
+                await upstream.post("/chat/completions", content=b"{}")
             assert "is the server running?" in backend_error(info.value, "x", base).message
         finally:
             await upstream.aclose()

@@ -14,6 +14,7 @@ import httpx
 from localinfer.http import EgressPolicy, EgressRecord, make_client, network_class
 from localinfer.ledger import EgressLedger
 from localinfer.types import Tier
+from tests.support.transport import mock_transport
 
 SECRET = "sk-very-secret-key-123"
 PROMPT = "my private medical question"
@@ -150,7 +151,7 @@ async def test_only_scheme_host_port_path_are_stored(tmp_path: Path) -> None:
 
     ledger = EgressLedger(tmp_path / "l.sqlite3")
     policy = EgressPolicy(recorders=[ledger])
-    async with make_client(policy, tier="remote", transport=httpx.MockTransport(answer),
+    async with make_client(policy, tier="remote", transport=mock_transport(answer),
                            headers={"authorization": f"Bearer {SECRET}"}) as client:
         response = await client.post(f"http://127.0.0.1:9/v1/chat?key={SECRET}",
                                      json={"messages": [{"role": "user", "content": PROMPT}]})

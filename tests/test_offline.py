@@ -23,6 +23,7 @@ from localinfer.ledger import EgressLedger
 from localinfer.remote import ConsentedRemoteTier, ConsentQuestion, ProviderStore, RemoteProvider
 from localinfer.settings import Settings
 from localinfer.types import Tier
+from tests.support.transport import HttpxTransport
 
 BLOCKED = [
     "http://192.168.1.20:11434/api/tags",   # private LAN
@@ -46,7 +47,7 @@ def record_and_allow(asked: list[Any], question: Any) -> bool:
     return True
 
 
-class RecordingTransport(httpx.AsyncBaseTransport):
+class _Recording(httpx.AsyncBaseTransport):
     """Records each request instead of connecting; answers 200, or a scripted redirect."""
 
     def __init__(self, redirects: dict[str, str] | None = None) -> None:
@@ -59,6 +60,18 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         if target:
             return httpx.Response(302, headers={"location": target})
         return httpx.Response(200, json={"data": []}, headers={"content-length": "12"})
+
+
+class RecordingTransport(HttpxTransport):
+    """The recording transport under localinfer's client; ``seen``: the URLs asked."""
+
+    def __init__(self, redirects: dict[str, str] | None = None) -> None:
+        self.recording = _Recording(redirects)
+        super().__init__(self.recording)
+
+    @property
+    def seen(self) -> list[httpx.URL]:
+        return self.recording.seen
 
 
 @pytest.mark.parametrize("purpose", ["discovery", "backend", "download"])

@@ -7,6 +7,7 @@ Servers are protocol fakes on 127.0.0.1 (tests/fakes/llama_router.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from localinfer import AsyncClient
 from localinfer.errors import BackendError, ModelLoading, NoBackend
 from localinfer.gateway import create_app
 from localinfer.hosts.health import marks_down
-from localinfer.http import backend_error
+from localinfer.http import HTTPError, backend_error
 from localinfer.settings import Settings
 from tests.fakes import LlamaRouterFake
 from tests.support.servers import RunApp
@@ -51,10 +52,9 @@ def failures(client: AsyncClient) -> int:
 ])
 def test_only_a_503_loading_model_is_model_loading(status: int, body: Any,
                                                    loading: bool) -> None:
-    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
-    response = httpx.Response(status, json=body, request=request)
-    err = backend_error(httpx.HTTPStatusError("x", request=request, response=response),
-                        "router", "http://127.0.0.1:9/v1")
+    failed = HTTPError("status", f"HTTP {status}", status=status,
+                       body=json.dumps(body).encode(), reason="")
+    err = backend_error(failed, "router", "http://127.0.0.1:9/v1")
     assert isinstance(err, ModelLoading) is loading
     assert (err.status, marks_down(err)) == (status, not loading)
     assert err.http_status == (503 if loading else 502)

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
-
 from .audit_dangers import PROBE_ORIGIN, Seen, dangers, paths_for
 from .discovery.answers import Answers, Probe, answer
 from .discovery.fingerprints import FINGERPRINTS
@@ -29,7 +27,15 @@ from .discovery.sockets import parse_lsof as _parse_lsof_owned
 from .discovery.sockets import parse_proc_net as parse_proc_net
 from .discovery.sockets import read_listeners as read_listeners
 from .discovery.sweep import _fetch, probe_server
-from .http import EgressPolicy, make_client, network_class
+from .http import (
+    EgressPolicy,
+    HttpClient,
+    HTTPError,
+    make_client,
+    network_class,
+    parse_url,
+    port_of,
+)
 from .types import ServerInfo
 
 EXIT_EXPOSED = 20
@@ -98,12 +104,12 @@ def _auth_of(answers: Answers, api_paths: Iterable[str]) -> Auth:
     return "none" if any(a.ok for a in got) else "unknown"
 
 
-async def _auth(client: httpx.AsyncClient, server: ServerInfo) -> Auth:
+async def _auth(client: HttpClient, server: ServerInfo) -> Auth:
     if isinstance(server, NeedsKey):
         return "required"
     try:
         response = await client.get(server.api_base.rstrip("/") + "/models")
-    except httpx.HTTPError:
+    except HTTPError:
         return "unknown"
     if response.status_code in KEY_STATUSES:
         return "required"
@@ -111,8 +117,7 @@ async def _auth(client: httpx.AsyncClient, server: ServerInfo) -> Auth:
 
 
 def _port(server: ServerInfo) -> int:
-    url = httpx.URL(server.base_url)
-    return url.port or (443 if url.scheme == "https" else 80)
+    return port_of(parse_url(server.base_url))
 
 
 def _probe_host(sock: Listener) -> str:
@@ -121,14 +126,14 @@ def _probe_host(sock: Listener) -> str:
     return f"[{sock.address}]" if ":" in sock.address else sock.address
 
 
-async def _dangers(client: httpx.AsyncClient, server: ServerInfo, timeout: float) -> list[str]:
+async def _dangers(client: HttpClient, server: ServerInfo, timeout: float) -> list[str]:
     paths = paths_for(server.kind)
     answers = await _fetch(client, server.base_url, [Probe(p, 4096) for p in paths],
                            timeout) if paths else {}
     return dangers(Seen(server.kind, server.version, answers))
 
 
-async def _exposed_socket(client: httpx.AsyncClient, sock: Listener, owner: str | None,
+async def _exposed_socket(client: HttpClient, sock: Listener, owner: str | None,
                           hint: str | None, timeout: float) -> Exposure:
     """Probe one socket listening beyond loopback that discovery did not already know."""
     base = f"http://{_probe_host(sock)}:{sock.port}"
@@ -170,7 +175,7 @@ async def audit(servers: Iterable[ServerInfo], policy: EgressPolicy, *,
         owned = _owned(paths)
         listeners = None if owned is None else [o.listener for o in owned]
     by_sock = {(o.listener.address, o.listener.port): o for o in owned or []}
-    local = [s for s in servers if network_class(httpx.URL(s.base_url).host) == "loopback"]
+    local = [s for s in servers if network_class(parse_url(s.base_url).host or "") == "loopback"]
     found: list[Exposure] = []
     ports: set[int] = set()
     async with make_client(policy, tier="local", purpose="discovery", connect_timeout=timeout,

@@ -8,12 +8,11 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, Literal, TypeVar, overload
 
-import httpx
-
 from .audit import Exposure
 from .backends.base import Backend
 from .discovery import Discovery, status_json_servers
 from .errors import UsageError
+from .http import Transport
 from .ledger import EgressLedger
 from .messages import MessageLike, build_messages
 from .remote import ConsentedRemoteTier, OnConsent
@@ -80,7 +79,7 @@ class AsyncClient:
         *,
         embedded: Sequence[BackendFactory] | None = None,
         remote: RemoteTier | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         on_consent: OnConsent | None = None,
     ) -> None:
         self.settings = settings or Settings()
@@ -171,23 +170,26 @@ class AsyncClient:
 
     @overload
     async def complete(self, request: ChatRequest, *, stream: Literal[False] = ...,
-                       sensitive: bool = ...) -> ChatResponse: ...
+                       sensitive: bool = ..., names: Sequence[str] = ...) -> ChatResponse: ...
     @overload
     async def complete(self, request: ChatRequest, *, stream: Literal[True],
-                       sensitive: bool = ...) -> ChatStream: ...
+                       sensitive: bool = ..., names: Sequence[str] = ...) -> ChatStream: ...
 
     async def complete(self, request: ChatRequest, *, stream: bool = False,
-                       sensitive: bool = False) -> ChatResponse | ChatStream:
-        """The same as ``chat`` for a ready-made OpenAI-shaped request (the gateway's path)."""
+                       sensitive: bool = False,
+                       names: Sequence[str] = ()) -> ChatResponse | ChatStream:
+        """The same as ``chat`` for a ready-made OpenAI-shaped request (the gateway's path).
+        ``names``: other spellings of ``request.model`` a dialect accepts (Ollama's
+        ``name:latest``), resolved with it in one step by the router."""
         if stream:
-            return self.router.stream_chat(request, sensitive=sensitive)
-        return await self.router.chat(request, sensitive=sensitive)
+            return self.router.stream_chat(request, sensitive=sensitive, names=names)
+        return await self.router.chat(request, sensitive=sensitive, names=names)
 
     async def embed(self, texts: str | Sequence[str], *, model: str | None = None,
-                    sensitive: bool = False) -> EmbeddingResponse:
+                    sensitive: bool = False, names: Sequence[str] = ()) -> EmbeddingResponse:
         inputs = texts if isinstance(texts, str) else list(texts)
         return await self.router.embed(EmbeddingRequest(model=model, input=inputs),
-                                       sensitive=sensitive)
+                                       sensitive=sensitive, names=names)
 
     async def models(self, *, refresh: bool = False) -> list[ModelInfo]:
         return await self.router.models(refresh=refresh)
@@ -245,7 +247,7 @@ class Client:
     def __init__(self, settings: Settings | None = None, *,
                  embedded: Sequence[BackendFactory] | None = None,
                  remote: RemoteTier | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None,
+                 transport: Transport | None = None,
                  on_consent: OnConsent | None = None) -> None:
         self._loop = LoopThread("localinfer-client")
 

@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from .backends.base import Backend
 from .backends.openai_http import OpenAIHTTPBackend
 from .consent import ConsentStore
 from .errors import BackendError, ConsentRequired, UsageError
-from .http import EgressPolicy, network_class
+from .http import EgressPolicy, Transport, network_class, parse_url
 from .redact import register_secret
 from .router import Candidate, RemoteTier
 from .settings import Settings
@@ -78,12 +77,13 @@ class RemoteProvider(BaseModel):
             raise UsageError(f"bad --key-env '{key_env}': give the NAME of an environment "
                              "variable (e.g. OPENAI_API_KEY), not the key itself")
         try:
-            url = httpx.URL(base_url.strip())
-        except (httpx.InvalidURL, TypeError) as exc:
+            url = parse_url(base_url.strip())
+        except ValueError as exc:
             raise UsageError(f"bad base URL '{base_url}': {exc}") from exc
         if url.scheme not in {"http", "https"} or not url.host:
             raise UsageError(f"bad base URL '{base_url}': use http(s)://HOST[:PORT]/PATH")
-        if url.query or url.fragment or url.userinfo:
+        if url.query_string or url.fragment or url.user is not None \
+                or url.password is not None:
             raise UsageError(f"bad base URL '{base_url}': no query, fragment or credentials "
                              "(the key comes from --key-env)")
         clean = [m.strip() for m in models if m.strip()]
@@ -93,8 +93,8 @@ class RemoteProvider(BaseModel):
     @property
     def plaintext_public(self) -> bool:
         """Plain http to a non-loopback host: prompts would cross the network unencrypted."""
-        url = httpx.URL(self.base_url)
-        return url.scheme == "http" and network_class(url.host) != "loopback"
+        url = parse_url(self.base_url)
+        return url.scheme == "http" and network_class(url.host or "") != "loopback"
 
 
 class ProviderStore:
@@ -221,7 +221,7 @@ class GatedRemoteBackend(Backend):
 
     def __init__(self, provider: RemoteProvider, *, settings: Settings, policy: EgressPolicy,
                  consent: ConsentStore, on_consent: OnConsent | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: Transport | None = None) -> None:
         self.name = provider.name
         self.provider = provider
         self._settings = settings
@@ -245,7 +245,7 @@ class GatedRemoteBackend(Backend):
         """Pass, or raise ConsentRequired. True when a persisted grant allowed it (so a
         revocation must stop the request), False for this session's on_consent yes."""
         # Offline mode refuses before anyone is asked: the answer could not be used.
-        self._policy.check(httpx.URL(self.provider.base_url))
+        self._policy.check(parse_url(self.provider.base_url))
         if self._granted():
             return True
         if self._on_consent is not None:
@@ -373,7 +373,7 @@ class ConsentedRemoteTier(RemoteTier):
     def __init__(self, settings: Settings, policy: EgressPolicy, *,
                  providers: ProviderStore | None = None, consent: ConsentStore | None = None,
                  on_consent: OnConsent | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: Transport | None = None) -> None:
         self._settings = settings
         self._policy = policy
         self.providers = providers or ProviderStore(settings.home, settings.remotes)

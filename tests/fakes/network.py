@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.transport import mock_transport
+
 Reply = tuple[int, Any, dict[str, str]]  # status, JSON value or text, headers
 Routes = dict[str, Reply]
 
@@ -28,7 +30,7 @@ class FakeNetwork:
         # path -> seconds before it answers (to play a server stuck on one route)
         self.slow_paths = slow_paths or {}
         self.seen: list[httpx.URL] = []
-        self.transport = httpx.MockTransport(self.handle)
+        self.transport = mock_transport(self.handle)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request.url)

@@ -18,12 +18,22 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import httpx
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import BadModelFile, DiskFull, DownloadError, UsageError
-from ..http import EgressPolicy, make_client, network_class
+from ..http import (
+    EgressPolicy,
+    HttpClient,
+    HTTPError,
+    Response,
+    Transport,
+    make_client,
+    network_class,
+    parse_url,
+)
+
+if TYPE_CHECKING:
+    import yarl
 from ..types import Tier
 from .progress import Meter, ProgressCallback, format_bytes
 from .system import free_bytes
@@ -44,8 +54,8 @@ class Fetched:
     remote: bool
 
 
-def tier_for(url: httpx.URL) -> Tier:
-    return "local" if network_class(url.host) == "loopback" else "remote"
+def tier_for(url: yarl.URL) -> Tier:
+    return "local" if network_class(url.host or "") == "loopback" else "remote"
 
 
 def _write_chunk(fh: IO[bytes], data: bytes) -> None:
@@ -58,43 +68,43 @@ class _Clients:
     tier of the host it actually goes to."""
 
     def __init__(self, policy: EgressPolicy, connect_timeout: float, read_timeout: float,
-                 transport: httpx.AsyncBaseTransport | None) -> None:
+                 transport: Transport | None) -> None:
         self._policy = policy
         self._connect = connect_timeout
         self._read = read_timeout
         self._transport = transport
-        self._clients: dict[Tier, httpx.AsyncClient] = {}
+        self._clients: dict[Tier, HttpClient] = {}
 
-    def for_url(self, url: httpx.URL) -> httpx.AsyncClient:
+    def for_url(self, url: yarl.URL) -> HttpClient:
         tier = tier_for(url)
         if tier not in self._clients:
             self._clients[tier] = make_client(self._policy, tier=tier, purpose="download",
                                               connect_timeout=self._connect,
                                               read_timeout=self._read,
-                                              transport=self._transport)
+                                              transport=self._transport,
+                                              max_response_bytes=None)
         return self._clients[tier]
 
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
 
-    async def open(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
-        """Send, following redirects by hand (make_client never follows them)."""
-        target = httpx.URL(url)
+    async def open(self, method: str, url: str, headers: dict[str, str]) -> Response:
+        """Send, following redirects by hand (make_client never follows them); the
+        caller closes the answer (``aclose``), its body not yet read."""
+        target = parse_url(url)
         for _ in range(_MAX_REDIRECTS + 1):
             client = self.for_url(target)
-            request = client.build_request(method, target, headers=headers)
             try:
-                response = await client.send(request, stream=True)
-            except httpx.TransportError as exc:
+                response = await client.open(method, str(target), headers=headers)
+            except HTTPError as exc:
                 host = f"{target.scheme}://{target.host}"
-                why = "cannot connect" if isinstance(exc, httpx.ConnectError) else type(
-                    exc).__name__
+                why = "cannot connect" if exc.kind == "connect" else exc.wire_name
                 raise DownloadError(f"{host}: {why} ({str(exc)[:120] or 'no detail'})"
                                     ) from None
-            if response.is_redirect and "location" in response.headers:
+            if response.is_redirect:
                 await response.aclose()
-                target = target.join(response.headers["location"])
+                target = target.join(parse_url(response.headers["location"]))
                 if target.scheme not in ("http", "https"):
                     raise DownloadError(f"refusing redirect to {target.scheme}: URL")
                 continue
@@ -103,7 +113,7 @@ class _Clients:
 
 
 async def probe_size(url: str, policy: EgressPolicy, *, connect_timeout: float = 3.0,
-                     transport: httpx.AsyncBaseTransport | None = None) -> int | None:
+                     transport: Transport | None = None) -> int | None:
     """``HEAD`` the URL (no body moves) to learn its size for a disclosure."""
     clients = _Clients(policy, connect_timeout, connect_timeout * 3, transport)
     try:
@@ -125,12 +135,12 @@ def _load_sidecar(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _validator(response: httpx.Response) -> dict[str, Any]:
+def _validator(response: Response) -> dict[str, Any]:
     etag = response.headers.get("etag")
     return {"etag": etag, "last_modified": response.headers.get("last-modified")}
 
 
-def _total_from(response: httpx.Response) -> int | None:
+def _total_from(response: Response) -> int | None:
     if response.status_code == 206:
         m = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
         if m and m.group(3) != "*":
@@ -155,7 +165,7 @@ async def download(
     progress: ProgressCallback | None = None,
     connect_timeout: float = 3.0,
     read_timeout: float = 60.0,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     label: str | None = None,
     max_bytes: int | None = None,
     magic: bytes | None = None,
@@ -266,7 +276,7 @@ async def download(
             sidecar.unlink(missing_ok=True)
             return Fetched(part, actual, size, meter.transferred,
                            time.monotonic() - started,
-                           remote=tier_for(httpx.URL(url)) == "remote")
+                           remote=tier_for(parse_url(url)) == "remote")
         raise DownloadError(f"{url} kept changing while downloading; try again later")
     finally:
         await clients.aclose()
@@ -303,12 +313,12 @@ class _Checks:
                                    "deleted")
 
 
-async def _stream_body(response: httpx.Response, part: Path, digest: Any, meter: Meter,
+async def _stream_body(response: Response, part: Path, digest: Any, meter: Meter,
                        total: int | None, label: str, checks: _Checks) -> None:
     with open(part, "ab") as fh:
         have = fh.tell()
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():
                 have += len(chunk)
                 try:
                     checks.check(chunk, have, label)
@@ -327,12 +337,12 @@ async def _stream_body(response: httpx.Response, part: Path, digest: Any, meter:
                     raise
                 digest.update(chunk)
                 meter.advance(len(chunk))
-        except (httpx.TransportError, httpx.StreamError) as exc:
+        except HTTPError as exc:
             fh.flush()
             os.fsync(fh.fileno())
             done = f"{format_bytes(meter.done)} of {format_bytes(total)}"
             raise DownloadError(f"download of {label} interrupted after {done} "
-                                f"({type(exc).__name__}); run the same command again to resume"
+                                f"({exc.wire_name}); run the same command again to resume"
                                 ) from None
         fh.flush()
         os.fsync(fh.fileno())

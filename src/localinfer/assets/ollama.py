@@ -11,10 +11,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
-
 from ..errors import DownloadError
-from ..http import EgressPolicy, backend_error, iter_ndjson, make_client, network_class
+from ..http import (
+    EgressPolicy,
+    HTTPError,
+    Transport,
+    backend_error,
+    make_client,
+    ndjson_objects,
+    network_class,
+    parse_url,
+)
 from ..types import Tier
 from .progress import Progress, ProgressCallback
 
@@ -31,23 +38,21 @@ class OllamaPullResult:
 async def ollama_pull(model: str, base_url: str, policy: EgressPolicy, *,
                       connect_timeout: float = 3.0,
                       progress: ProgressCallback | None = None,
-                      transport: httpx.AsyncBaseTransport | None = None) -> OllamaPullResult:
-    url = httpx.URL(base_url)
-    tier: Tier = "remote" if network_class(url.host) == "public" else "local"
+                      transport: Transport | None = None) -> OllamaPullResult:
+    url = parse_url(base_url)
+    tier: Tier = "remote" if network_class(url.host or "") == "public" else "local"
     totals: dict[str, int] = {}
     completed: dict[str, int] = {}
     statuses: list[str] = []
     started = time.monotonic()
     async with make_client(policy, tier=tier, purpose="download", base_url=base_url.rstrip("/"),
                            connect_timeout=connect_timeout, read_timeout=None,
-                           transport=transport) as client:
+                           transport=transport, max_response_bytes=None) as client:
         try:
             async with client.stream("POST", "/api/pull",
                                      json={"model": model, "stream": True}) as response:
-                if response.is_error:
-                    await response.aread()
-                    response.raise_for_status()
-                async for event in iter_ndjson(response):
+                await response.raise_for_status()
+                async for event in ndjson_objects(response.aiter_lines()):
                     if "error" in event:
                         raise DownloadError(f"Ollama at {base_url} could not pull {model}: "
                                             f"{event['error']}")
@@ -66,7 +71,7 @@ async def ollama_pull(model: str, base_url: str, policy: EgressPolicy, *,
                         progress(Progress("ollama", done, total or None, eta, speed, status))
         except DownloadError:
             raise
-        except httpx.HTTPError as exc:
+        except HTTPError as exc:
             err = backend_error(exc, "ollama", base_url)
             raise DownloadError(err.message) from None
     if not statuses or statuses[-1] != "success":

@@ -1,33 +1,23 @@
-"""One backend for every server that speaks OpenAI's ``/v1`` API, local or remote.
-
-Chat and streamed chat to a plain-HTTP server (every local server) go through the direct
-client (``http.Upstream``: aiohttp with the same egress check and record), and replies
-keep the server's bytes for the gateway to pass on (``passthrough``). HTTPS (remote
-providers), an injected transport (tests) and a per-request auth hook keep httpx.
-"""
+"""One backend for every server that speaks OpenAI's ``/v1`` API, local or remote,
+through the one HTTP client (``http.make_client``); replies keep the server's bytes for
+the gateway to pass on (``passthrough``)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from typing import Any
-
-import httpx
 
 from ..errors import BackendError, ModelLoading, StreamTruncated
 from ..http import (
     MAX_RESPONSE_BYTES,
     EgressPolicy,
-    Upstream,
+    Transport,
     backend_error,
-    iter_sse,
     json_bytes,
     make_client,
-    raise_for_status,
     sse_payloads,
 )
 from ..types import (
@@ -43,10 +33,6 @@ from ..types import (
 from .base import Backend
 from .passthrough import chunk_from_wire, forget_wire, reply_from_wire
 from .server_quirks import USAGE_ONLY_WHEN_ASKED, adapt
-
-# A stream's payloads and how to read one (bytes from the direct client, text from httpx).
-Payloads = tuple[AsyncIterator[Any], Callable[[Any], ChatChunk]]
-
 
 # A server loading the model answers 503 "Loading model" (errors.ModelLoading): the
 # request is asked again after these waits (doubling up to the last), until its own
@@ -77,11 +63,10 @@ class _LoadWaits:
         self._tries += 1
 
 
-def _in_band_error(payload: bytes | str) -> object | None:
+def _in_band_error(payload: bytes) -> object | None:
     """The ``error`` of an in-band error event (``{"error": ...}``), else None; the cheap
     substring test keeps ordinary chunks from being parsed twice."""
-    found = '"error"' in payload if isinstance(payload, str) else b'"error"' in payload
-    if not found:
+    if b'"error"' not in payload:
         return None
     data = json.loads(payload)
     return data["error"] if isinstance(data, dict) and "error" in data else None
@@ -133,7 +118,7 @@ class OpenAIHTTPBackend(Backend):
         connect_timeout: float = 3.0,
         first_token_timeout: float = 120.0,
         request_timeout: float = 600.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.name = name
@@ -143,23 +128,16 @@ class OpenAIHTTPBackend(Backend):
         self._known = list(known_models)
         self._request_timeout = request_timeout
         self._first_token_timeout = first_token_timeout
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
         # The read timeout bounds the wait for each chunk, so it doubles as the
         # first-token timeout on streams.
         self._http = make_client(
             policy, tier=tier, base_url=self.api_base, connect_timeout=connect_timeout,
             read_timeout=first_token_timeout, headers=headers, transport=transport,
+            max_response_bytes=max_response_bytes,
         )
-        self._direct = (Upstream(policy, tier=tier, base_url=self.api_base,
-                                 connect_timeout=connect_timeout,
-                                 read_timeout=first_token_timeout, headers=headers,
-                                 max_response_bytes=max_response_bytes)
-                        if transport is None and self.api_base.startswith("http://") else None)
-
-    def _upstream(self) -> Upstream | None:
-        # An httpx auth hook (a host's token read from the environment per request)
-        # lives on the httpx client: such a backend keeps using it.
-        return self._direct if self._http.auth is None else None
 
     def set_known_models(self, models: Sequence[ModelInfo]) -> None:
         """Discovery already listed this server's models; reuse them instead of asking."""
@@ -170,7 +148,7 @@ class OpenAIHTTPBackend(Backend):
             return list(self._known)
         try:
             response = await self._http.get("/models")
-            await raise_for_status(response)
+            await response.raise_for_status()
             data = response.json().get("data", [])
         except Exception as exc:
             raise backend_error(exc, self.name, self.api_base) from exc
@@ -186,19 +164,12 @@ class OpenAIHTTPBackend(Backend):
                 await waits.after(exc, model)
 
     async def _chat_once(self, request: ChatRequest, model: str) -> ChatResponse:
-        direct = self._upstream()
+        body = adapt(self.kind, request.wire(model=model, stream=False))
         try:
-            if direct is not None:
-                body = adapt(self.kind, request.wire(model=model, stream=False))
-                data = await direct.post("/chat/completions", json_bytes(body),
-                                         read_timeout=self._request_timeout)
-                return reply_from_wire(data)
-            response = await self._http.post(
-                "/chat/completions", json=adapt(self.kind, request.wire(model=model, stream=False)),
-                timeout=httpx.Timeout(self._request_timeout, connect=self._http.timeout.connect),
-            )
-            await raise_for_status(response)
-            return ChatResponse.model_validate(response.json())
+            response = await self._http.post("/chat/completions", content=json_bytes(body),
+                                             read_timeout=self._request_timeout)
+            await response.raise_for_status()
+            return reply_from_wire(response.content)
         except Exception as exc:
             raise backend_error(exc, self.name, self.api_base) from exc
 
@@ -208,13 +179,11 @@ class OpenAIHTTPBackend(Backend):
         if fold:
             body = {**body, "stream_options": {"include_usage": True}}
         waits = _LoadWaits(self._first_token_timeout, "FIRST_TOKEN_TIMEOUT")
+        content = json_bytes(body)
         while True:
-            direct = self._upstream()
-            opened = (self._open_direct(direct, json_bytes(body)) if direct is not None
-                      else self._open_httpx(body))
             started = False
             try:
-                chunks = self._relay(opened)
+                chunks = self._relay(content)
                 async for chunk in (_usage_on_finish(chunks) if fold else chunks):
                     started = True
                     yield chunk
@@ -224,31 +193,22 @@ class OpenAIHTTPBackend(Backend):
                     raise
                 await waits.after(exc, model)
 
-    @contextlib.asynccontextmanager
-    async def _open_direct(self, direct: Upstream, body: bytes) -> AsyncIterator[Payloads]:
-        async with direct.stream("/chat/completions", body) as exchange:
-            # The direct client's chunks keep the server's bytes for the gateway.
-            yield sse_payloads(exchange.lines(), source=self.name), chunk_from_wire
-
-    @contextlib.asynccontextmanager
-    async def _open_httpx(self, body: dict[str, Any]) -> AsyncIterator[Payloads]:
-        async with self._http.stream("POST", "/chat/completions", json=body) as response:
-            await raise_for_status(response)
-            yield iter_sse(response, source=self.name), ChatChunk.model_validate_json
-
-    async def _relay(self, opened: AbstractAsyncContextManager[Payloads]) -> ChatStream:
-        """One stream's chunks, whichever client carries it: in-band errors, a stream
-        cut before its end marker and transport failures become the same errors."""
+    async def _relay(self, content: bytes) -> ChatStream:
+        """One stream's chunks: in-band errors, a stream cut before its end marker and
+        wire failures become the same errors whatever the server."""
         started = finished = False
         try:
-            async with opened as (payloads, parse):
+            async with self._http.stream("POST", "/chat/completions", content=content) as response:
+                await response.raise_for_status()
                 try:
-                    async for payload in payloads:
+                    async for payload in sse_payloads(response.aiter_lines(),
+                                                      source=self.name):
                         error = _in_band_error(payload)
                         if error is not None:
                             raise BackendError(f"{self.name}: {error}", backend=self.name,
                                                before_first_token=not started)
-                        chunk = parse(payload)
+                        # Chunks keep the server's bytes for the gateway.
+                        chunk = chunk_from_wire(payload)
                         started = True
                         finished = finished or any(c.finish_reason for c in chunk.choices)
                         yield chunk
@@ -278,12 +238,10 @@ class OpenAIHTTPBackend(Backend):
         body["model"] = model
         try:
             response = await self._http.post("/embeddings", json=body)
-            await raise_for_status(response)
+            await response.raise_for_status()
             return EmbeddingResponse.model_validate(response.json())
         except Exception as exc:
             raise backend_error(exc, self.name, self.api_base) from exc
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        if self._direct is not None:
-            await self._direct.aclose()

@@ -10,11 +10,9 @@ import sys
 import time
 from typing import Any
 
-import httpx
-
 from ..consent import ConsentStore, parse_duration
 from ..errors import UsageError
-from ..http import network_class
+from ..http import network_class, parse_url
 from ..remote import ProviderStore, RemoteProvider
 from ..settings import Settings
 from .common import add_verb, confirm, note, print_json, print_table
@@ -44,9 +42,9 @@ def _when(t: float | None) -> str:
 
 
 def disclosure(provider: RemoteProvider, duration: float | None, now: float) -> str:
-    url = httpx.URL(provider.base_url)
+    url = parse_url(provider.base_url)
     crypto = "encrypted" if url.scheme == "https" else "UNENCRYPTED"
-    where = f"{network_class(url.host)} network, {crypto}"
+    where = f"{network_class(url.host or '')} network, {crypto}"
     until = (f"{_when(now + duration)} (then it expires)" if duration
              else f"until `localinfer consent revoke {provider.name}`")
     return "\n".join([

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
-
-from ..http import EgressPolicy
+from ..http import EgressPolicy, Transport
 from ..settings import Settings
 from ..types import ServerInfo
 from .sweep import discover
@@ -18,7 +16,7 @@ class Discovery:
     in-flight sweep instead of each probing the machine."""
 
     def __init__(self, settings: Settings, policy: EgressPolicy, *,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: Transport | None = None) -> None:
         self._settings = settings
         self._policy = policy
         self._transport = transport

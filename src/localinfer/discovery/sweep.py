@@ -21,13 +21,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import httpx
+from typing import Any
 
 from ..errors import EgressBlocked
-from ..http import EgressPolicy, make_client, network_class
+from ..http import (
+    AuthHook,
+    EgressPolicy,
+    HttpClient,
+    HTTPError,
+    Transport,
+    make_client,
+    network_class,
+    parse_url,
+)
 from ..settings import Settings
 from ..types import ModelInfo, ServerInfo
 from .answers import Answer, Answers, Probe
@@ -89,8 +97,8 @@ def candidates(settings: Settings, table: Iterable[Fingerprint] = FINGERPRINTS,
     found: dict[tuple[str, int], Candidate] = {}
     for order, base in enumerate(urls):
         try:
-            parsed = httpx.URL(base)
-        except (httpx.InvalidURL, ValueError):
+            parsed = parse_url(base)
+        except ValueError:
             parsed = None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
             log.warning("discovery: ignoring server URL %r (expected http(s)://host:port)",
@@ -116,8 +124,11 @@ async def _port_open(host: str, port: int, timeout: float) -> bool:
     return True
 
 
-async def _read(client: httpx.AsyncClient, url: str, probe: Probe) -> Answer:
-    async with client.stream("GET", url, headers={"accept": "application/json"}) as response:
+_ACCEPT_JSON = {"accept": "application/json"}
+
+
+async def _read(client: HttpClient, url: str, probe: Probe) -> Answer:
+    async with client.stream("GET", url, headers=_ACCEPT_JSON) as response:
         body = bytearray()
         truncated = False
         async for chunk in response.aiter_bytes():
@@ -130,7 +141,7 @@ async def _read(client: httpx.AsyncClient, url: str, probe: Probe) -> Answer:
                       bytes(body[:probe.max_bytes]), truncated)
 
 
-async def _fetch(client: httpx.AsyncClient, base_url: str, probes: Iterable[Probe],
+async def _fetch(client: HttpClient, base_url: str, probes: Iterable[Probe],
                  timeout: float) -> dict[str, Answer]:
     """GET the probes, keeping what answered within ``timeout``; a probe that fails or
     is still waiting then is simply absent."""
@@ -152,8 +163,7 @@ async def _fetch(client: httpx.AsyncClient, base_url: str, probes: Iterable[Prob
         error = task.exception()
         if error is None:
             answers[tasks[task].path] = task.result()
-        elif not isinstance(error, (httpx.HTTPError, httpx.InvalidURL, EgressBlocked,
-                                    OSError, ValueError)):
+        elif not isinstance(error, (HTTPError, EgressBlocked, OSError, ValueError)):
             raise error
     return answers
 
@@ -175,7 +185,7 @@ def _locked(row: Fingerprint, base_url: str, started: float) -> NeedsKey:
                     latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
-async def probe_server(client: httpx.AsyncClient, base_url: str, timeout: float,
+async def probe_server(client: HttpClient, base_url: str, timeout: float,
                        table: tuple[Fingerprint, ...] = FINGERPRINTS, *,
                        hint: str | None = None) -> ServerInfo | None:
     """Identify the server at ``base_url``; None if nothing (or our own gateway) answers.
@@ -201,41 +211,25 @@ async def probe_server(client: httpx.AsyncClient, base_url: str, timeout: float,
     return _server_info(row, base_url, answers, started)
 
 
-def _host_tokens(settings: Settings) -> httpx.Auth | None:
+def _host_tokens(settings: Settings) -> AuthHook | None:
     """Hosts declared with ``token_env`` get their bearer token on probes too."""
     from ..hosts.backend import EnvBearer
     from ..hosts.spec import url_key
 
-    tokens: dict[tuple[str, str, int] | None, httpx.Auth] = {
-        url_key(h["url"]): EnvBearer(h["token_env"]) for h in settings.hosts
+    tokens = {url_key(h["url"]): EnvBearer(h["token_env"]) for h in settings.hosts
               if isinstance(h.get("url"), str) and isinstance(h.get("token_env"), str)}
-    return _PerHostAuth(tokens) if tokens else None
+    if not tokens:
+        return None
 
+    def per_host(url: Any) -> Mapping[str, str]:
+        bearer = tokens.get(url_key(str(url)))
+        return bearer(url) if bearer is not None else {}
 
-class _PerHostAuth(httpx.Auth):
-    def __init__(self, tokens: dict[tuple[str, str, int] | None, httpx.Auth]) -> None:
-        self._tokens = tokens
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        from ..hosts.spec import url_key
-
-        auth = self._tokens.get(url_key(str(request.url)))
-        if auth is None:
-            yield request
-        else:
-            yield from auth.auth_flow(request)
-
-
-def _inner_transport(targets: Iterable[Candidate]) -> httpx.AsyncBaseTransport | None:
-    # A verifying SSL context costs ~40 ms to build (it loads the CA bundle). With only
-    # http:// targets and redirects off no TLS can happen, so skip building one.
-    if all(c.base_url.startswith("http://") for c in targets):
-        return httpx.AsyncHTTPTransport(retries=0, verify=False)
-    return None
+    return per_host
 
 
 async def discover(settings: Settings, policy: EgressPolicy, *,
-                   transport: httpx.AsyncBaseTransport | None = None) -> list[ServerInfo]:
+                   transport: Transport | None = None) -> list[ServerInfo]:
     """Find and identify inference servers. Loopback servers come before remote ones;
     within each, configured servers in the order given, then default ports.
 
@@ -252,7 +246,7 @@ async def discover(settings: Settings, policy: EgressPolicy, *,
             (checks if transport is None else targets).append(cand)
             continue
         try:
-            policy.check(httpx.URL(cand.base_url))
+            policy.check(parse_url(cand.base_url))
         except EgressBlocked as exc:
             log.info("discovery: %s", exc.message)
             continue
@@ -264,10 +258,7 @@ async def discover(settings: Settings, policy: EgressPolicy, *,
         return []
     async with make_client(policy, tier="local", purpose="discovery",
                            connect_timeout=timeout, read_timeout=timeout,
-                           transport=transport or _inner_transport(targets)) as client:
-        auth = _host_tokens(settings)
-        if auth is not None:
-            client.auth = auth
+                           auth=_host_tokens(settings), transport=transport) as client:
         found = await asyncio.gather(*(probe_server(client, c.base_url, timeout, hint=c.hint)
                                        for c in targets))
     ranked = sorted(zip(targets, found, strict=True),

@@ -6,32 +6,29 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator
-
-import httpx
+from collections.abc import Mapping
+from typing import Any
 
 from .. import trace
 from ..backends.openai_http import OpenAIHTTPBackend
 from ..errors import BackendError
-from ..http import EgressPolicy
+from ..http import EgressPolicy, HTTPError
 from ..settings import Settings
 from ..types import ChatRequest, ChatResponse, ChatStream, ModelInfo, ServerInfo
 from .health import Health, marks_down
 from .spec import HostSpec
 
 
-class EnvBearer(httpx.Auth):
-    """``Authorization: Bearer $VAR``, read when each request is sent: the token is never
-    copied into config, state files, logs or the ledger."""
+class EnvBearer:
+    """``Authorization: Bearer $VAR``, read when each request is sent (an ``AuthHook``):
+    the token is never copied into config, state files, logs or the ledger."""
 
     def __init__(self, variable: str) -> None:
         self.variable = variable
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def __call__(self, url: Any) -> Mapping[str, str]:
         token = os.environ.get(self.variable, "").strip()
-        if token:
-            request.headers["authorization"] = f"Bearer {token}"
-        yield request
+        return {"authorization": f"Bearer {token}"} if token else {}
 
 
 class HostBackend(OpenAIHTTPBackend):
@@ -105,8 +102,8 @@ class HostBackend(OpenAIHTTPBackend):
         """One cheap request after a cooldown: None when the host answers, else why not."""
         try:
             response = await self._http.get("/models", timeout=self._probe_timeout)
-        except httpx.HTTPError as exc:
-            return f"probe: {type(exc).__name__}"
+        except HTTPError as exc:
+            return f"probe: {exc.wire_name}"
         if response.status_code >= 500:
             return f"probe: HTTP {response.status_code}"
         return None

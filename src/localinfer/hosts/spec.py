@@ -18,9 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
-import httpx
-
-from ..http import network_class
+from ..http import network_class, parse_url
 from .url import URLError, clean_url
 
 Trust = Literal["device", "lan"]
@@ -51,8 +49,8 @@ def url_key(url: str) -> tuple[str, str, int] | None:
     """(scheme, host, port) a URL points at, with ``localhost`` as 127.0.0.1; None if
     it is no http(s) URL. Cached: routing asks for every host on every request."""
     try:
-        parsed = httpx.URL(root_url(url))
-    except (httpx.InvalidURL, ValueError):
+        parsed = parse_url(root_url(url))
+    except ValueError:
         return None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         return None
