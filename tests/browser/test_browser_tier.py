@@ -8,6 +8,7 @@ Decodes are kept short (max_tokens 8-48) so the suite stays fast on two shared c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -238,6 +239,50 @@ def test_a_local_server_that_allows_the_page_is_found_after_the_gateway(
                                                     (server_url, True)]
     assert recorder.bytes_under("/models/") == 0
     assert not [p for p in recorder.paths() if p.startswith("/vendor/")]
+
+
+def test_download_helper_reports_verifies_and_stores_only_a_matching_file(
+        run_app: RunApp, export_dir_no_models: Path, new_page: NewPage) -> None:
+    # lib/download.js, the one download path of the engine and embeddings workers (and
+    # of the sandbox runtime): progress ends at the full size, a 404 and a wrong sha256
+    # are errors in the words the workers report, and only a matching file is cached.
+    site = run_app(static_site(export_dir_no_models))
+    page = new_page()
+    page.goto(app_url(site, "/", gateway="none", servers="none"))
+    page.wait_for_selector("body[data-state=idle]")
+    data = (export_dir_no_models / "app.css").read_bytes()
+    got = page.evaluate("""async (sha256) => {
+      const { download, fetchVerified } = await import('./lib/download.js');
+      const cache = await import('./lib/cache.js');
+      const seen = [];
+      const blob = await download('./app.css',
+        { onProgress: (done, total) => seen.push([done, total]) });
+      const fail = async (f) => {
+        try { await f(); return null; } catch (e) { return [e.name, e.code ?? null, e.message]; }
+      };
+      const missing = await fail(() => download(new URL('./nothing.bin', location.href).href));
+      const wrong = await fail(() => fetchVerified(
+        { name: 'css', url: './app.css', sha256: '0'.repeat(64) }));
+      const afterWrong = (await cache.listCached()).length;
+      const phases = [];
+      const first = await fetchVerified({ name: 'css', url: './app.css', sha256 },
+        (phase, done, total) => phases.push([phase, done, total]));
+      const again = await fetchVerified({ name: 'css', url: './app.css', sha256 },
+        () => phases.push(['again']));
+      return { size: blob.size, last: seen[seen.length - 1], missing, wrong, afterWrong, phases,
+        first: [first.fetched, first.blob.size], again: [again.fetched, again.blob.size],
+        listed: (await cache.listCached()).map((c) => [c.name, c.bytes]) };
+    }""", hashlib.sha256(data).hexdigest())
+    n = len(data)
+    assert got["size"] == n and got["last"] == [n, n]
+    assert got["missing"] == ["Error", None, f"{site}/nothing.bin: HTTP 404"]
+    assert got["wrong"][:2] == ["IntegrityError", "integrity_error"]
+    assert got["wrong"][2].startswith("css: sha256 ")
+    assert "does not match the manifest's 000" in got["wrong"][2]
+    assert got["afterWrong"] == 0
+    assert got["phases"][-2:] == [["download", n, n], ["verify", 0, n]]
+    assert got["first"] == [n, n] and got["again"] == [0, n]  # the second from the cache
+    assert got["listed"] == [["css", n]]
 
 
 def test_engine_choice_is_wllama_without_a_real_gpu(run_app: RunApp, export_dir: Path,
