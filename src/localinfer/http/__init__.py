@@ -21,12 +21,12 @@ from .egress import (
     network_class,
     port_of,
 )
-from .errors import CLIENT_MISTAKES, backend_error
+from .errors import backend_error
 from .streams import ndjson_objects, sse_payloads
 from .transport import AiohttpTransport, Answer, HTTPError, Request, Transport, WireKind
 
 __all__ = [
-    "CLIENT_MISTAKES", "MAX_RESPONSE_BYTES", "AiohttpTransport", "Answer", "AuthHook",
+    "MAX_RESPONSE_BYTES", "AiohttpTransport", "Answer", "AuthHook",
     "EgressPolicy", "EgressRecord", "HTTPError", "HttpClient", "NetworkClass", "Purpose",
     "Recorder", "Request", "Response", "Transport", "WireKind", "backend_error",
     "json_bytes", "make_client", "ndjson_objects", "network_class", "parse_url", "port_of",
