@@ -79,16 +79,15 @@ def cli(*args: str) -> list[str]:
 
 
 def assert_consistent(path: Path, chunks: int | None = None) -> None:
-    """Every chunk has exactly one keyword row and one vector row, and documents
-    count their chunks right. Read with a plain connection, as another process would."""
+    """Every chunk has exactly one keyword row, and documents count their chunks
+    right. Read with a plain connection, as another process would."""
     db = sqlite3.connect(path)
     n_chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     declared = db.execute("SELECT COALESCE(SUM(chunks), 0) FROM documents").fetchone()[0]
     dupes = db.execute("SELECT COUNT(*) FROM (SELECT doc_id, ord FROM chunks "
                        "GROUP BY doc_id, ord HAVING COUNT(*) > 1)").fetchone()[0]
     fts = db.execute("SELECT COUNT(*) FROM chunk_fts_docsize").fetchone()[0]
-    vec = db.execute("SELECT COUNT(*) FROM chunk_vec_rowids").fetchone()[0]
     db.close()
-    assert (n_chunks, dupes, fts, vec) == (declared, 0, declared, declared)
+    assert (n_chunks, dupes, fts) == (declared, 0, declared)
     if chunks is not None:
         assert n_chunks == chunks

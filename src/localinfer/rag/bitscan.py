@@ -7,9 +7,10 @@ few milliseconds at 100k chunks), keeps the few thousand nearest by Hamming dist
 orders those by int8 dot product, and hands the best to the caller for exact float32
 re-scoring from SQLite.
 
-Why not sqlite-vec's own KNN over the ``vec0`` bit table: its cost grows with the number
-of candidates asked for (bench/bench_index.py: k=1000 takes ~180 ms at 100k chunks),
-and recall@10 >= 0.95 against exact search at 100k needs about 3000 bit candidates.
+Why not sqlite-vec's own KNN over a ``vec0`` bit table (which the index kept until issue
+25): its cost grows with the number of candidates asked for (bench/bench_index.py keeps
+the comparison: k=1000 takes ~170 ms at 100k chunks), and recall@10 >= 0.95 against
+exact search at 100k needs about 3000 bit candidates.
 """
 
 from __future__ import annotations

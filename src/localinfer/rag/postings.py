@@ -12,14 +12,15 @@ scores are FTS5's own numbers and the top k is the same up to ties.
 The arrays come from ``fts5vocab`` (the ``row`` table gives each term's instance count,
 the ``instance`` table every instance in term order), built after an ingest and written
 to ``index.db.keywords`` (temp file, fsync, rename). Fail closed: the header records the
-index's generation and chunk count (as the vector file does) and a CRC-32 of FTS5's own
-structure and totals records, which change on every write to the full-text table; a file
-that does not match, or whose CRC-32 is wrong, is not used, and the caller falls back to
-FTS5 (exact, slower) until the next ``sync`` rebuilds the file. A query word the
-tokenizer splits into several tokens (``snake_case``: a fifth of the benchmark's queries)
-is a phrase, which needs positions these arrays do not keep: FTS5 finds its rows, and
-their term frequency is read back from that one phrase's ``bm25()`` (the formula solved
-for the frequency, rounded: exact, as the rows' lengths are the same numbers here).
+index's generation and chunk count (as the vector file does) and a CRC-32 of two of
+FTS5's own records (structure and totals, read as opaque bytes, never parsed), which
+change on every write to the full-text table, even one that bypasses ``chunks``; a file
+that does not match, or whose CRC-32 is wrong, is not used, and the caller rebuilds the
+copy from FTS5 (keywords.py). A query word the tokenizer splits into several tokens
+(``snake_case``: a fifth of the benchmark's queries) is a phrase, which needs positions
+these arrays do not keep: FTS5 finds its rows, and their term frequency is read back
+from that one phrase's ``bm25()`` (the formula solved for the frequency, rounded: exact,
+as the rows' lengths are the same numbers here).
 """
 
 from __future__ import annotations
@@ -73,41 +74,13 @@ def path_for(index_path: Path) -> Path:
 
 def fts_stamp(db: sqlite3.Connection) -> int:
     """CRC-32 of FTS5's totals record (rows, tokens per column) and its structure record
-    (segments and a write cookie): both change on every write to ``chunk_fts``."""
+    (segments and a write cookie), as bytes: both change on every write to ``chunk_fts``,
+    which no trigger can see (a virtual table has none)."""
     crc = 0
     for (block,) in db.execute("SELECT block FROM chunk_fts_data WHERE id IN (1, 10) "
                                "ORDER BY id"):
         crc = zlib.crc32(bytes(block), crc)
     return crc
-
-
-def _varints(data: bytes) -> list[int]:
-    """SQLite's varints (big-endian 7-bit groups; a 9th byte carries 8 bits)."""
-    out, at = [], 0
-    while at < len(data):
-        value = 0
-        for i in range(9):
-            byte = data[at]
-            at += 1
-            if i == 8:
-                value = (value << 8) | byte
-                break
-            value = (value << 7) | (byte & 0x7F)
-            if not byte & 0x80:
-                break
-        out.append(value)
-    return out
-
-
-def _totals(db: sqlite3.Connection) -> tuple[int, int]:
-    """(rows, tokens over every column) as FTS5's bm25() reads them."""
-    row = db.execute("SELECT block FROM chunk_fts_data WHERE id = 1").fetchone()
-    if row is None:
-        return 0, 0
-    values = _varints(bytes(row[0]))
-    if not values:  # an empty averages record: the table has never held a row
-        return 0, 0
-    return values[0], sum(values[1:])
 
 
 def _pad(n: int) -> int:
@@ -219,10 +192,10 @@ def build(db: sqlite3.Connection) -> Postings:
     ids = np.array([r[0] for r in chunk_rows], dtype=np.int64)
     collections = np.array([names.setdefault(r[1], len(names)) for r in chunk_rows],
                            dtype=np.int32)
-    total_rows, total_tokens = _totals(db)
-    if total_tokens != len(docs):
-        raise PostingsUnavailable(f"FTS5 counts {total_tokens} tokens, the vocabulary "
-                                  f"{len(docs)}")
+    # bm25()'s N and average length, from public queries: FTS5's row count and every
+    # token instance (the same numbers its private totals record holds).
+    total_rows = int(db.execute("SELECT COUNT(*) FROM chunk_fts").fetchone()[0])
+    total_tokens = len(docs)
     term_of = np.repeat(np.arange(len(terms), dtype=np.int64), counts)
     span = int(docs.max()) + 1 if len(docs) else 1
     key = term_of * span + docs

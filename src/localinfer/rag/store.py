@@ -1,14 +1,21 @@
-"""The index on disk: one SQLite file with sqlite-vec for vectors and FTS5 for keywords.
+"""The index on disk: one SQLite file, with each concern kept once.
+
+- text, places and the float32 vector of each chunk: the ``chunks`` table (the source of
+  truth; the exact pass of vector search reads its vectors);
+- keywords: the FTS5 table ``chunk_fts``, ranked through a copy of its postings
+  (keywords.py, postings.py);
+- the vectors as search scans them (sign bits, int8): a cache built from ``chunks`` and
+  kept in the mapped file beside the index (bitscan.py, vectorfile.py).
 
 Every change to a document is one ``BEGIN IMMEDIATE`` transaction (its old chunks out,
 its new chunks and its content hash in), so a process killed mid-ingest leaves the
 file consistent and a re-run picks up where it stopped. SQLite's write lock, waited on
 through ``busy_timeout``, serialises concurrent writers; WAL lets readers carry on.
 
-Vectors are stored twice: as float32 in ``chunks`` (what search reads, see bitscan.py)
-and as sign bits in sqlite-vec's ``vec0`` table, partitioned by collection, so the file
-can also be searched with plain SQL by any tool that loads sqlite-vec
-(``... WHERE embedding MATCH vec_quantize_binary(?) AND k = 10``).
+Any tool with sqlite-vec loaded can still search the file with plain SQL, over the float32
+column: ``SELECT id FROM chunks ORDER BY vec_distance_cosine(embedding, ?) LIMIT 10``.
+Files written before issue 25 also kept the sign bits in a sqlite-vec ``vec0`` table
+(``chunk_vec``) that search never read; the first open drops it (``_drop_vec0``).
 """
 
 from __future__ import annotations
@@ -22,17 +29,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
 from ..backends.onnx.embedder import Vectors
 from ..errors import LocalInferError
 from . import postings, vectorfile
-from .bitscan import BIT_CANDIDATES, VectorCache, pack_bits
+from .bitscan import BIT_CANDIDATES, VectorCache
 from .chunking import Chunk
-from .keywords import KeywordRanker
-from .postings import Postings, PostingsUnavailable, Tokenizer
+from .keywords import KeywordSearch
 
 SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 120.0
@@ -48,17 +54,16 @@ class IndexUnusable(LocalInferError):
 
 
 def sqlite_module() -> ModuleType:
-    """A DB-API sqlite module that can load extensions: the standard one where its build
-    allows it, else ``sqlean`` (the same API with extension loading compiled in)."""
+    """A DB-API sqlite module that can load extensions where one is installed: the
+    standard one where its build allows it, else ``sqlean`` (the same API with extension
+    loading compiled in). Only dropping an older file's ``vec0`` table needs sqlite-vec
+    loaded; without either, the standard module serves and that table stays."""
     if hasattr(sqlite3.Connection, "enable_load_extension"):
         return sqlite3
     try:
         return importlib.import_module("sqlean")
-    except ImportError as exc:
-        raise LocalInferError(
-            "this Python's sqlite3 cannot load extensions, which the index needs for "
-            "sqlite-vec: pip install 'localinfer[rag]' (it brings sqlean-py)"
-        ) from exc
+    except ImportError:
+        return sqlite3
 
 
 @dataclass(frozen=True)
@@ -116,30 +121,11 @@ class Store:
         self.vectors_path = vectorfile.path_for(path)
         # Where the last vector load came from: "file", or why the file was not used.
         self.vector_source = ""
-        self.keywords = KeywordRanker(self.db)
-        self.postings_path = postings.path_for(path)
-        self._postings: Postings | None = None
-        self._postings_key: tuple[int, int, int] = (-1, -1, -1)
-        self._tokenizer: Tokenizer | None = None
-        self._module = module
-        # Where the last keyword query's postings came from: "file", or why FTS5 ranked.
-        self.keyword_source = ""
-        self._load_vec()
+        self.keywords = KeywordSearch(self.db, module, path, generation=self.generation,
+                                      changed=lambda: self._changed("keywords"))
         self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
         self._init_schema()
-
-    def _load_vec(self) -> None:
-        try:
-            import sqlite_vec
-        except ImportError as exc:
-            raise LocalInferError("the index needs sqlite-vec: pip install 'localinfer[rag]'"
-                                  ) from exc
-        self.db.enable_load_extension(True)
-        try:
-            sqlite_vec.load(self.db)
-        finally:
-            self.db.enable_load_extension(False)
 
     def _init_schema(self) -> None:
         try:
@@ -147,7 +133,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = NORMAL")
             with self.write():
-                for statement in _schema(self.dim):
+                for statement in _SCHEMA:
                     self.db.execute(statement)
                 meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
                 if not meta:
@@ -161,6 +147,7 @@ class Store:
                                 "('generation', 0)")
                 for statement in _generation_triggers():
                     self.db.execute(statement)
+                self._drop_vec0()
         except self.errors as exc:
             raise IndexUnusable(f"cannot open index {self.path}: {exc}") from exc
         if meta.get("schema") != SCHEMA_VERSION:
@@ -170,6 +157,28 @@ class Store:
             raise IndexUnusable(
                 f"index {self.path} was built with embedder {meta.get('embedder')!r}, not "
                 f"{self.embedder_id!r}: use the same embedder or start a new index file")
+
+    def _drop_vec0(self) -> None:
+        """Drop the ``vec0`` copy of the sign bits that files from before issue 25 kept
+        (in the open's write transaction). Only sqlite-vec can drop its own table; where
+        it cannot be loaded the table stays, unused, and the index works all the same (no
+        statement here touches it). It held nothing ``chunks`` does not."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_vec'"
+                           ).fetchone() is None:
+            return
+        try:
+            import sqlite_vec
+
+            self.db.enable_load_extension(True)
+            try:
+                sqlite_vec.load(self.db)
+            finally:
+                self.db.enable_load_extension(False)
+        except (ImportError, AttributeError, self.errors) as exc:
+            log.info("the unused table chunk_vec stays in %s: sqlite-vec cannot be loaded "
+                     "(%s)", self.path, exc)
+            return
+        self.db.execute("DROP TABLE chunk_vec")
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -185,8 +194,7 @@ class Store:
         self.db.execute("COMMIT")
 
     def close(self) -> None:
-        if self._tokenizer is not None:
-            self._tokenizer.close()
+        self.keywords.close()
         self.db.close()
 
     # documents -------------------------------------------------------------------
@@ -207,7 +215,6 @@ class Store:
                          vectors: Vectors) -> bool:
         """Store a document's chunks in place of any older version. False when another
         writer stored this exact content first (nothing to do)."""
-        bits = pack_bits(vectors)
         floats = np.ascontiguousarray(vectors, dtype=np.float32)
         with self.write() as db:
             old = self.document(collection, path)
@@ -235,9 +242,6 @@ class Store:
                 chunk_id = cur.lastrowid
                 db.execute("INSERT INTO chunk_fts(rowid, text, heading) VALUES (?, ?, ?)",
                            (chunk_id, chunk.text, chunk.heading))
-                db.execute("INSERT INTO chunk_vec(rowid, collection, embedding) "
-                           "VALUES (?, ?, vec_bit(?))",
-                           (chunk_id, collection, bits[ordinal].tobytes()))
         return True
 
     def remove_document(self, doc_id: int) -> None:
@@ -248,7 +252,6 @@ class Store:
     def _delete_chunks(self, doc_id: int) -> None:
         ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id = ?",
                                              (doc_id,))]
-        self.db.executemany("DELETE FROM chunk_vec WHERE rowid = ?", [(i,) for i in ids])
         self.db.executemany("DELETE FROM chunk_fts WHERE rowid = ?", [(i,) for i in ids])
         self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
 
@@ -286,25 +289,14 @@ class Store:
         """Ids of about the ``k`` chunks nearest to ``query`` (bits, then int8)."""
         return self._vectors().nearest(query, k, collection, bit_candidates=bit_candidates)
 
-    def knn_sqlite_vec(self, query: Vectors, k: int, collection: str | None) -> list[int]:
-        """The same candidates through sqlite-vec's own brute-force KNN (whose cost grows
-        with ``k``); kept for bench/bench_index.py's comparison."""
-        bits = pack_bits(query.reshape(1, -1))[0].tobytes()
-        sql = ("SELECT rowid FROM chunk_vec WHERE embedding MATCH vec_bit(?) AND k = ?"
-               + (" AND collection = ?" if collection else ""))
-        args: tuple[Any, ...] = (bits, k, collection) if collection else (bits, k)
-        return [int(r[0]) for r in self.db.execute(sql, args)]
-
     def _changed(self, copy: str = "vectors") -> bool:
         """True once per in-memory ``copy`` after each write, ours or another
-        connection's (SQLite's data_version tells); keyword statistics are dropped then
-        too. Each copy keeps its own mark: one noticing a write must not hide it from
-        the other."""
+        connection's (SQLite's data_version tells). Each copy keeps its own mark: one
+        noticing a write must not hide it from the other."""
         version = (int(self.db.execute("PRAGMA data_version").fetchone()[0]), self._writes)
         if version == self._seen.get(copy):
             return False
         self._seen[copy] = version
-        self.keywords.invalidate()
         return True
 
     def generation(self) -> tuple[int, int]:
@@ -365,55 +357,6 @@ class Store:
         self.sync_keywords()
         return self.vector_source
 
-    # keywords: BM25 over a copy of FTS5's postings (postings.py), FTS5 as fallback ---
-
-    def _keyword_key(self) -> tuple[int, int, int]:
-        generation, count = self.generation()
-        return generation, count, postings.fts_stamp(self.db)
-
-    def _keyword_index(self) -> Postings | None:
-        """The postings copy when its file matches the index, else None (FTS5 ranks)."""
-        if not self._changed("keywords") and self._postings_key != (-1, -1, -1):
-            return self._postings
-        key = self._keyword_key()
-        if self._postings is not None and key == self._postings_key:
-            return self._postings
-        generation, count, stamp = key
-        loaded = postings.read(self.postings_path, generation=generation, count=count,
-                               stamp=stamp)
-        self._postings, self._postings_key = loaded.postings, key
-        self.keyword_source = "file" if loaded.postings is not None else loaded.why
-        return loaded.postings
-
-    def sync_keywords(self) -> str:
-        """Rebuild the keyword file unless it matches the index: "file" if it did, else
-        why it was rebuilt (or why it could not be: FTS5 then ranks alone)."""
-        current = self._keyword_index()
-        if current is not None:
-            if not self.postings_path.exists():  # an earlier write failed, or deleted
-                self._write_postings(current, self._postings_key)
-            return "file"
-        why = self.keyword_source
-        self.db.execute("BEGIN")  # the key and the postings from one snapshot
-        try:
-            key = self._keyword_key()
-            built = postings.build(self.db)
-        except PostingsUnavailable as exc:
-            log.warning("keyword search stays on FTS5 alone: %s", exc)
-            return f"unavailable: {exc}"
-        finally:
-            self.db.execute("COMMIT")
-        self._postings, self._postings_key = built, key
-        self._changed("keywords")  # our own read is no change
-        self._write_postings(built, key)
-        return why
-
-    def _write_postings(self, built: Postings, key: tuple[int, int, int]) -> None:
-        try:
-            postings.write(self.postings_path, built, generation=key[0], stamp=key[2])
-        except OSError as exc:  # read-only folder, full disk: FTS5 ranks on the next open
-            log.warning("could not write the keyword file %s: %s", self.postings_path, exc)
-
     def embeddings(self, ids: Sequence[int]) -> tuple[list[int], Vectors]:
         if not ids:
             return [], np.zeros((0, self.dim), dtype=np.float32)
@@ -425,40 +368,16 @@ class Store:
 
     def keyword_candidates(self, terms: Sequence[str], k: int,
                            collection: str | None) -> list[int]:
-        """Chunk ids best matching any of ``terms`` (quoted FTS5 phrases), by BM25:
-        scored from the postings copy when it matches the index, else by FTS5."""
-        index = self._keyword_index()
-        if index is not None:
-            if self._tokenizer is None:
-                self._tokenizer = Tokenizer(self._module)
-            tokens = self._tokenizer.tokens([t.strip('"') for t in terms])
-            try:
-                phrases = [t[0] if len(t) == 1 else index.phrase(self._phrase(term))
-                           for term, t in zip(terms, tokens, strict=True)]
-            except PostingsUnavailable as exc:
-                self.keyword_source = str(exc)
-            else:
-                self.keyword_source = "file"
-                return index.top(phrases, k, collection)
-        return self.keyword_candidates_fts(terms, k, collection)
-
-    def _phrase(self, term: str) -> list[tuple[int, float]]:
-        """A multi-token phrase's rows and bm25() by FTS5 (its own rows only: cheap)."""
-        return [(int(r[0]), float(r[1])) for r in self.db.execute(
-            "SELECT rowid, bm25(chunk_fts) FROM chunk_fts WHERE chunk_fts MATCH ?", (term,))]
-
-    def keyword_candidates_fts(self, terms: Sequence[str], k: int,
-                               collection: str | None) -> list[int]:
-        """The same ranked by FTS5 (MaxScore over its bm25()): the fallback, and the
-        reference for tests and bench/bench_index.py."""
-        self._changed("fts")
+        """Chunk ids best matching any of ``terms`` (quoted FTS5 phrases), by BM25."""
         return self.keywords.top(terms, k, collection)
 
-    def keyword_candidates_plain(self, terms: Sequence[str], k: int,
-                                 collection: str | None) -> list[int]:
-        """The same through one OR query that ranks every match (the old path; kept for
-        tests and bench/bench_index.py's comparison)."""
-        return [i for i, _ in self.keywords._ranked(" OR ".join(terms), k, collection)]
+    @property
+    def keyword_source(self) -> str:
+        """Where the keyword copy in use came from: "file", or why it was rebuilt."""
+        return self.keywords.source
+
+    def sync_keywords(self) -> str:
+        return self.keywords.sync()
 
     def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         if not ids:
@@ -481,39 +400,36 @@ def _generation_triggers() -> list[str]:
                                           ("update", "UPDATE"))]
 
 
-def _schema(dim: int) -> list[str]:
-    return [
-        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        """CREATE TABLE IF NOT EXISTS documents(
-            id INTEGER PRIMARY KEY,
-            collection TEXT NOT NULL,
-            path TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            sha256 TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            mtime REAL NOT NULL,
-            chunks INTEGER NOT NULL,
-            indexed_at REAL NOT NULL,
-            UNIQUE(collection, path))""",
-        """CREATE TABLE IF NOT EXISTS chunks(
-            id INTEGER PRIMARY KEY,
-            doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-            ord INTEGER NOT NULL,
-            heading TEXT NOT NULL,
-            text TEXT NOT NULL,
-            start_line INTEGER,
-            end_line INTEGER,
-            page_start INTEGER,
-            page_end INTEGER,
-            embedding BLOB NOT NULL)""",
-        "CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id)",
-        """CREATE TABLE IF NOT EXISTS roots(
-            collection TEXT NOT NULL,
-            path TEXT NOT NULL,
-            added_at REAL NOT NULL,
-            PRIMARY KEY(collection, path))""",
-        "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
-        f"text, heading, tokenize = '{postings.TOKENIZE}')",
-        "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vec USING vec0("
-        f"collection TEXT PARTITION KEY, embedding bit[{dim}])",
-    ]
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS documents(
+        id INTEGER PRIMARY KEY,
+        collection TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime REAL NOT NULL,
+        chunks INTEGER NOT NULL,
+        indexed_at REAL NOT NULL,
+        UNIQUE(collection, path))""",
+    """CREATE TABLE IF NOT EXISTS chunks(
+        id INTEGER PRIMARY KEY,
+        doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ord INTEGER NOT NULL,
+        heading TEXT NOT NULL,
+        text TEXT NOT NULL,
+        start_line INTEGER,
+        end_line INTEGER,
+        page_start INTEGER,
+        page_end INTEGER,
+        embedding BLOB NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id)",
+    """CREATE TABLE IF NOT EXISTS roots(
+        collection TEXT NOT NULL,
+        path TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        PRIMARY KEY(collection, path))""",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5("
+    f"text, heading, tokenize = '{postings.TOKENIZE}')",
+]

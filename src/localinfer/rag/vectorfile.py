@@ -150,10 +150,9 @@ def write_atomic(path: Path, parts: Iterable[bytes]) -> None:
         os.close(fd)
 
 
-def read(path: Path, *, dim: int, generation: int, count: int, lazy: bool = True
-         ) -> Loaded:
-    """The cache in ``path`` if it matches the database, else why not; ``lazy``: the
-    bulk is checked in the background (``Loaded.check``), else before returning."""
+def read(path: Path, *, dim: int, generation: int, count: int) -> Loaded:
+    """The cache in ``path`` if it matches the database, else why not; the bulk is
+    checked in the background (``Loaded.check``: wait on it to have it checked first)."""
     mapped, why = map_readonly(path, HEADER_BYTES)
     if mapped is None:
         return Loaded(None, why)
@@ -172,13 +171,6 @@ def read(path: Path, *, dim: int, generation: int, count: int, lazy: bool = True
         return Loaded(None, "truncated or resized")
     if zlib.crc32(memoryview(mapped)[HEADER_BYTES:offsets[_META_BLOCKS]]) != crc:
         return Loaded(None, "checksum mismatch (corrupt)")
-    bulk = memoryview(mapped)[offsets[_META_BLOCKS]:]
-    check = None
-    if not lazy:
-        ok = zlib.crc32(bulk) == bulk_crc
-        bulk.release()
-        if not ok:
-            return Loaded(None, "checksum mismatch (corrupt)")
     try:
         names = tuple(json.loads(bytes(mapped[offsets[0]:offsets[0] + names_len])))
     except ValueError:
@@ -193,6 +185,4 @@ def read(path: Path, *, dim: int, generation: int, count: int, lazy: bool = True
     cache = VectorCache(view(1, "<i8", (count,)), columns,
                         view(5, "i1", (count, dim)), view(3, "<f4", (count,)),
                         view(2, "<i4", (count,)), names, mapped)
-    if lazy:
-        check = BulkCheck(bulk, bulk_crc)
-    return Loaded(cache, "ok", check)
+    return Loaded(cache, "ok", BulkCheck(memoryview(mapped)[offsets[_META_BLOCKS]:], bulk_crc))
