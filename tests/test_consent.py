@@ -10,16 +10,9 @@ import pytest
 
 from localinfer.consent import ConsentStore, parse_duration
 from localinfer.errors import UsageError
+from tests.support.clock import ManualClock
 
 URL = "https://api.example.com/v1"
-
-
-class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -58,7 +51,7 @@ def test_grant_file_is_private_and_holds_no_secret(tmp_path: Path) -> None:
 
 
 def test_expiry_follows_the_clock(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     store = ConsentStore(tmp_path, clock=clock)
     grant = store.grant("p", URL, duration=3600)
     assert grant.expires_at == clock.now + 3600

@@ -17,8 +17,8 @@ OLLAMA = {"/": ok("Ollama is running"), "/api/version": ok({"version": "0.5.7"})
           "/api/tags": ok({"models": [{"name": "smollm2:135m"}]}), "/api/ps": ok({"models": []})}
 
 
-def make(ttl: float = 60.0, delay: float = 0.0) -> tuple[Discovery, FakeNetwork]:
-    network = FakeNetwork({("127.0.0.1", 7100): OLLAMA}, delay=delay)
+def make(ttl: float = 60.0, held: bool = False) -> tuple[Discovery, FakeNetwork]:
+    network = FakeNetwork({("127.0.0.1", 7100): OLLAMA}, held=held)
     settings = Settings(scan_default_ports=False, servers=[URL], discovery_ttl=ttl)
     return Discovery(settings, EgressPolicy(), transport=network.transport), network
 
@@ -31,8 +31,11 @@ async def one_sweep_requests() -> int:
 
 async def test_concurrent_callers_share_one_sweep() -> None:
     per_sweep = await one_sweep_requests()
-    discovery, network = make(delay=0.05)
-    results = await asyncio.gather(*(discovery.servers() for _ in range(5)))
+    discovery, network = make(held=True)
+    callers = [asyncio.ensure_future(discovery.servers()) for _ in range(5)]
+    await network.arrived.wait()  # the sweep is in flight: every caller has asked
+    network.release()
+    results = await asyncio.gather(*callers)
     assert len(network.seen) == per_sweep
     assert all([s.kind for s in r] == ["ollama"] for r in results)
 
@@ -74,13 +77,14 @@ async def test_callers_get_their_own_copies() -> None:
 
 
 async def test_a_cancelled_caller_does_not_cancel_the_shared_sweep() -> None:
-    discovery, _ = make(delay=0.1)
+    discovery, network = make(held=True)
     impatient = asyncio.ensure_future(discovery.servers())
     patient = asyncio.ensure_future(discovery.servers())
-    await asyncio.sleep(0.02)
+    await network.arrived.wait()  # the shared sweep is in flight
     impatient.cancel()
     with pytest.raises(asyncio.CancelledError):
         await impatient
+    network.release()
     assert [s.kind for s in await patient] == ["ollama"]
 
 

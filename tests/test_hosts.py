@@ -25,6 +25,8 @@ from localinfer.types import ChatResponse
 from tests.fakes.base import FakeModel
 from tests.fakes.litellm_proxy import LiteLLMProxyFake
 from tests.fakes.openai_compatible import OpenAICompatibleFake
+from tests.support.clock import ManualClock
+from tests.support.gate import Gate
 from tests.support.servers import RunApp
 
 
@@ -136,22 +138,25 @@ async def test_preferred_host_first_then_failover_and_cooldown(
     a, b = fake("a"), fake("b")
     url_a, url_b = run_app(a.app), run_app(b.app)
     s = settings(tmp_path, [host(url_a, "a", prefer=True), host(url_b, "b")])
+    clock = ManualClock()
     async with AsyncClient(s) as client:
+        health = client.router.hosts.health("a")
+        health.clock = clock  # the cooldown runs out when the test says, not in 1 s
         reply = await client.chat("one", model="shared-chat")
         assert isinstance(reply, ChatResponse)
         assert (reply.host, reply.backend, reply.text) == ("a", "a", "a: one")
         a.fail = "error"  # a 5xx: marked down, the same request moves to b
         reply = await client.chat("two", model="shared-chat")
         assert isinstance(reply, ChatResponse) and reply.host == "b"
-        health = client.router.hosts.health("a")
         assert health.state() == "cooling" and health.cooldown == 1
         tried = chats(a)
+        clock.advance(0.9)
         reply = await client.chat("three", model="shared-chat")
         assert isinstance(reply, ChatResponse) and reply.host == "b"
         assert chats(a) == tried  # a cooling host gets no request at all
         a.fail = "none"
-        while health.state() == "cooling":
-            await asyncio.sleep(0.1)
+        clock.advance(0.1)
+        assert health.state() == "probe"
         reply = await client.chat("four", model="shared-chat")  # probe, then back to a
         assert isinstance(reply, ChatResponse) and reply.host == "a"
         report = {h["name"]: h for h in (await client.status())["hosts"]}
@@ -192,16 +197,24 @@ async def test_sensitive_requests_stay_on_device_or_trusted_hosts(
             } == {"lan"}
 
 
-class SlowFake(OpenAICompatibleFake):
+class HeldFake(OpenAICompatibleFake):
+    """Streams that start only once every stream has reached a server: all of them
+    are outstanding together, whatever the machine's speed."""
+
+    def __init__(self, gate: Gate) -> None:
+        super().__init__(models=[FakeModel("shared-chat")])
+        self.gate = gate
+
     async def pieces(self, text: str) -> AsyncIterator[str]:
-        for word in ["slow", " stream", " of", " words"]:
-            await asyncio.sleep(0.15)
+        await self.gate.wait()
+        for word in ["held", " stream", " of", " words"]:
             yield word
 
 
 async def test_least_outstanding_splits_concurrent_streams(tmp_path: Path,
                                                            run_app: RunApp) -> None:
-    one, two = (SlowFake(models=[FakeModel("shared-chat")]) for _ in range(2))
+    gate = Gate(16)
+    one, two = HeldFake(gate), HeldFake(gate)
     s = settings(tmp_path, [host(run_app(one.app), "one"), host(run_app(two.app), "two")])
     async with AsyncClient(s) as client:
         async def stream() -> str | None:
@@ -212,6 +225,7 @@ async def test_least_outstanding_splits_concurrent_streams(tmp_path: Path,
             return served
 
         hosts = await asyncio.gather(*(stream() for _ in range(16)))
+    assert gate.is_open
     counts = {name: hosts.count(name) for name in ("one", "two")}
     assert sum(counts.values()) == 16
     assert min(counts.values()) >= 7, counts  # within 60/40 (here: 8/8 or 9/7)

@@ -163,7 +163,9 @@ def serve() -> Iterator[FileServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fs))
     httpd.daemon_threads = True
     fs.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 10 ms, not the default half second.
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
     thread.start()
     yield fs
     httpd.shutdown()

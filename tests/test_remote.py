@@ -30,6 +30,7 @@ from localinfer.remote import (
 from localinfer.settings import Settings
 from localinfer.types import ChatResponse
 from tests.fake_backend import FakeBackend, Script
+from tests.support.clock import ManualClock
 from tests.test_remote_fake import KEY, KEY_ENV, MODEL, FakeRemoteProvider, remote_provider
 
 __all__ = ["remote_provider"]  # the fixture, used by name
@@ -42,14 +43,6 @@ def record_and_allow(asked: list[Any], question: Any) -> bool:
     """An on_consent callback that notes the question and says yes."""
     asked.append(question)
     return True
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 2_000_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -182,7 +175,7 @@ async def test_revocation_takes_effect_at_once(home: Path, remote_provider: Remo
 
 async def test_expiry(home: Path, remote_provider: Remote, grant: Callable[..., None]) -> None:
     fake, _ = remote_provider
-    clock = Clock()
+    clock = ManualClock(2_000_000_000.0)
     store = ConsentStore(home, clock=clock)
     grant(duration=3600, store=store)
     s = settings(home)

@@ -23,18 +23,29 @@ def ok(body: Any, **headers: str) -> Reply:
 
 
 class FakeNetwork:
-    def __init__(self, servers: dict[tuple[str, int], Routes], *, delay: float = 0.0,
+    """``held=True``: every answer waits until ``release()`` (``arrived`` is set by the
+    first request), so a test can act while a sweep is in flight without timing it."""
+
+    def __init__(self, servers: dict[tuple[str, int], Routes], *, held: bool = False,
                  slow_paths: dict[str, float] | None = None) -> None:
         self.servers = servers
-        self.delay = delay
         # path -> seconds before it answers (to play a server stuck on one route)
         self.slow_paths = slow_paths or {}
         self.seen: list[httpx.URL] = []
+        self.arrived = asyncio.Event()
+        self._open = asyncio.Event()
+        if not held:
+            self._open.set()
         self.transport = mock_transport(self.handle)
+
+    def release(self) -> None:
+        self._open.set()
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request.url)
-        delay = self.slow_paths.get(request.url.path, self.delay)
+        self.arrived.set()
+        await self._open.wait()
+        delay = self.slow_paths.get(request.url.path)
         if delay:
             await asyncio.sleep(delay)
         routes = self.servers.get((request.url.host, request.url.port or 80))

@@ -3,6 +3,7 @@ subprocess until it answers (tests, benches)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import subprocess
@@ -32,6 +33,51 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopped at once. uvicorn checks for exit on a 0.1 s tick, then
+    gives open connections 0.1 s and in-flight requests ``timeout_graceful_shutdown``
+    (a hanging fake's request: a whole second) before it cancels them; a test's server
+    is stopped when the test is over, so its main loop wakes on ``stop()`` and its
+    shutdown closes the connections and cancels what is left at once."""
+
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            # on_tick keeps the Date header fresh (every tenth tick): one tick a 0.1 s.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        tasks = list(self.server_state.tasks)
+        for task in tasks:
+            task.cancel()
+        grace = self.config.timeout_graceful_shutdown
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for server in self.servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), grace)
+
+    def stop_soon(self) -> None:
+        """From any thread: leave the main loop now."""
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(wake.set)
+
+
 class AppServer:
     """One uvicorn server on ``127.0.0.1:port`` (0: any free port)."""
 
@@ -43,7 +89,7 @@ class AppServer:
         config = uvicorn.Config(app, lifespan="off", log_level="critical",
                                 # Fakes set their own Server header where the real one does.
                                 server_header=False, timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name=f"fake-server-{self.port}", daemon=True)
 
@@ -61,7 +107,7 @@ class AppServer:
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        self.server.stop_soon()
         self.thread.join(timeout=5)
         with contextlib.suppress(OSError):
             self.sock.close()

@@ -11,7 +11,7 @@ their place after every host.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..errors import NoBackend, SensitiveDataBlocked
@@ -43,11 +43,9 @@ def load_specs(settings: Settings) -> list[HostSpec]:
 
 
 class HostPool:
-    def __init__(self, settings: Settings, policy: EgressPolicy, *,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, settings: Settings, policy: EgressPolicy) -> None:
         self._settings = settings
         self._policy = policy
-        self._clock = clock
         self.specs = load_specs(settings)
         self._by_key = {s.key: s for s in self.specs}
         self._health: dict[str, Health] = {}
@@ -78,7 +76,7 @@ class HostPool:
     def health(self, name: str) -> Health:
         found = self._health.get(name)
         if found is None:
-            found = Health(clock=self._clock) if self._clock else Health()
+            found = Health()
             self._health[name] = found
         return found
 
