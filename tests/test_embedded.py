@@ -18,6 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from localinfer import AsyncClient
 from localinfer.assets.bundled import MODEL_ID, bundled_model_path
 from localinfer.backends.embedded import EmbeddedBackend
 from localinfer.errors import (
@@ -365,8 +366,12 @@ async def test_answers_name_the_model_by_its_id(backend: EmbeddedBackend) -> Non
 
 async def test_max_tokens_beyond_the_context_is_refused_before_the_engine(
         tmp_path: Path) -> None:
-    engine = EmbeddedBackend(make_settings(tmp_path, embedded_context=512))
-    with pytest.raises(UsageError, match=r"max_tokens=4000 .* context \(512 tokens") as info:
-        await engine.chat(ask("hi", max_tokens=4000), MODEL_ID)
+    # The tier's capabilities say its context; the router refuses before choosing it.
+    async with AsyncClient(make_settings(tmp_path, embedded_context=512)) as client:
+        with pytest.raises(UsageError, match=r"max_tokens=4000 .* context \(512 tokens") \
+                as info:
+            await client.chat("hi", model=MODEL_ID, max_tokens=4000)
+        [engine] = [b for b in await client.router.embedded_backends()
+                    if isinstance(b, EmbeddedBackend)]
+        assert engine.engine_pid is None
     assert getattr(info.value, "param", None) == "max_tokens"
-    assert engine.engine_pid is None

@@ -58,6 +58,9 @@ def test_without_the_header_tool_calls_go_back_unexecuted(run_app: Any, tmp_path
     ({"x-localinfer-tools": "run_python"},
      {"tools": [{"type": "function", "function": {"name": "x"}}]}, 400, "cannot be combined"),
     ({"x-localinfer-tools": "run_python", "origin": "http://evil.example"}, {}, 403, ""),
+    # The branch takes the chat route's body and field checks, as any chat request.
+    ({"x-localinfer-tools": "run_python"}, {"n_probs": 5}, 400, "n_probs"),
+    ({"x-localinfer-tools": "run_python"}, {"temperature": 7}, 400, "temperature"),
 ])
 def test_refusals(run_app: Any, tmp_path: Path, headers: dict[str, str], extra: dict[str, Any],
                   status: int, needle: str) -> None:

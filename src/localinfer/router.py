@@ -1,9 +1,12 @@
 """Which backend serves a request: tiers in order, model resolution, failover.
 
 Tiers: local servers (found by discovery) → embedded engine → remote (consent-gated,
-see ``remote`` below). A backend that fails before its first token hands over to the
-next candidate; an unknown model is an error listing what exists, never a silent
-substitution.
+see ``remote`` below). A request's model is resolved once (``candidates``); each
+candidate is checked against its backend's capabilities when it is chosen
+(backends/capabilities.py: one that cannot serve the request is skipped, and the first
+refusal is the error when none can); a backend that fails before its first token hands
+over to the next candidate; an unknown model is an error listing what exists, never a
+silent substitution.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .backends.base import Backend
+from .backends.capabilities import Need, Where, needs, refusal
 from .backends.openai_http import OpenAIHTTPBackend
 from .discovery import Discovery
 from .errors import (
@@ -24,6 +28,7 @@ from .errors import (
     NoBackend,
     SensitiveDataBlocked,
     UpstreamRejected,
+    UsageError,
 )
 from .hosts.pool import HostPool
 from .hosts.spec import HostSpec
@@ -69,6 +74,7 @@ NO_BACKEND_HINT = (
 class Candidate:
     backend: Backend
     model: str
+    info: ModelInfo | None = None  # as the backend listed it (None: remote, configured)
 
 
 BackendFactory = Callable[[], Awaitable[Backend | None]]
@@ -145,12 +151,17 @@ class Router:
     # -- resolution ------------------------------------------------------------------
 
     async def candidates(self, model: str | None, capability: Capability, *,
-                         sensitive: bool = False) -> list[Candidate]:
+                         sensitive: bool = False, names: Sequence[str] = ()
+                         ) -> list[Candidate]:
+        """Who may serve ``model``, in the order to try them: the one resolution of a
+        request. ``names``: other spellings a dialect takes for the same model (Ollama's
+        ``name:latest``), tried in order when nothing answers to ``model``."""
         local = await self.local_backends()
         embedded = await self.embedded_backends()
-        tiers: list[Candidate] = []
         wanted = (model or "").strip()
         default = wanted in DEFAULT_MODEL_NAMES
+        spellings = [""] if default else list(dict.fromkeys([wanted, *names]))
+        found: list[list[Candidate]] = [[] for _ in spellings]
         catalogue: list[ModelInfo] = []
         listed: list[Backend] = []
         held: list[ModelInfo] = []  # listed but unloaded, and the user capped loads
@@ -167,26 +178,34 @@ class Router:
             if default:
                 pick = _default_model(models)
                 if pick is not None and backend.tier in DEFAULT_TIERS[capability]:
-                    tiers.append(Candidate(backend, pick.id))
-            else:
-                tiers.extend(Candidate(backend, m.id) for m in models if m.answers_to(wanted))
-        if not sensitive and (not default or "remote" in DEFAULT_TIERS[capability]):
-            tiers.extend(await self.remote.candidates(None if default else wanted, capability))
+                    found[0].append(Candidate(backend, pick.id, pick))
+                continue
+            for m in models:
+                i = _spelled(m, spellings)
+                if i is not None:
+                    found[i].append(Candidate(backend, m.id, m))
+        tiers: list[Candidate] = []
+        for i, spelled in enumerate(spellings):
+            tiers = found[i]
+            if not sensitive and (not default or "remote" in DEFAULT_TIERS[capability]):
+                tiers = tiers + await self.remote.candidates(spelled or None, capability)
+            if tiers:
+                break
         # Hosts: trust (sensitive), health, preference and load decide the order.
         tiers = await self.hosts.arrange(tiers, sensitive=sensitive)
         if tiers:
             return tiers
-        held = [m for m in held if default or m.answers_to(wanted)]
+        held = [m for m in held if default or _spelled(m, spellings) is not None]
         if held:
             raise NoBackend(_not_loaded(wanted or "(default)", held))
-        remote_ids = {m.id for m in await self.remote.models()
-                      if default or m.answers_to(wanted)}
-        if sensitive and remote_ids and not default:
-            raise SensitiveDataBlocked(
-                f"sensitive request: '{wanted}' exists only at a remote provider, and "
-                "sensitive data never goes remote; pick a local model (`localinfer models`)")
         if not default:
-            remote_all = set() if sensitive else {m.id for m in await self.remote.models()}
+            remote = await self.remote.models()  # asked once, only on the way to an error
+            if sensitive and any(_spelled(m, spellings) is not None for m in remote):
+                raise SensitiveDataBlocked(
+                    f"sensitive request: '{wanted}' exists only at a remote provider, and "
+                    "sensitive data never goes remote; pick a local model (`localinfer "
+                    "models`)")
+            remote_all = set() if sensitive else {m.id for m in remote}
             available = sorted({m.id for m in catalogue} | remote_all)
             silent = self.hosts.silent(listed, sensitive=sensitive)
             if silent:  # the model may be on a host that is down: 503, not "not found"
@@ -215,8 +234,8 @@ class Router:
 
     # -- requests --------------------------------------------------------------------
 
-    def _failed(self, backend: Backend, exc: BackendError, errors: list[BackendError]) -> None:
-        errors.append(exc)
+    def _failed(self, backend: Backend, exc: BackendError, tried: Tried) -> None:
+        tried.errors.append(exc)
         if backend.tier == "local":
             # The server may have stopped: the next request sweeps again.
             self._discovery.invalidate()
@@ -233,26 +252,39 @@ class Router:
         checked.__pydantic_extra__ = passed
         return checked
 
-    async def chat(self, request: ChatRequest, *, sensitive: bool = False) -> ChatResponse:
+    async def chat(self, request: ChatRequest, *, sensitive: bool = False,
+                   names: Sequence[str] = ()) -> ChatResponse:
         request = self.check(request)
-        errors: list[BackendError] = []
-        for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
+        tried = Tried(needs(request))
+        for cand in await self.candidates(request.model, "chat", sensitive=sensitive,
+                                          names=names):
             try:
+                if await tried.refuses(cand, request):
+                    continue
                 response = await cand.backend.chat(request, cand.model)
             except BackendError as exc:
                 if not exc.before_first_token or isinstance(exc, UpstreamRejected):
                     raise  # mid-answer, or the request itself is wrong: no failover
-                self._failed(cand.backend, exc, errors)
+                self._failed(cand.backend, exc, tried)
                 continue
             response.backend, response.tier = cand.backend.name, cand.backend.tier
             return response
-        raise _exhausted(errors)
+        raise tried.error()
 
-    async def stream_chat(self, request: ChatRequest, *,
-                          sensitive: bool = False) -> ChatStream:
+    async def stream_chat(self, request: ChatRequest, *, sensitive: bool = False,
+                          names: Sequence[str] = ()) -> ChatStream:
         request = self.check(request)
-        errors: list[BackendError] = []
-        for cand in await self.candidates(request.model, "chat", sensitive=sensitive):
+        tried = Tried(needs(request))
+        for cand in await self.candidates(request.model, "chat", sensitive=sensitive,
+                                          names=names):
+            try:
+                if await tried.refuses(cand, request):
+                    continue
+            except BackendError as exc:
+                if not exc.before_first_token or isinstance(exc, UpstreamRejected):
+                    raise
+                self._failed(cand.backend, exc, tried)
+                continue
             stream = cand.backend.stream_chat(request, cand.model)
             try:
                 # Peek: a failure before the first chunk fails over to the next candidate.
@@ -263,7 +295,7 @@ class Router:
                 await stream.aclose()
                 if not exc.before_first_token or isinstance(exc, UpstreamRejected):
                     raise  # mid-answer, or the request itself is wrong: no failover
-                self._failed(cand.backend, exc, errors)
+                self._failed(cand.backend, exc, tried)
                 continue
             try:
                 if first is not None:
@@ -273,25 +305,62 @@ class Router:
             finally:
                 await stream.aclose()
             return
-        raise _exhausted(errors)
+        raise tried.error()
 
-    async def embed(self, request: EmbeddingRequest, *,
-                    sensitive: bool = False) -> EmbeddingResponse:
-        errors: list[BackendError] = []
-        for cand in await self.candidates(request.model, "embeddings", sensitive=sensitive):
+    async def embed(self, request: EmbeddingRequest, *, sensitive: bool = False,
+                    names: Sequence[str] = ()) -> EmbeddingResponse:
+        tried = Tried(frozenset())
+        for cand in await self.candidates(request.model, "embeddings", sensitive=sensitive,
+                                          names=names):
             try:
                 response = await cand.backend.embed(request, cand.model)
             except BackendError as exc:
-                self._failed(cand.backend, exc, errors)
+                self._failed(cand.backend, exc, tried)
                 continue
             response.backend, response.tier = cand.backend.name, cand.backend.tier
             return response
-        raise _exhausted(errors)
+        raise tried.error()
 
     async def aclose(self) -> None:
         for backend in [*self._servers.values(), *(self._embedded or [])]:
             await backend.aclose()
         await self.hosts.aclose()
+
+
+class Tried:
+    """One request's way through its candidates: what it relies on, the candidates that
+    refused it (capabilities) and those that failed."""
+
+    def __init__(self, wants: frozenset[Need]) -> None:
+        self.wants = wants
+        self.refused: list[UsageError] = []
+        self.errors: list[BackendError] = []
+
+    async def refuses(self, cand: Candidate, request: ChatRequest) -> bool:
+        """Whether ``cand`` cannot serve ``request`` (kept for the error, then skipped)."""
+        if not self.wants:
+            return False  # the request asks for no capability: nothing to check
+        backend = cand.backend
+        caps = await backend.capabilities(cand.info, self.wants)
+        err = refusal(request, self.wants, caps, Where(backend.name, cand.model, backend.tier))
+        if err is not None:
+            self.refused.append(err)
+        return err is not None
+
+    def error(self) -> LocalInferError:
+        """The error once no candidate answered: the failures when some were tried, else
+        why the first candidate refused."""
+        if self.errors or not self.refused:
+            return _exhausted(self.errors)
+        return self.refused[0]
+
+
+def _spelled(model: ModelInfo, spellings: Sequence[str]) -> int | None:
+    """The index of the first spelling ``model`` answers to, or None."""
+    for i, name in enumerate(spellings):
+        if model.answers_to(name):
+            return i
+    return None
 
 
 def _default_model(models: list[ModelInfo]) -> ModelInfo | None:
@@ -301,13 +370,15 @@ def _default_model(models: list[ModelInfo]) -> ModelInfo | None:
     return (loaded or models)[0]
 
 
-# Kinds whose servers list models they have not loaded and load one when a request
-# names it (llama-server in router mode): what `router_autoload = false` holds back.
+# Kinds of local server that list models they have not loaded and load one when a
+# request names it (llama-server in router mode): what `router_autoload = false` holds
+# back. The embedded engine (of that kind too) is ours to start: never held.
 LOADS_ON_REQUEST = frozenset({"llama.cpp"})
 
 
 def _loads_on_request(backend: Backend, model: ModelInfo) -> bool:
-    return backend.kind in LOADS_ON_REQUEST and model.loaded is False
+    return backend.tier == "local" and backend.kind in LOADS_ON_REQUEST \
+        and model.loaded is False
 
 
 def _not_loaded(model: str, held: Sequence[ModelInfo]) -> str:

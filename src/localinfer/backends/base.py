@@ -1,7 +1,8 @@
 """The backend contract: a model list, chat (streamed and not), embeddings.
 
 A backend implements ``models()``, ``stream_chat()`` and, where it can, ``embed()``
-and a native non-streamed ``chat()``; the base class supplies the rest.
+and a native non-streamed ``chat()``; the base class supplies the rest, and what it can
+do as data (``capabilities``: its server kind's row, see capabilities.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..types import (
     ToolCall,
     Usage,
 )
+from .capabilities import Capabilities, Need, capabilities_of
 
 
 class Backend(ABC):
@@ -35,6 +37,13 @@ class Backend(ABC):
     @abstractmethod
     async def models(self) -> list[ModelInfo]:
         """The models this backend can serve now."""
+
+    async def capabilities(self, model: ModelInfo | None,
+                           needs: frozenset[Need] = frozenset()) -> Capabilities:
+        """What this backend can do for ``model`` (as it listed it; None: not listed).
+        ``needs``: what the request relies on; a backend may find out a fact among them
+        it does not know yet (a BackendError then fails over like a failed request)."""
+        return capabilities_of(self.kind).for_model(model)
 
     @abstractmethod
     def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
@@ -69,11 +78,10 @@ async def collect(chunks: AsyncIterator[ChatChunk], model: str) -> ChatResponse:
     message = ChatMessage(role="assistant", content="".join(text))
     if tool_calls:
         message.tool_calls = [ToolCall.model_validate(tool_calls[i]) for i in sorted(tool_calls)]
-    response = ChatResponse(model=first.model if first else model,
-                            choices=[Choice(message=message, finish_reason=finish)], usage=usage)
-    if first is not None:
-        response.id = first.id
-    return response
+    ids = {"id": first.id} if first is not None else {}
+    return ChatResponse(model=first.model if first else model,
+                        choices=[Choice(message=message, finish_reason=finish)], usage=usage,
+                        **ids)
 
 
 def _merge_tool_call(acc: dict[int, dict[str, object]], delta: dict[str, object]) -> None:

@@ -19,7 +19,6 @@ from ..client import AsyncClient
 from ..errors import BackendError, LocalInferError
 from ..mcp.http import mcp_routes
 from ..settings import Settings
-from ..tools.gateway import tools_middleware
 from .completions import completion_routes
 from .context import Gateway
 from .errors import MethodNotAllowed, RouteNotFound, ollama_error, openai_error
@@ -131,8 +130,7 @@ def create_app(settings: Settings, client: AsyncClient, *,
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, policy=policy, error_body=error_body),
-                    *tools_middleware(settings, client)],  # x-localinfer-tools
+        middleware=[Middleware(SecurityMiddleware, policy=policy, error_body=error_body)],
         exception_handlers={
             LocalInferError: on_localinfer_error,
             HTTPException: on_http_error,

@@ -25,7 +25,6 @@ from ..request_fields import check_extras
 from ..types import ChatChunk, ChatRequest, ChatStream, Usage, new_id
 from .context import Gateway
 from .errors import InvalidRequest, from_validation, openai_error
-from .honest import refuse_unsupported
 from .streaming import ChunkStreamResponse, wants_usage
 from .wire import JSONBody, check_model_name, dumps, read_model, served_headers
 
@@ -105,7 +104,7 @@ class CompletionSSEEncoder:
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
-        self.usage = Usage()
+        self.prompt_tokens = self.completion_tokens = 0
         self.pieces = 0
         self.saw_usage = False
 
@@ -122,8 +121,8 @@ class CompletionSSEEncoder:
         self.model = chunk.model or self.model
         if chunk.usage is not None:
             self.saw_usage = True
-            self.usage.prompt_tokens += chunk.usage.prompt_tokens
-            self.usage.completion_tokens += chunk.usage.completion_tokens
+            self.prompt_tokens += chunk.usage.prompt_tokens
+            self.completion_tokens += chunk.usage.completion_tokens
         out = b""
         for choice in chunk.choices:
             text = choice.delta.content or ""
@@ -136,9 +135,10 @@ class CompletionSSEEncoder:
     def end(self) -> bytes:
         tail = b""
         if self.include_usage:
-            usage = self.usage if self.saw_usage else Usage(completion_tokens=self.pieces)
-            usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
-            tail = self.event([], usage)
+            prompt, completion = (self.prompt_tokens, self.completion_tokens) \
+                if self.saw_usage else (0, self.pieces)
+            tail = self.event([], Usage(prompt_tokens=prompt, completion_tokens=completion,
+                                        total_tokens=prompt + completion))
         return tail + b"data: [DONE]\n\n"
 
     def error(self, exc: LocalInferError) -> bytes:
@@ -148,6 +148,11 @@ class CompletionSSEEncoder:
 def echoed(chunk_model: str, index: int, text: str) -> ChatChunk:
     return ChatChunk.model_validate({"model": chunk_model, "prompt_index": index,
                                      "choices": [{"delta": {"content": text}}]})
+
+
+def tagged(chunk: ChatChunk, index: int) -> ChatChunk:
+    """``chunk`` with its prompt's index (an extra field; replies are not changed in place)."""
+    return chunk.model_copy(update={"prompt_index": index})  # keeps backend, tier, host
 
 
 async def chained(gw: Gateway, req: CompletionRequest, prompts: list[str],
@@ -165,11 +170,9 @@ async def chained(gw: Gateway, req: CompletionRequest, prompts: list[str],
                     echo.backend, echo.tier = lead.backend, lead.tier
                 yield echo
                 if lead is not None:
-                    setattr(lead, "prompt_index", index)  # noqa: B010 (an extra field)
-                    yield lead
+                    yield tagged(lead, index)
             async for chunk in stream:
-                setattr(chunk, "prompt_index", index)  # noqa: B010 (an extra field)
-                yield chunk
+                yield tagged(chunk, index)
             await stream.aclose()
             stream = None
     finally:
@@ -185,7 +188,6 @@ async def completions(gw: Gateway, request: Request) -> Response:
     check_extras("completions", req.model_extra)
     sensitive = gw.is_sensitive(request)
     first_chat = chat_for(req, prompts[0])
-    await refuse_unsupported(gw, first_chat, sensitive)
     if req.stream:
         stream = chained(gw, req, prompts, await gw.stream(first_chat, sensitive), sensitive)
         first = await gw.peek(request, stream)
@@ -197,7 +199,7 @@ async def completions(gw: Gateway, request: Request) -> Response:
 
     async def answer_all() -> dict[str, Any]:
         choices: list[dict[str, Any]] = []
-        usage = Usage()
+        prompt_tokens = completion_tokens = 0
         served: tuple[str | None, str | None] = (None, None)
         model = req.model or ""
         for index, prompt in enumerate(prompts):
@@ -209,9 +211,10 @@ async def completions(gw: Gateway, request: Request) -> Response:
             text = (prompt if req.echo else "") + reply.text
             choices.append(text_choice(index, text, finish))
             if reply.usage is not None:
-                usage.prompt_tokens += reply.usage.prompt_tokens
-                usage.completion_tokens += reply.usage.completion_tokens
-        usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+                prompt_tokens += reply.usage.prompt_tokens
+                completion_tokens += reply.usage.completion_tokens
+        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                      total_tokens=prompt_tokens + completion_tokens)
         return {"id": new_id("cmpl"), "object": "text_completion", "created": int(time.time()),
                 "model": model, "choices": choices, "usage": usage.model_dump(mode="json"),
                 "_served": served}

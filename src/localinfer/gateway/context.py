@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -36,13 +36,17 @@ class Gateway:
         ``x-localinfer-sensitive: true`` (the library's ``sensitive=True``)."""
         return request.headers.get(SENSITIVE_HEADER, "").strip().lower() in {"1", "true", "yes"}
 
-    async def stream(self, chat: ChatRequest, sensitive: bool) -> ChatStream:
-        chunks = await self.client.complete(chat, stream=True, sensitive=sensitive)
+    async def stream(self, chat: ChatRequest, sensitive: bool,
+                     names: Sequence[str] = ()) -> ChatStream:
+        chunks = await self.client.complete(chat, stream=True, sensitive=sensitive,
+                                            names=names)
         assert not isinstance(chunks, ChatResponse)
         return chunks
 
-    async def answer(self, chat: ChatRequest, sensitive: bool) -> ChatResponse:
-        reply = await self.client.complete(chat, stream=False, sensitive=sensitive)
+    async def answer(self, chat: ChatRequest, sensitive: bool,
+                     names: Sequence[str] = ()) -> ChatResponse:
+        reply = await self.client.complete(chat, stream=False, sensitive=sensitive,
+                                           names=names)
         assert isinstance(reply, ChatResponse)
         return reply
 

@@ -25,7 +25,7 @@ from ..request_fields import check_extras
 from ..types import ChatResponse
 from .context import Gateway
 from .errors import InvalidRequest
-from .honest import find_model, not_found, ollama_model_name
+from .honest import find_model, not_found
 from .ollama_ndjson import DONE_REASONS, NDJSONEncoder, Timing, now_iso, ollama_answer
 from .ollama_requests import OllamaOptions, _Open
 from .ollama_translate import build_chat, chat_fields
@@ -101,10 +101,9 @@ async def generate(gw: Gateway, request: Request) -> Response:
     check_model_name(req.model, required=True)
     refuse_unsupported(req)
     check_extras("ollama", req.model_extra)
-    name = await ollama_model_name(gw, req.model)
     if not req.prompt:
         models = await gw.client.models()
-        found = find_model(models, name, ollama=True)
+        found = find_model(models, req.model, ollama=True)
         if found is None:
             raise not_found(req.model, models)
         return JSONBody({"model": req.model, "created_at": now_iso(), "response": "",
@@ -112,7 +111,7 @@ async def generate(gw: Gateway, request: Request) -> Response:
                          else "load"}, headers=served_headers(found.backend, found.tier))
     messages = [{"role": "system", "content": req.system}] if req.system else []
     messages.append({"role": "user", "content": req.prompt})
-    chat = build_chat({"model": name, "messages": messages,
+    chat = build_chat({"model": req.model, "messages": messages,
                        **chat_fields(req.options, req.format), "stream": req.stream})
     return await ollama_answer(
         gw, request, chat, gw.is_sensitive(request), stream=req.stream,

@@ -1,6 +1,8 @@
-"""Honest parameters and model names: what a tier cannot do is refused with a 400
-naming the parameter, never silently dropped; names clients derive from our listings
-(``default``, Ollama's ``name:latest``) are accepted back.
+"""The gateway's dialects: names clients derive from our listings (``default``, Ollama's
+``name:latest``) accepted back, Ollama's digests and sizes, and ``dimensions``. What a
+tier can do with a request is not decided here: the router checks it against the
+chosen backend's capabilities (backends/capabilities.py) for the library and every
+route alike.
 """
 
 from __future__ import annotations
@@ -11,43 +13,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..backends.base import Backend
-from ..errors import ModelNotFound, ToolsNotRendered
+from ..errors import ModelNotFound
 from ..router import DEFAULT_MODEL_NAMES
-from ..types import ChatRequest, ModelInfo
+from ..types import ChatResponse, ModelInfo
 from .context import Gateway
 from .errors import InvalidRequest
-
-
-async def refuse_unsupported(gw: Gateway, chat: ChatRequest, sensitive: bool) -> None:
-    """400 for ``tools`` the backend that would serve ``chat`` would drop (its chat
-    template does not render them), so the model never answers as if none were offered.
-    Costs a model resolution only when tools are present. Everything else (n, logprobs,
-    forced tool calls) is the serving engine's to honour or refuse."""
-    if not chat.tools:
-        return
-    candidates = await gw.client.router.candidates(chat.model, "chat", sensitive=sensitive)
-    if not candidates:
-        return
-    first = candidates[0]
-    if await refuses_tools(first.backend, first.model):
-        raise ToolsNotRendered(first.backend.name, first.model, first.backend.tier)
-
-
-async def refuses_tools(backend: Backend, model: str) -> bool:
-    """Whether the backend told discovery it drops ``tools`` for ``model`` (llama-server's
-    /props caps); unknown is not a refusal."""
-    for m in await backend.models():
-        if m.id == model:
-            return m.tools is False
-    return False
-
 
 # -- names --------------------------------------------------------------------------
 
 
 def ollama_variants(name: str) -> list[str]:
-    """Ollama treats ``name`` and ``name:latest`` as one model."""
+    """Ollama treats ``name`` and ``name:latest`` as one model: the spellings to try, in
+    order (the router takes the rest as ``names``: resolution stays one step)."""
     if name.endswith(":latest"):
         return [name, name[: -len(":latest")]]
     if ":" not in name:
@@ -63,16 +40,9 @@ def find_model(models: Sequence[ModelInfo], name: str, *, ollama: bool = False) 
     return None
 
 
-async def ollama_model_name(gw: Gateway, name: str) -> str:
-    """The name to route for an Ollama request: as given if some model answers to it,
-    else its ``:latest`` twin; unknown names are left for the router's 404."""
-    if ":" in name and not name.endswith(":latest"):
-        return name
-    models = await gw.client.models()
-    found = find_model(models, name, ollama=True)
-    if found is None or found.answers_to(name):
-        return name
-    return found.id
+def ollama_names(name: str) -> list[str]:
+    """The other spellings of an Ollama request's ``name``, for the router."""
+    return ollama_variants(name)[1:]
 
 
 async def default_model(gw: Gateway) -> ModelInfo | None:
@@ -81,10 +51,8 @@ async def default_model(gw: Gateway) -> ModelInfo | None:
     if not candidates:
         return None
     first = candidates[0]
-    for m in await first.backend.models():
-        if m.id == first.model:
-            return m
-    return ModelInfo(id=first.model, backend=first.backend.name, tier=first.backend.tier)
+    return first.info or ModelInfo(id=first.model, backend=first.backend.name,
+                                   tier=first.backend.tier)
 
 
 def is_default_name(name: str) -> bool:
@@ -93,6 +61,21 @@ def is_default_name(name: str) -> bool:
 
 def not_found(name: str, models: Sequence[ModelInfo]) -> ModelNotFound:
     return ModelNotFound(name, sorted({m.id for m in models}))
+
+
+# -- replies ------------------------------------------------------------------------
+
+
+def finished(reply: ChatResponse) -> ChatResponse:
+    """``reply`` with every choice's ``finish_reason`` (SDKs type it as required; a backend
+    that left it out stopped): a copy only when one is missing, so the server's own bytes
+    are kept otherwise."""
+    if all(c.finish_reason for c in reply.choices):
+        return reply
+    done = reply.model_copy(update={"choices": [
+        c if c.finish_reason else c.model_copy(update={"finish_reason": "stop"})
+        for c in reply.choices]})
+    return done  # a copy keeps where it came from (backend, tier, host)
 
 
 # -- digests and sizes (llm-ollama groups models by digest) --------------------------

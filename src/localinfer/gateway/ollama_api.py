@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .context import Gateway
-from .honest import check_dimensions, ollama_model_name, refuse_unsupported
+from .honest import check_dimensions, ollama_names
 from .ollama_models import OllamaModelRoutes
 from .ollama_ndjson import NDJSONEncoder, Timing, chat_reply, ollama_answer
 from .ollama_requests import OllamaChatRequest, OllamaEmbeddingsRequest, OllamaEmbedRequest
@@ -39,11 +39,9 @@ class OllamaRoutes:
         req = await read_model(request, OllamaChatRequest, gw.settings.max_body_bytes)
         check_model_name(req.model, required=True)
         chat = to_chat_request(req)
-        chat.model = await ollama_model_name(gw, req.model)
-        sensitive = gw.is_sensitive(request)
-        await refuse_unsupported(gw, chat, sensitive)
         return await ollama_answer(
-            gw, request, chat, sensitive, stream=req.stream, encoder=NDJSONEncoder(req.model),
+            gw, request, chat, gw.is_sensitive(request), stream=req.stream,
+            encoder=NDJSONEncoder(req.model),
             whole=lambda reply, timing: chat_reply(reply, req.model, timing))
 
     async def embed(self, request: Request) -> Response:
@@ -54,10 +52,9 @@ class OllamaRoutes:
         timing = Timing()
         if not texts:
             return JSONBody({"model": req.model, "embeddings": [], **timing.stats(0, 0)})
-        name = await ollama_model_name(gw, req.model)
         reply = await gw.until_disconnect(
-            request, lambda: gw.client.embed(texts, model=name,
-                                             sensitive=gw.is_sensitive(request)))
+            request, lambda: gw.client.embed(texts, model=req.model, names=ollama_names(
+                req.model), sensitive=gw.is_sensitive(request)))
         if reply is None:
             return Response(status_code=499)
         check_dimensions(req.dimensions, reply.vectors)
@@ -72,10 +69,9 @@ class OllamaRoutes:
         gw = self.gw
         req = await read_model(request, OllamaEmbeddingsRequest, gw.settings.max_body_bytes)
         check_model_name(req.model, required=True)
-        name = await ollama_model_name(gw, req.model)
         reply = await gw.until_disconnect(
-            request, lambda: gw.client.embed([req.prompt], model=name,
-                                             sensitive=gw.is_sensitive(request)))
+            request, lambda: gw.client.embed([req.prompt], model=req.model, names=ollama_names(
+                req.model), sensitive=gw.is_sensitive(request)))
         if reply is None:
             return Response(status_code=499)
         return JSONBody({"embedding": reply.vectors[0] if reply.vectors else []},

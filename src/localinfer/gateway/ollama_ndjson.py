@@ -15,6 +15,7 @@ from ..errors import LocalInferError
 from ..types import ChatChunk, ChatRequest, ChatResponse
 from .context import Gateway
 from .errors import ollama_error
+from .honest import ollama_names
 from .ollama_translate import ollama_tool_calls
 from .streaming import ChunkStreamResponse, StreamEncoder
 from .wire import JSONBody, dumps, served_headers
@@ -123,15 +124,17 @@ async def ollama_answer(gw: Gateway, request: Request, chat: ChatRequest, sensit
                         whole: Callable[[ChatResponse, Timing], dict[str, Any]]) -> Response:
     """How every Ollama generation route answers: NDJSON frames after the first chunk
     was peeked (so early failures are HTTP errors), or one JSON object built by
-    ``whole`` from the finished reply."""
+    ``whole`` from the finished reply. ``chat.model`` is resolved with its Ollama
+    spellings (``name:latest``) in the router's one step."""
+    names = ollama_names(chat.model or "")
     if stream:
-        chunks = await gw.stream(chat, sensitive)
+        chunks = await gw.stream(chat, sensitive, names)
         first = await gw.peek(request, chunks)
         backend, tier = (first.backend, first.tier) if first else (None, None)
         return ChunkStreamResponse(first, chunks, encoder, served_headers(backend, tier),
                                    gw.timeout)
     timing = Timing()
-    reply = await gw.until_disconnect(request, lambda: gw.answer(chat, sensitive))
+    reply = await gw.until_disconnect(request, lambda: gw.answer(chat, sensitive, names))
     if reply is None:
         return Response(status_code=499)
     return JSONBody(whole(reply, timing), headers=served_headers(reply.backend, reply.tier))

@@ -20,11 +20,12 @@ from .honest import (
     check_dimensions,
     default_model,
     find_model,
+    finished,
     is_default_name,
     not_found,
-    refuse_unsupported,
 )
 from .streaming import ChunkStreamResponse, SSEEncoder, wants_usage
+from .tool_loop import requested_tools, run_tools
 from .wire import JSONBody, check_model_name, parse_model, read_body, read_model, served_headers
 
 
@@ -78,7 +79,9 @@ class OpenAIRoutes:
         chat = await read_model(request, ChatRequest, gw.settings.max_body_bytes)
         check_model_name(chat.model)
         sensitive = gw.is_sensitive(request)
-        await refuse_unsupported(gw, chat, sensitive)
+        tools = requested_tools(request)
+        if tools is not None:  # x-localinfer-tools: the gateway runs the tool loop
+            return await run_tools(gw, request, chat, tools, sensitive)
         if chat.stream:
             chunks = await gw.stream(chat, sensitive)
             first = await gw.peek(request, chunks)
@@ -89,9 +92,7 @@ class OpenAIRoutes:
         reply = await gw.until_disconnect(request, lambda: gw.answer(chat, sensitive))
         if reply is None:
             return Response(status_code=499)
-        for choice in reply.choices:
-            # SDKs type finish_reason as required; a backend that left it out stopped.
-            choice.finish_reason = choice.finish_reason or "stop"
+        reply = finished(reply)
         headers = served_headers(reply.backend, reply.tier)
         wire = wire_bytes(reply)  # the server's own bytes, when they need no change
         if wire is not None:

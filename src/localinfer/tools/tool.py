@@ -110,3 +110,6 @@ async def _arun_python(arguments: Mapping[str, Any]) -> str:
 
 run_python = Tool("run_python", RUN_PYTHON_DESCRIPTION, RUN_PYTHON_PARAMETERS,
                   _run_python, _arun_python)
+
+# The tools localinfer itself provides, by name (the gateway's ``x-localinfer-tools``).
+BUILTIN: dict[str, Tool] = {run_python.name: run_python}

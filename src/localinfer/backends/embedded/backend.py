@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,19 +21,13 @@ from ...assets.bundled import MODEL_ID, bundled_model_path
 from ...assets.gguf import GGUFInfo, validate_gguf
 from ...assets.system import memory
 from ...discovery.readers import props_supports_tools
-from ...errors import (
-    BackendError,
-    BackendTimeout,
-    BadModelFile,
-    ModelNotFound,
-    ToolsNotRendered,
-    UsageError,
-)
+from ...errors import BackendError, BackendTimeout, BadModelFile, ModelNotFound, UsageError
 from ...files import safe_resolve
 from ...http import EgressPolicy, make_client
 from ...settings import Settings
 from ...types import ChatRequest, ChatResponse, ChatStream, ModelInfo
 from ..base import Backend
+from ..capabilities import Capabilities, Need, capabilities_of
 from ..openai_http import OpenAIHTTPBackend
 from .fit import check_fits
 from .supervisor import Engine, EngineConfig, Supervisor
@@ -80,7 +74,11 @@ class EmbeddedBackend(Backend):
         # The engine this process last used, and our HTTP backend for it.
         self._engine: tuple[Engine, OpenAIHTTPBackend] | None = None
         self._props: tuple[int, dict[str, Any]] | None = None  # (engine pid, /props)
+        # Whether the chat template renders tools, as the engine of these settings said
+        # (its /props caps): known once asked, for every later engine of the same settings.
+        self._tools: tuple[Settings, bool | None] | None = None
         self._ident: tuple[Settings, _Identity] | None = None
+        self._listed: tuple[tuple[Any, ...], list[ModelInfo]] | None = None
 
     # -- identity ------------------------------------------------------------------------
 
@@ -117,9 +115,6 @@ class EmbeddedBackend(Backend):
     def model_id(self) -> str:
         return self._identity().model_id
 
-    def _aliases(self) -> list[str]:
-        return self._identity().aliases
-
     def config(self) -> EngineConfig:
         threads = self.settings.embedded_threads or os.cpu_count() or 1
         identity = self._identity()
@@ -140,29 +135,46 @@ class EmbeddedBackend(Backend):
 
     async def models(self) -> list[ModelInfo]:
         try:
-            _ = self.model_path
+            identity = self._identity()
         except BadModelFile:
             if self._explicit is None:
                 return []  # no bundled model installed: this tier has nothing to offer
             raise
-        await self._validated()
-        running = self.supervisor.running()
-        return [ModelInfo(id=self.model_id, backend=self.name, tier=self.tier,
-                          capabilities=["chat"], loaded=running is not None,
-                          aliases=self._aliases(), tools=self._known_tools(running))]
+        await self._validated(identity)
+        # The one model, built again only when a fact in it changed (each request lists it).
+        key = (identity, self.supervisor.running() is not None, self._known_tools())
+        if self._listed is None or self._listed[0] != key:
+            self._listed = (key, [ModelInfo(
+                id=identity.model_id, backend=self.name, tier=self.tier,
+                capabilities=["chat"], loaded=key[1], aliases=list(identity.aliases),
+                tools=key[2])])
+        return list(self._listed[1])
+
+    async def capabilities(self, model: ModelInfo | None,
+                           needs: frozenset[Need] = frozenset()) -> Capabilities:
+        """llama.cpp's, bounded by this engine's settings: ``n`` by its slots, a request by
+        a slot's context. Whether the template renders tools is the engine's to say: a
+        request with tools finds or starts it (as serving would) and asks, once."""
+        if "tools" in needs and self._known_tools() is None:
+            engine, _ = await self._ready()
+            await self._learn_tools(engine)
+        return replace(capabilities_of(self.kind), tools=self._known_tools(),
+                       max_choices=self.settings.embedded_parallel,
+                       context=self.settings.embedded_context,
+                       context_setting="embedded_context")
 
     async def warm(self) -> Engine:
         """Find or start the engine now, ahead of the first request."""
-        await self._validated()
+        await self._validated(self._identity())
         engine, _ = await self._client()
         return engine
 
     async def stream_chat(self, request: ChatRequest, model: str) -> ChatStream:
-        self._check_model(model)
-        http = await self._ready(request)
+        served = self._check_model(model)
+        _, http = await self._ready()
         started = False
         try:
-            async for chunk in http.stream_chat(request, self.model_id):
+            async for chunk in http.stream_chat(request, served):
                 started = True
                 yield chunk
         except BackendError as exc:
@@ -171,10 +183,10 @@ class EmbeddedBackend(Backend):
             raise
 
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
-        self._check_model(model)
-        http = await self._ready(request)
+        served = self._check_model(model)
+        _, http = await self._ready()
         try:
-            return await http.chat(request, self.model_id)
+            return await http.chat(request, served)
         except BackendError as exc:
             await self._after_failure(exc, http)
             raise
@@ -218,16 +230,12 @@ class EmbeddedBackend(Backend):
 
     # -- the engine ----------------------------------------------------------------------
 
-    async def _ready(self, request: ChatRequest) -> OpenAIHTTPBackend:
-        self._check_budget(request)
-        info = await self._validated()
+    async def _ready(self) -> tuple[Engine, OpenAIHTTPBackend]:
+        """The engine, found or started (the file checked, and whether it fits, first)."""
+        info = await self._validated(self._identity())
         if self.supervisor.running() is None:  # about to start one: will it fit?
             await asyncio.to_thread(self._check_fits, info)
-        engine, http = await self._client()
-        if request.tools and await self._props_of(engine, http) is not None \
-                and self._known_tools(engine) is False:
-            raise ToolsNotRendered(self.name, self.model_id, self.tier)
-        return http
+        return await self._client()
 
     async def _client(self) -> tuple[Engine, OpenAIHTTPBackend]:
         """This process's client for the home's engine; an engine that went away (idle
@@ -269,7 +277,12 @@ class EmbeddedBackend(Backend):
                 exc.message = (f"the embedded engine stopped mid-request ({exc.message}); "
                                "the next request starts a fresh one")
 
-    async def _props_of(self, engine: Engine, http: OpenAIHTTPBackend) -> dict[str, Any] | None:
+    async def _learn_tools(self, engine: Engine) -> None:
+        props = await self._props_of(engine)
+        if props is not None:
+            self._tools = (self.settings, props_supports_tools(props))
+
+    async def _props_of(self, engine: Engine) -> dict[str, Any] | None:
         """llama-server's /props (chat template caps, build), once per engine process."""
         if self._props is not None and self._props[0] == engine.pid:
             return self._props[1]
@@ -287,19 +300,6 @@ class EmbeddedBackend(Backend):
             return props
         return None
 
-    def _check_budget(self, request: ChatRequest) -> None:
-        """``max_tokens`` beyond a slot's context can never be generated: a 400 naming it,
-        before the engine is asked."""
-        extra = request.model_extra or {}
-        for name in ("max_tokens", "max_completion_tokens"):
-            wanted = getattr(request, name, None) or extra.get(name)
-            limit = self.settings.embedded_context
-            if isinstance(wanted, int) and wanted > limit:
-                err = UsageError(f"{name}={wanted} is more than the embedded model's context "
-                                 f"({limit} tokens, embedded_context); ask for at most {limit}")
-                err.param = name  # type: ignore[attr-defined]
-                raise err
-
     def _check_fits(self, info: GGUFInfo) -> None:
         """Host memory for the weights and every slot's KV cache; skipped when layers go
         to a GPU this build has (the weights then live in its memory)."""
@@ -309,16 +309,15 @@ class EmbeddedBackend(Backend):
         check_fits(info, self.settings.embedded_context, self.settings.embedded_parallel,
                    memory())
 
-    def _known_tools(self, engine: Engine | None) -> bool | None:
+    def _known_tools(self) -> bool | None:
         """Whether the engine's chat template renders tools (its /props caps); unknown
-        until this process has asked the running engine."""
-        if engine is None or self._props is None or self._props[0] != engine.pid:
-            return None
-        return props_supports_tools(self._props[1])
+        until this process has asked an engine of the current settings."""
+        known = self._tools
+        return known[1] if known is not None and known[0] is self.settings else None
 
-    async def _validated(self) -> GGUFInfo:
+    async def _validated(self, identity: _Identity) -> GGUFInfo:
         """validate_gguf, off the event loop, once per version of the file."""
-        path = self.model_path
+        path = identity.path
         try:
             st = path.stat()
             stamp: tuple[int, int, int] | None = (st.st_size, st.st_mtime_ns, st.st_ino)
@@ -328,10 +327,12 @@ class EmbeddedBackend(Backend):
             self._info = (stamp, await asyncio.to_thread(validate_gguf, path))
         return self._info[1]
 
-    def _check_model(self, model: str) -> None:
-        if model in ACCEPTED_DEFAULTS or model == self.model_id or model in self._aliases():
-            return
-        raise ModelNotFound(model, [self.model_id])
+    def _check_model(self, model: str) -> str:
+        """The id of the model this backend serves, when ``model`` names it."""
+        identity = self._identity()
+        if model in ACCEPTED_DEFAULTS or model == identity.model_id or model in identity.aliases:
+            return identity.model_id
+        raise ModelNotFound(model, [identity.model_id])
 
 
 def _cpu_features(system_info: str) -> list[str]:

@@ -4,10 +4,11 @@ served through the chat path.
 ``input`` (a string, or items: messages with ``input_text``/``output_text`` parts,
 ``function_call`` and ``function_call_output`` items) and ``instructions`` become chat
 messages; ``max_output_tokens``, ``temperature``, ``top_p``, function ``tools``,
-``tool_choice`` and ``text.format`` map onto their chat twins, so the same honest-400
-rules apply (honest.py). The answer is a ``response`` object whose output items are a
-``message`` and/or ``function_call`` items; ``stream: true`` sends the typed SSE events
-(``response.created`` … ``response.completed``, each with a ``sequence_number``).
+``tool_choice`` and ``text.format`` map onto their chat twins, so the same 400s apply
+(request_fields.py, and the router's capability check). The answer is a ``response``
+object whose output items are a ``message`` and/or ``function_call`` items;
+``stream: true`` sends the typed SSE events (``response.created`` …
+``response.completed``, each with a ``sequence_number``).
 
 ``previous_response_id`` continues a conversation kept in memory for the gateway's life
 (``ResponseStore``: bounded, oldest dropped first); an id not kept (never made, made with

@@ -12,7 +12,6 @@ from starlette.routing import Route
 from ...request_fields import check_extras
 from ..context import Gateway
 from ..errors import RouteNotFound
-from ..honest import refuse_unsupported
 from ..streaming import ChunkStreamResponse
 from ..wire import JSONBody, check_model_name, read_model, served_headers
 from .events import ResponseEventEncoder
@@ -29,7 +28,6 @@ async def create(gw: Gateway, store: ResponseStore, request: Request) -> Respons
     check_extras("responses", req.model_extra)
     turn = translate(req, store)
     sensitive = gw.is_sensitive(request)
-    await refuse_unsupported(gw, turn.chat, sensitive)
 
     def keep(response: dict[str, Any]) -> None:
         turn.keep(store, response)
