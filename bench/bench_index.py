@@ -507,7 +507,9 @@ def run(work: Path) -> int:
 
     print("## Index: query latency, recall, ingest\n")
     print(f"- command: `python bench/bench_index.py --sizes "
-          f"{' '.join(map(str, args.sizes))} --queries {args.queries}`")
+          f"{' '.join(map(str, args.sizes))} --queries {args.queries}"
+          f"{' --no-ingest' if args.no_ingest else ''}"
+          f"{' --vectors-only' if args.vectors_only else ''}`")
     print(f"- machine: {cpu_model()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, numpy {np.__version__}, embedder "
           f"{embedder.precision}; load average at the end {os.getloadavg()[0]:.1f}")
