@@ -972,22 +972,20 @@ def lc_ollama_tools(url: str, model: str) -> None:
 
 # The bundled SmolLM2's own chat template does not render tools: offered, they would never
 # reach the model (same prompt tokens, a plain-text reply). The engine reports the
-# template's caps (llama.cpp's /props) and the gateway answers 400 naming `tools` and the
-# fix (the embedded_chat_template setting), on every route and client.
+# template's caps (llama.cpp's /props), asked when the router first chooses it for a
+# request with tools, and the router refuses with a 400 naming `tools` and the fix (the
+# embedded_chat_template setting), on every route and client.
 TOOLS_REFUSED = "400 naming tools (its template does not render them)"
 
 
 def refused_tools(error: BaseException) -> bool:
-    # The gateway's words once the engine's caps are known, the backend's on the request
-    # that first asks them: both say the template does not render them, and the fix.
+    # The template does not render them, and the fix.
     return "does not render" in str(error) and "embedded_chat_template" in str(error)
 
 
 @cell("openai", "tools", E, refused=TOOLS_REFUSED)
 def openai_tools_refused(url: str, model: str) -> None:
-    # Twice: the gateway's refusal names `tools` once the engine's caps are known, which the
-    # first tools request of a process asks (its own 400 lacks the param: an xfail in
-    # test_responses_embedded.py).
+    # Twice: the first request asks the engine's caps, the second finds them known.
     for _ in range(2):
         with pytest.raises(openai.BadRequestError) as info:
             sdk(url).chat.completions.create(model=model, messages=MESSAGES, tools=TOOLS,

@@ -56,8 +56,7 @@ def test_responses_on_the_embedded_engine(url: str) -> None:
     assert deltas and "".join(deltas) == final.output_text
     assert final.usage is not None and 0 < final.usage.output_tokens <= 128
     # SmolLM2's own template does not render tools: refused (naming the embedded_chat_template
-    # setting), never answered as if none were offered; once the engine's caps are known
-    # (the first such request asked them) the refusal names the `tools` parameter.
+    # setting) and naming the `tools` parameter, never answered as if none were offered.
     for _ in range(2):
         with pytest.raises(openai.BadRequestError, match="embedded_chat_template") as info:
             client.responses.create(model="smollm2", input="hi", tool_choice="required",
@@ -79,10 +78,9 @@ def test_streamed_response_usage_counts_the_input(url: str) -> None:
     assert final.usage.input_tokens > 0
 
 
-# The first tools request of a process reaches the engine's backend before the gateway
-# knows the template's caps (EmbeddedBackend.models() reports tools=None until its first
-# tools request fetched llama.cpp's /props): the backend's UsageError is a 400 with the
-# right words but no `param`; every later one is the gateway's, with param "tools".
+# The first tools request of a process: the router asks the engine's template caps
+# (llama.cpp's /props) when it chooses the embedded tier, so even this first refusal is
+# the router's, naming `tools`.
 def test_the_first_tools_refusal_names_the_parameter(url: str) -> None:
     with pytest.raises(openai.BadRequestError, match="embedded_chat_template") as info:
         sdk(url).responses.create(model="smollm2", input="hi", tools=TOOLS)
