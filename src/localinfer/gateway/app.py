@@ -25,7 +25,7 @@ from .errors import MethodNotAllowed, RouteNotFound, ollama_error, openai_error
 from .generate import generate_routes, management_routes
 from .ollama_api import OllamaRoutes
 from .openai_api import OpenAIRoutes
-from .openapi import build_openapi
+from .openapi import openapi_json
 from .pull import pull_routes
 from .responses import response_routes
 from .security import AccessPolicy, SecurityMiddleware
@@ -90,7 +90,7 @@ def create_app(settings: Settings, client: AsyncClient, *,
     (``localinfer serve`` hands its client over; tests usually keep theirs)."""
     policy = AccessPolicy.from_settings(settings)
     gw = Gateway(settings=settings, client=client)
-    openapi = dumps(build_openapi(settings.max_choices))
+    openapi = openapi_json(settings.max_choices)
     health = dumps({"status": "ok", "service": "localinfer", "version": __version__,
                     "tiers": {"local": "discovery", "embedded": settings.embedded}})
 

@@ -3,6 +3,7 @@ models that validate them, so the schema cannot drift from what the routes accep
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,7 +29,7 @@ from .ollama_requests import (
 )
 from .pull import OllamaPullRequest
 from .responses import ResponsesRequest, response_object, schema_overrides
-from .wire import MAX_MODEL_NAME
+from .wire import MAX_MODEL_NAME, dumps
 
 REF = "#/components/schemas/{model}"
 # The model-name rule of wire.check_model_name, for clients and fuzzers.
@@ -291,3 +292,12 @@ def build_openapi(max_choices: int = 4) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+@functools.lru_cache(maxsize=8)
+def openapi_json(max_choices: int = 4) -> bytes:
+    """The document as /openapi.json serves it, built once per ``max_choices``: building
+    it (pydantic's JSON Schema of every request model) takes ~50 ms, which every
+    gateway start paid again."""
+    return dumps(build_openapi(max_choices))
+

@@ -9,6 +9,7 @@ Origin allow-list, fetch metadata, bearer token — so ``/mcp`` follows exactly 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Route
@@ -26,10 +27,15 @@ class _StatelessMCP:
     """The ASGI app behind ``/mcp``."""
 
     def __init__(self, settings: Settings, client: AsyncClient) -> None:
+        self._settings, self._client = settings, client
+
+    @functools.cached_property
+    def server(self) -> Any:
+        """The MCP server, built by the first /mcp request: registering its tools takes
+        ~40 ms that a gateway nobody asks over MCP need not pay at start."""
         from .server import LocalTools, create_server
 
-        self.tools = LocalTools(settings, client)
-        self.server: Any = create_server(self.tools)
+        return create_server(LocalTools(self._settings, self._client))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
