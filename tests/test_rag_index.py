@@ -237,8 +237,7 @@ class ScriptedChat:
             raise self.error
         response = ChatResponse(model="scripted", choices=[Choice(
             message=ChatMessage(role="assistant", content=self.answer))])
-        response.backend, response.tier = "scripted", "embedded"
-        return response
+        return response.served_by("scripted", "embedded")
 
 
 def test_ask_is_sensitive_and_numbers_its_sources(index: Index, corpus: Path) -> None:

@@ -267,8 +267,7 @@ class Router:
                     raise  # mid-answer, or the request itself is wrong: no failover
                 self._failed(cand.backend, exc, tried)
                 continue
-            response.backend, response.tier = cand.backend.name, cand.backend.tier
-            return response
+            return response.served_by(cand.backend.name, cand.backend.tier)
         raise tried.error()
 
     async def stream_chat(self, request: ChatRequest, *, sensitive: bool = False,
@@ -317,8 +316,7 @@ class Router:
             except BackendError as exc:
                 self._failed(cand.backend, exc, tried)
                 continue
-            response.backend, response.tier = cand.backend.name, cand.backend.tier
-            return response
+            return response.served_by(cand.backend.name, cand.backend.tier)
         raise tried.error()
 
     async def aclose(self) -> None:
@@ -389,8 +387,7 @@ def _not_loaded(model: str, held: Sequence[ModelInfo]) -> str:
 
 
 def _stamp(chunk: ChatChunk, backend: Backend) -> ChatChunk:
-    chunk.backend, chunk.tier = backend.name, backend.tier
-    return chunk
+    return chunk.served_by(backend.name, backend.tier)
 
 
 def _hosts_down(model: str, hosts: Sequence[HostSpec], available: Sequence[str]) -> str:

@@ -4,6 +4,13 @@ Requests keep unknown fields (``extra="allow"``) so options a backend understand
 but we do not model are passed through untouched. Responses carry ``backend`` and
 ``tier`` as excluded fields: visible to the library caller, never serialized onto
 the wire (the gateway sends them as headers instead).
+
+Replies (chunks, responses, their choices, deltas and usage) are immutable: a reply
+parsed from a server may keep that server's bytes to be sent on untouched
+(backends/passthrough.py), and a reply that could change after parsing could disagree
+with them. A changed reply is a copy (``model_copy(update=...)``), which keeps no bytes.
+Only where it came from (``served_by``: backend, tier, host; ``with_tool_run``), never
+on the wire, is set after parsing.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,6 +29,12 @@ Role = Literal["system", "user", "assistant", "tool", "developer"]
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+class _Frozen(BaseModel):
+    """A part of a reply: immutable (see the module's docstring)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 class ToolCallFunction(_Open):
@@ -76,24 +89,38 @@ class ChatRequest(_Open):
         return body
 
 
-class Usage(_Open):
+class Usage(_Frozen):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
 
 
-class Choice(_Open):
+class Choice(_Frozen):
     index: int = 0
     message: ChatMessage
     finish_reason: str | None = None
 
 
-class _Served(_Open):
+class _Served(_Frozen):
     # Which backend and tier answered; excluded from JSON so wire shapes stay OpenAI's.
     backend: str | None = Field(default=None, exclude=True)
     tier: Tier | None = Field(default=None, exclude=True)
     # The inference host that served it (hosts/); None for the embedded engine and remote.
     host: str | None = Field(default=None, exclude=True)
+
+    def served_by(self, backend: str | None, tier: Tier | None, *,
+                  host: str | None = None) -> Self:
+        """Say where this reply came from: the one change a parsed reply takes, as none of
+        it is serialised (its kept server bytes stay true). Returns the reply."""
+        _set(self, "backend", backend)
+        _set(self, "tier", tier)
+        if host is not None:
+            _set(self, "host", host)
+        return self
+
+
+def _set(reply: BaseModel, name: str, value: Any) -> None:
+    object.__setattr__(reply, name, value)  # past frozen, for origin fields only
 
 
 def new_id(prefix: str) -> str:
@@ -134,19 +161,24 @@ class ChatResponse(_Served):
     # Set when chat(tools=[...]) executed tool calls on the way to this answer.
     tool_run: ToolRun | None = Field(default=None, exclude=True)
 
+    def with_tool_run(self, run: ToolRun) -> ChatResponse:
+        """The tool rounds behind this answer (not serialised either). Returns the reply."""
+        _set(self, "tool_run", run)
+        return self
+
     @property
     def text(self) -> str:
         content = self.choices[0].message.content if self.choices else None
         return content if isinstance(content, str) else ""
 
 
-class Delta(_Open):
+class Delta(_Frozen):
     role: Role | None = None
     content: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
 
 
-class ChunkChoice(_Open):
+class ChunkChoice(_Frozen):
     index: int = 0
     delta: Delta = Field(default_factory=Delta)
     finish_reason: str | None = None

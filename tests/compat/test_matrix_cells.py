@@ -65,8 +65,8 @@ class Recording(FakeBackend):
         async for chunk in super().stream_chat(request, model):
             pieces += sum(1 for c in chunk.choices if c.delta.content)
             if any(c.finish_reason for c in chunk.choices):
-                chunk.usage = Usage(prompt_tokens=1, completion_tokens=pieces,
-                                    total_tokens=1 + pieces)
+                chunk = chunk.model_copy(update={"usage": Usage(
+                    prompt_tokens=1, completion_tokens=pieces, total_tokens=1 + pieces)})
             yield chunk
 
 

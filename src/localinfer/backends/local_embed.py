@@ -55,8 +55,7 @@ class LocalEmbeddingBackend(Backend):
         data = [Embedding(index=i, embedding=v.tolist()) for i, v in enumerate(vectors)]
         response = EmbeddingResponse(data=data, model=MODEL_ID,
                                      usage=Usage(prompt_tokens=tokens, total_tokens=tokens))
-        response.backend, response.tier = self.name, self.tier
-        return response
+        return response.served_by(self.name, self.tier)
 
     def _embed(self, texts: list[str]) -> tuple[Vectors, int]:
         try:

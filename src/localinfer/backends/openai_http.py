@@ -31,7 +31,7 @@ from ..types import (
     Tier,
 )
 from .base import Backend
-from .passthrough import chunk_from_wire, forget_wire, reply_from_wire
+from .passthrough import chunk_from_wire, reply_from_wire
 from .server_quirks import USAGE_ONLY_WHEN_ASKED, adapt
 
 # A server loading the model answers 503 "Loading model" (errors.ModelLoading): the
@@ -84,9 +84,8 @@ async def _usage_on_finish(chunks: ChatStream) -> ChatStream:
     async for chunk in chunks:
         if not chunk.choices and chunk.usage is not None:
             if held is not None:
-                held.usage = chunk.usage
-                forget_wire(held)  # changed: the server's bytes no longer say it
-                yield held
+                # A copy: it keeps no server bytes, which no longer say it.
+                yield held.model_copy(update={"usage": chunk.usage})
                 held = None
             continue
         if held is not None:

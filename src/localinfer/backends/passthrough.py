@@ -2,11 +2,15 @@
 
 Parsing a reply is still needed (routing, failover, usage, the Ollama and Responses
 dialects read it), but writing it again is not when the client asked in the server's
-own dialect: OpenAI's chat route in front of an OpenAI-compatible server. A reply keeps
-its bytes only when they already hold every field a re-serialised reply would have
-filled in (ids, object, created, indexes, the finish reason), so passing them on changes
-nothing a client can rely on. Whoever changes such a reply after parsing must call
-``forget_wire`` (the gateway's SSE encoder does, when it moves usage to its own chunk).
+own dialect: OpenAI's chat route in front of an OpenAI-compatible server (the only
+caller of ``wire_bytes``; the Ollama and Responses encoders always write their own).
+A reply keeps its bytes only when they already hold every field a re-serialised reply
+would have filled in (ids, object, created, indexes, the finish reason), so passing
+them on changes nothing a client can rely on.
+
+The bytes stay true by construction, not by convention: replies are immutable
+(types.py), and the one way to change one, ``model_copy(update=...)``, makes a copy
+without them (a slot is not copied), so a changed reply is always serialised again.
 """
 
 from __future__ import annotations
@@ -55,10 +59,5 @@ def wire_bytes(value: ChatResponse | ChatChunk) -> bytes | None:
     return wire
 
 
-def forget_wire(value: ChatResponse | ChatChunk) -> None:
-    if isinstance(value, WireChatResponse | WireChatChunk):
-        _keep(value, None)
-
-
-def _keep(value: WireChatResponse | WireChatChunk, data: bytes | None) -> None:
+def _keep(value: WireChatResponse | WireChatChunk, data: bytes) -> None:
     object.__setattr__(value, "_wire", data)  # the slot (typed here, not in the class)

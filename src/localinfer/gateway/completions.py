@@ -167,7 +167,7 @@ async def chained(gw: Gateway, req: CompletionRequest, prompts: list[str],
                 lead = await anext(aiter(stream), None)
                 echo = echoed(lead.model if lead else req.model or "", index, prompt)
                 if lead is not None:
-                    echo.backend, echo.tier = lead.backend, lead.tier
+                    echo.served_by(lead.backend, lead.tier)
                 yield echo
                 if lead is not None:
                     yield tagged(lead, index)

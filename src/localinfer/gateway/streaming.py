@@ -18,7 +18,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..backends.passthrough import forget_wire, wire_bytes
+from ..backends.passthrough import wire_bytes
 from ..errors import BackendError, BackendTimeout, LocalInferError
 from ..types import ChatChunk, ChatStream, Usage
 from .errors import openai_error
@@ -89,8 +89,7 @@ class SSEEncoder:
             return self.frame(chunk)
         if chunk.usage is not None:
             self.usage = chunk.usage
-            chunk.usage = None
-            forget_wire(chunk)  # changed: its server's bytes no longer say it
+            chunk = chunk.model_copy(update={"usage": None})  # a copy: no server bytes
         self.last = chunk
         if not chunk.choices:
             return b""  # a usage-only chunk from upstream: sent once, at the end
@@ -106,7 +105,9 @@ class SSEEncoder:
         if not self.include_usage or last is None:
             return b""
         usage = self.usage or Usage(completion_tokens=self.pieces)
-        usage.total_tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+        if not usage.total_tokens:
+            usage = usage.model_copy(
+                update={"total_tokens": usage.prompt_tokens + usage.completion_tokens})
         final = {"id": last.id, "object": last.object, "created": last.created,
                  "model": last.model, "choices": [],
                  "usage": usage.model_dump(mode="json", exclude_none=True)}

@@ -138,8 +138,9 @@ class _Loop:
         exhausted = bool(message is not None and message.tool_calls) and not self.handed_back
         if message is not None:
             self.messages.append(message)
-        reply.tool_run = ToolRun(calls=self.calls, messages=self.messages, rounds=self.rounds,
-                                 exhausted=exhausted, handed_back=self.handed_back)
+        reply.with_tool_run(ToolRun(calls=self.calls, messages=self.messages,
+                                    rounds=self.rounds, exhausted=exhausted,
+                                    handed_back=self.handed_back))
         return ToolReply(reply=reply, calls=self.calls, messages=self.messages,
                          rounds=self.rounds, exhausted=exhausted)
 
