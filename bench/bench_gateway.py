@@ -21,8 +21,8 @@ script as the client. Figures:
    this gateway and the baseline in turn (both gateways up at once), so a loaded
    machine's swings land on all three alike: p50s and CPU per request from those rounds.
 8. ``--client-cpu``: this process's CPU per sequential chat to the fake through the
-   bench's raw asyncio client, ``http.Upstream`` and ``make_client`` (what the upstream
-   client itself costs, and what a raw keep-alive pool could still save).
+   bench's raw asyncio client and ``http.make_client`` (what the upstream client itself
+   costs, and what a raw keep-alive pool could still save).
 9. ``--profile DIR``: the gateway under cProfile for 1,000 chats and 200 streams; prints
    the top functions by own time.
 
