@@ -20,6 +20,7 @@ import pytest
 
 from localinfer import AsyncClient
 from localinfer.assets.bundled import MODEL_ID, bundled_model_path
+from localinfer.backends.capabilities import needs
 from localinfer.backends.embedded import EmbeddedBackend
 from localinfer.errors import (
     BackendError,
@@ -27,10 +28,12 @@ from localinfer.errors import (
     BadModelFile,
     ContextLengthExceeded,
     ModelNotFound,
+    ToolsNotRendered,
     UsageError,
 )
 from localinfer.settings import Settings
 from localinfer.types import ChatChunk, ChatRequest, ChatStream
+from tests.gateway_harness import client_over
 from tests.support.engine import ask, endless, slots, wait_all_slots_free, wait_gone
 
 pytestmark = [pytest.mark.integration,
@@ -151,11 +154,16 @@ TOOLS = [{"type": "function", "function": {
 
 async def test_tools_the_template_would_drop_are_refused_not_ignored(
         backend: EmbeddedBackend) -> None:
-    # SmolLM2's own template has no tools block: offered tools would never reach it.
-    with pytest.raises(UsageError, match="embedded_chat_template"):
-        await backend.chat(ask("Weather in Paris?", tools=TOOLS), MODEL_ID)
+    # SmolLM2's own template has no tools block: offered tools would never reach it. The
+    # router asks the tier's capabilities when it chooses it (the engine's /props).
+    request = ask("Weather in Paris?", tools=TOOLS)
+    caps = await backend.capabilities(None, needs(request))
+    assert caps.tools is False  # llama.cpp's /props said so
     [info] = await backend.models()
-    assert info.tools is False  # known now: llama.cpp's /props said so
+    assert info.tools is False  # and the listing says it from now on
+    async with client_over(backend.settings, [backend]) as client:
+        with pytest.raises(ToolsNotRendered, match="embedded_chat_template"):
+            await client.complete(request)
 
 
 async def test_a_chat_template_with_tools_makes_the_tier_serve_tool_calls(
@@ -167,6 +175,7 @@ async def test_a_chat_template_with_tools_makes_the_tier_serve_tool_calls(
     primed = ChatRequest(messages=[{"role": "user", "content": "What is the weather in Paris?"},
                                    {"role": "assistant", "content": "<tool_call>\n"}],
                          max_tokens=40, temperature=0, tools=TOOLS, tool_choice="required")
+    assert (await engine.capabilities(None, needs(primed))).tools is True
     reply = await engine.chat(primed, MODEL_ID)
     [call] = reply.choices[0].message.tool_calls or []
     assert call.function.name == "get_weather"
