@@ -63,10 +63,14 @@ def no_engine_left(isolated_environment: Path, request: pytest.FixtureRequest) -
     caller. Engines of module-scoped fixtures are stopped by no_engine_after_session."""
     tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
-    from localinfer.backends.embedded.supervisor import stop_engines_under
+    from localinfer.backends.embedded.supervisor import engine_processes, stop_engines_under
 
+    # One look at the running engines (a /proc sweep, ~3 ms) for both roots; most tests
+    # started none.
+    homes = [home.resolve() for home in engine_processes().values()]
     for root in (isolated_environment, tmp):
-        if root is not None:
+        if root is not None and any(home == root.resolve() or root.resolve() in home.parents
+                                    for home in homes):
             stop_engines_under(root)
 
 

@@ -23,7 +23,7 @@ from localinfer.assets.system import estimate_bandwidth, record_bandwidth
 from localinfer.cli.main import main
 from localinfer.errors import BadModelFile, UsageError
 from localinfer.settings import Settings
-from tests.test_pull_server import make_home
+from tests.support.file_server import make_home
 
 
 @pytest.fixture

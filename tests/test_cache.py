@@ -12,7 +12,7 @@ import pytest
 from localinfer.assets import ModelCache, pull
 from localinfer.cli.main import main
 from localinfer.settings import Settings
-from tests.test_pull_server import FileServer, Served, blob, make_home, serve
+from tests.support.file_server import FileServer, Served, blob, make_home, serve
 
 
 @pytest.fixture

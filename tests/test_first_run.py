@@ -21,8 +21,8 @@ import pytest
 from localinfer import Client, NoBackend, Settings
 from localinfer.assets import bundled, plan
 from localinfer.assets.bundled import FILENAME, MODEL_ID
+from tests.support.file_server import FileServer, Served, serve
 from tests.terminal import Terminal
-from tests.test_pull_server import FileServer, Served, serve
 
 REPO = Path(__file__).resolve().parents[1]
 NO_BUNDLED_MODEL = """

@@ -1,7 +1,7 @@
 """Import cycles that issue 25 removed stay removed: the import graph of src/localinfer,
 built from the source (every ``import`` and ``from … import`` of a localinfer module, at
 module level, inside functions or under ``TYPE_CHECKING``), has no path back between
-the modules of each pair."""
+the modules of each pair. And no test imports a conftest: helpers live in tests/support."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src"
 PACKAGE = "localinfer"
 
 # Pairs that once imported each other (a function-level import dodging the cycle).
@@ -82,8 +83,13 @@ def reaches(graph: dict[str, set[str]], start: str, goal: str) -> list[str] | No
     return None
 
 
-def test_the_graph_sees_function_level_and_relative_imports() -> None:
-    graph = import_graph()
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    """Parsed once for the module's tests (every source file: about a second)."""
+    return import_graph()
+
+
+def test_the_graph_sees_function_level_and_relative_imports(graph: dict[str, set[str]]) -> None:
     assert "localinfer.messages" in graph["localinfer.tools.loop"]
     assert "localinfer.tools.loop" in graph["localinfer.client"]
     assert "localinfer.backends.onnx.quantize" in graph["localinfer.backends.onnx.embedder"]
@@ -92,8 +98,25 @@ def test_the_graph_sees_function_level_and_relative_imports() -> None:
 
 
 @pytest.mark.parametrize(("first", "second"), BROKEN_CYCLES)
-def test_no_cycle_between(first: str, second: str) -> None:
-    graph = import_graph()
+def test_no_cycle_between(graph: dict[str, set[str]], first: str, second: str) -> None:
     there, back = reaches(graph, first, second), reaches(graph, second, first)
     assert there is None or back is None, (
         f"import cycle: {' -> '.join(there or [])} and {' -> '.join(back or [])}")
+
+
+def test_no_test_imports_a_conftest() -> None:
+    """conftest.py is pytest's to load; what tests share is imported from tests/support."""
+    offenders = []
+    for path in sorted(TESTS.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            if any("conftest" in name.split(".") for name in names):
+                offenders.append(f"{path.relative_to(TESTS)}:{node.lineno}")
+    assert offenders == []

@@ -31,7 +31,7 @@ from localinfer.errors import BadModelFile, DownloadError, EgressBlocked
 from localinfer.ledger import EgressLedger
 from localinfer.settings import Settings
 from tests.fakes.ollama_pull import OllamaPullFake
-from tests.test_pull_server import FileServer, Served, blob, make_home, serve
+from tests.support.file_server import FileServer, Served, blob, make_home, serve
 
 MB = 1_000_000
 

@@ -14,6 +14,7 @@ import pytest
 from localinfer.types import ChatRequest, ChatStream, Usage
 from tests.fake_backend import FakeBackend, Script
 from tests.gateway_harness import default_backends
+from tests.support.lazy import LazyModule
 
 # litellm fetches a model-price map from GitHub on import unless told not to: tests
 # talk to loopback only.
@@ -46,7 +47,7 @@ def backends() -> list[FakeBackend]:
 
 # -- litellm ---------------------------------------------------------------------------
 
-litellm = pytest.importorskip("litellm")
+litellm = LazyModule("litellm")
 
 
 @compat("litellm", "chat", S)
@@ -103,7 +104,7 @@ def test_litellm_ollama_chat_provider(gateway: str, backends: list[FakeBackend])
 
 # -- simonw's llm ------------------------------------------------------------------------
 
-llm = pytest.importorskip("llm")
+llm = LazyModule("llm")
 
 
 @pytest.fixture
@@ -144,7 +145,7 @@ def test_llm_ollama_plugin(llm_home: Path, backends: list[FakeBackend]) -> None:
 
 # -- langchain-ollama --------------------------------------------------------------------
 
-langchain_ollama = pytest.importorskip("langchain_ollama")
+langchain_ollama = LazyModule("langchain_ollama")
 
 
 @compat("langchain-ollama", "ollama chat", S)

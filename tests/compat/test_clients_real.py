@@ -14,14 +14,15 @@ import pytest
 from localinfer import AsyncClient, Settings
 from localinfer.gateway import create_app
 from tests.gateway_harness import RunApp
+from tests.support.lazy import LazyModule
 from tests.test_gateway_embedded import engine, url
 
 __all__ = ["engine", "url"]  # the fixtures, shared with test_gateway_embedded, used by name
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download
-litellm = pytest.importorskip("litellm")
-llm = pytest.importorskip("llm")
-langchain_ollama = pytest.importorskip("langchain_ollama")
+litellm = LazyModule("litellm")
+llm = LazyModule("llm")
+langchain_ollama = LazyModule("langchain_ollama")
 
 pytestmark = pytest.mark.integration
 compat = pytest.mark.compat

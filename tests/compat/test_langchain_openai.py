@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.fake_backend import FakeBackend, Script
+from tests.support.lazy import LazyModule
 
-langchain_openai = pytest.importorskip("langchain_openai")
+langchain_openai = LazyModule("langchain_openai")
 
 
 @pytest.mark.compat("langchain-openai", "chat", "scripted")

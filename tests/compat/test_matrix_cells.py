@@ -21,6 +21,7 @@ from localinfer.gateway import create_app
 from localinfer.types import ChatChunk, ChatRequest, ChatStream, ChunkChoice, Delta, Usage
 from tests.fake_backend import FakeBackend, Script
 from tests.gateway_harness import RunApp, default_backends
+from tests.support.lazy import LazyModule
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download
 
@@ -222,7 +223,7 @@ def test_ollama_bad_body(gateway: str, chat: Recording) -> None:
 
 # -- langchain-openai ---------------------------------------------------------------------
 
-langchain_openai = pytest.importorskip("langchain_openai")
+langchain_openai = LazyModule("langchain_openai")
 
 
 def chat_openai(gateway: str, **options: Any) -> Any:
@@ -284,7 +285,7 @@ def test_langchain_openai_unknown_model(gateway: str) -> None:
 
 # -- langchain-ollama ---------------------------------------------------------------------
 
-langchain_ollama = pytest.importorskip("langchain_ollama")
+langchain_ollama = LazyModule("langchain_ollama")
 
 
 @compat("langchain-ollama", "max tokens", S)
@@ -319,7 +320,7 @@ def test_langchain_ollama_unknown_model(gateway: str) -> None:
 
 # -- litellm -----------------------------------------------------------------------------
 
-litellm = pytest.importorskip("litellm")
+litellm = LazyModule("litellm")
 
 
 @compat("litellm", "max tokens", S)
@@ -438,7 +439,7 @@ def test_n_logprobs_and_forced_tools_reach_the_backend(gateway: str, chat: Recor
 
 # -- simonw's llm ------------------------------------------------------------------------
 
-llm = pytest.importorskip("llm")
+llm = LazyModule("llm")
 
 
 @pytest.fixture

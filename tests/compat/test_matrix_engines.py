@@ -27,14 +27,15 @@ from localinfer.backends.local_embed import LocalEmbeddingBackend
 from localinfer.gateway import create_app
 from tests.fakes.serve import AppServer, free_port
 from tests.gateway_harness import client_over, gateway_settings
+from tests.support.lazy import LazyModule
 from tests.support.servers import SERVER_THREADS, serve
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download
 
-langchain_openai = pytest.importorskip("langchain_openai")
-langchain_ollama = pytest.importorskip("langchain_ollama")
-litellm = pytest.importorskip("litellm")
-llm = pytest.importorskip("llm")
+langchain_openai = LazyModule("langchain_openai")
+langchain_ollama = LazyModule("langchain_ollama")
+litellm = LazyModule("litellm")
+llm = LazyModule("llm")
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """``/api/pull`` and ``/api/delete`` through the official ``ollama`` client, over
 localinfer's model assets: the file comes from the loopback file server the pull tests
-use (tests/test_pull_server.py), never from the internet."""
+use (tests/support/file_server.py), never from the internet."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import ollama
 import pytest
 
 from tests.gateway_harness import RunApp, serve_gateway
-from tests.test_pull_server import FileServer, Served, blob, serve
+from tests.support.file_server import FileServer, Served, blob, serve
 
 SIZE = 300_000
 

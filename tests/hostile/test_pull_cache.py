@@ -26,7 +26,7 @@ import pytest
 
 from localinfer.cli.main import main
 from tests.hostile.cli import REPO
-from tests.test_pull_server import blob, make_home
+from tests.support.file_server import blob, make_home
 
 pytestmark = pytest.mark.hostile
 

@@ -3,8 +3,8 @@ download meets in the wild: no Range support, a connection cut midway, an ETag t
 changes between attempts, a server that ignores If-Range, redirects (as Hugging Face
 sends to its CDN), slow bodies. Plain ``http.server`` so a test controls every byte.
 
-This module holds helpers only; the tests live in test_pull.py, test_cache.py and
-test_assets.py, which wrap ``serve()`` and ``make_home()`` in their fixtures.
+The tests live in test_pull.py, test_cache.py, test_assets.py and others, which wrap
+``serve()`` and ``make_home()`` in their fixtures.
 """
 
 from __future__ import annotations
