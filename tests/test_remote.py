@@ -315,3 +315,18 @@ def test_provider_validation(args: tuple[str, str, str], message: str) -> None:
 def test_model_ids_are_cleaned() -> None:
     provider = RemoteProvider.checked("p", "https://x.example/v1/", "K", ["a", "a", " b ", ""])
     assert (provider.models, provider.base_url) == (["a", "b"], "https://x.example/v1")
+
+
+async def test_the_provider_list_is_read_once_per_version_of_the_file(tmp_path: Path) -> None:
+    # Every request asks the remote tier: it reuses its list until remotes.json changes.
+    settings = Settings(home=tmp_path, remotes={"corp": {
+        "base_url": "https://llm.corp.example/v1", "key_env": "CORP_KEY", "models": ["m1"]}})
+    tier = ConsentedRemoteTier(settings, EgressLedger.from_settings(settings).policy(settings))
+    first = tier.providers.current()
+    assert tier.providers.current() is first
+    assert [m.id for m in await tier.models()] == ["m1"]
+    tier.providers.add(RemoteProvider.checked("other", "https://x.example/v1", "K", ["m2"]))
+    assert [p.name for p in tier.providers.current()] == ["corp", "other"]
+    assert sorted(m.id for m in await tier.models()) == ["m1", "m2"]
+    assert tier.providers.remove("other")
+    assert [m.id for m in await tier.models()] == ["m1"]
