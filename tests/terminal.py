@@ -31,18 +31,29 @@ class Terminal:
     def expect(self, text: str, timeout: float = 90.0) -> str:
         deadline = time.monotonic() + timeout
         while text not in self.output:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"never saw {text!r}; output so far:\n{self.output}")
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                try:
-                    self.output += os.read(self.fd, 4096).decode(errors="replace")
-                except OSError:  # the child closed the terminal
-                    raise AssertionError(f"exited before {text!r}:\n{self.output}") from None
+            self._read(deadline, f"never saw {text!r}", f"exited before {text!r}")
         start = self.output.index(text) + len(text)
         seen, self.output = self.output[:start], self.output[start:]
         return seen
+
+    def expect_more(self, timeout: float = 90.0) -> str:
+        """Whatever printable output comes next (at least one visible character)."""
+        deadline = time.monotonic() + timeout
+        while not self.output.strip():
+            self._read(deadline, "no more output", "exited without more output")
+        seen, self.output = self.output, ""
+        return seen
+
+    def _read(self, deadline: float, never: str, exited: str) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{never}; output so far:\n{self.output}")
+        ready, _, _ = select.select([self.fd], [], [], left)
+        if ready:
+            try:
+                self.output += os.read(self.fd, 4096).decode(errors="replace")
+            except OSError:  # the child closed the terminal
+                raise AssertionError(f"{exited}:\n{self.output}") from None
 
     def send(self, line: str) -> None:
         os.write(self.fd, (line + "\n").encode())

@@ -149,7 +149,7 @@ class ServerProcess:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.ready_url, timeout=1.0, trust_env=False).status_code == 200:
                     return self
-            time.sleep(0.2)
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.ready_url} did not answer within {self.timeout}s:\n"
                            f"{self._output()}")
