@@ -105,6 +105,9 @@ class ProviderStore:
     def __init__(self, home: Path, configured: dict[str, dict[str, Any]] | None = None) -> None:
         self.path = home / REMOTES_FILE
         self._configured = configured or {}
+        self._from_toml: dict[str, RemoteProvider] | None = None  # config.toml's, checked once
+        # The merged list, per version of the file (read() keeps one object per version).
+        self._merged: tuple[object, tuple[RemoteProvider, ...]] | None = None
         self._state: JsonStateFile[dict[str, RemoteProvider]] = JsonStateFile(
             self.path, self._parse, dict,
                                     fix="fix it, or remove it and `localinfer remote add` again")
@@ -125,6 +128,12 @@ class ProviderStore:
         return dict(self._state.read())
 
     def _from_config(self) -> dict[str, RemoteProvider]:
+        # config.toml is read once per Settings: its tables are checked once too.
+        if self._from_toml is None:
+            self._from_toml = self._check_config()
+        return self._from_toml
+
+    def _check_config(self) -> dict[str, RemoteProvider]:
         found: dict[str, RemoteProvider] = {}
         for name, entry in self._configured.items():
             try:
@@ -136,9 +145,18 @@ class ProviderStore:
         return found
 
     def all(self) -> list[RemoteProvider]:
-        # config.toml wins over remotes.json for the same name: it is what the user wrote.
-        merged = {**self._file(), **self._from_config()}
-        return [merged[n] for n in sorted(merged)]
+        return list(self.current())
+
+    def current(self) -> tuple[RemoteProvider, ...]:
+        """Every provider, as one tuple per version of remotes.json (the same object while
+        it is unchanged: the request path reads it on every request)."""
+        file = self._state.read()
+        cached = self._merged
+        if cached is None or cached[0] is not file:
+            # config.toml wins over remotes.json for the same name: it is what the user wrote.
+            merged = {**file, **self._from_config()}
+            cached = self._merged = (file, tuple(merged[n] for n in sorted(merged)))
+        return cached[1]
 
     def get(self, name: str) -> RemoteProvider | None:
         return next((p for p in self.all() if p.name == name), None)
@@ -382,6 +400,7 @@ class ConsentedRemoteTier(RemoteTier):
         self._transport = transport
         self._backends: dict[str, GatedRemoteBackend] = {}
         self._warned: str | None = None
+        self._listed: tuple[tuple[RemoteProvider, ...], list[ModelInfo]] | None = None
 
     def _gated(self, provider: RemoteProvider) -> GatedRemoteBackend:
         backend = self._backends.get(provider.name)
@@ -392,20 +411,23 @@ class ConsentedRemoteTier(RemoteTier):
             self._backends[provider.name] = backend
         return backend
 
-    def _providers(self) -> list[RemoteProvider]:
+    def _providers(self) -> tuple[RemoteProvider, ...]:
         # On the request path a damaged providers file means "no remote provider":
         # local tiers keep answering, and the problem is logged (once per version).
         try:
-            return self.providers.all()
+            return self.providers.current()
         except StateFileError as exc:
             if self._warned != str(exc):
                 log.warning("%s (the remote tier is off until then)", exc.message)
                 self._warned = str(exc)
-            return []
+            return ()
 
     async def models(self) -> list[ModelInfo]:
-        return [ModelInfo(id=m, backend=p.name, tier="remote")
-                for p in self._providers() for m in p.models]
+        providers = self._providers()
+        if self._listed is None or self._listed[0] is not providers:
+            self._listed = (providers, [ModelInfo(id=m, backend=p.name, tier="remote")
+                                        for p in providers for m in p.models])
+        return list(self._listed[1])
 
     async def candidates(self, model: str | None, capability: Capability) -> list[Candidate]:
         granted: list[Candidate] = []
