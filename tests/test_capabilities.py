@@ -182,3 +182,23 @@ def test_ollama_names_resolve_in_the_routers_one_step(run_app: RunApp, tmp_path:
     missing = httpx.post(base + "/api/chat", json={"model": "nope:latest", "messages": HI},
                          timeout=60, trust_env=False)
     assert missing.status_code == 404 and "'nope:latest' not found" in missing.json()["error"]
+
+
+async def test_a_local_servers_own_context_bounds_max_tokens(tmp_path: Path) -> None:
+    # llama-server's /props says a slot's context; the refusal comes before any chat is
+    # sent, in the same words and error as the embedded engine's.
+    from localinfer import AsyncClient
+    from tests.fakes.network import FakeNetwork
+    from tests.test_discovery_fingerprints import LLAMA_SERVER, VLLM
+
+    network = FakeNetwork({("127.0.0.1", 7301): LLAMA_SERVER, ("127.0.0.1", 7302): VLLM})
+    settings = Settings(home=tmp_path, scan_default_ports=False, embedded=False,
+                        servers=["http://127.0.0.1:7301", "http://127.0.0.1:7302"])
+    async with AsyncClient(settings, transport=network.transport) as client:
+        listed = {m.id: m.context for m in await client.models()}
+        with pytest.raises(UsageError) as info:
+            await client.chat("hi", model="smollm2", max_tokens=4096)
+    assert listed["smollm2"] == 2048 and 32768 in listed.values()
+    assert getattr(info.value, "param", None) == "max_tokens"
+    assert "2048 tokens" in info.value.message
+    assert not [u for u in network.seen if u.path.endswith("/chat/completions")]

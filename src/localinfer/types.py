@@ -244,6 +244,9 @@ class ModelInfo(BaseModel):
     # Whether the backend passes `tools` to this model (llama-server: its chat template's
     # caps); None where the backend does not tell.
     tools: bool | None = None
+    # Tokens one request may span, prompt and answer (llama-server: a slot's n_ctx; vLLM:
+    # max_model_len); None where the server does not say.
+    context: int | None = None
 
     def answers_to(self, name: str) -> bool:
         return name == self.id or name in self.aliases

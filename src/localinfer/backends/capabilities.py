@@ -34,9 +34,10 @@ class Capabilities:
 
     def for_model(self, model: ModelInfo | None) -> Capabilities:
         """Narrowed by what the backend listed for ``model`` (None: nothing listed)."""
-        if model is None or model.tools is None:
+        if model is None or (model.tools is None and model.context is None):
             return self
-        return replace(self, tools=model.tools)
+        return replace(self, tools=self.tools if model.tools is None else model.tools,
+                       context=self.context if model.context is None else model.context)
 
 
 UNKNOWN: Final = Capabilities()

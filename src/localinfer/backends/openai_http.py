@@ -38,6 +38,8 @@ from .server_quirks import USAGE_ONLY_WHEN_ASKED, adapt
 # request is asked again after these waits (doubling up to the last), until its own
 # deadline (first_token_timeout for a stream, request_timeout otherwise) has passed.
 LOADING_WAIT_FIRST = 0.25
+# How long a model list this backend asked for itself is reused (discovery's default TTL).
+LISTING_TTL = 5.0
 LOADING_WAIT_MAX = 2.0
 
 
@@ -125,6 +127,7 @@ class OpenAIHTTPBackend(Backend):
         self.tier = tier
         self.api_base = api_base.rstrip("/")
         self._known = list(known_models)
+        self._listed: tuple[float, list[ModelInfo]] | None = None
         self._request_timeout = request_timeout
         self._first_token_timeout = first_token_timeout
         headers = {"content-type": "application/json"}
@@ -141,18 +144,27 @@ class OpenAIHTTPBackend(Backend):
     def set_known_models(self, models: Sequence[ModelInfo]) -> None:
         """Discovery already listed this server's models; reuse them instead of asking."""
         self._known = list(models)
+        self._listed = None
 
     async def models(self) -> list[ModelInfo]:
         if self._known:
             return list(self._known)
+        # Not listed by discovery: asked here, at most once per LISTING_TTL (the router
+        # asks on every request), and asked again after a failure.
+        listed = self._listed
+        if listed is not None and time.monotonic() - listed[0] < LISTING_TTL:
+            return list(listed[1])
         try:
             response = await self._http.get("/models")
             await response.raise_for_status()
             data = response.json().get("data", [])
         except Exception as exc:
+            self._listed = None
             raise backend_error(exc, self.name, self.api_base) from exc
-        return [ModelInfo(id=str(m["id"]), backend=self.name, tier=self.tier)
-                for m in data if isinstance(m, dict) and "id" in m]
+        found = [ModelInfo(id=str(m["id"]), backend=self.name, tier=self.tier)
+                 for m in data if isinstance(m, dict) and "id" in m]
+        self._listed = (time.monotonic(), found)
+        return list(found)
 
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         waits = _LoadWaits(self._request_timeout, "REQUEST_TIMEOUT")

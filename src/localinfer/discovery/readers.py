@@ -31,6 +31,7 @@ class SeenModel:
     loaded: bool | None = None
     aliases: tuple[str, ...] = field(default=())
     tools: bool | None = None  # the server passes `tools` to it (None: not told)
+    context: int | None = None  # tokens one request may span (None: not told)
 
 
 Models = Reader[list[SeenModel]]
@@ -52,8 +53,9 @@ def openai_models(path: str = "/v1/models", *, loaded: bool | None = None) -> Mo
     """An OpenAI ``{"data": [{"id": ...}]}`` list. ``loaded=True`` for servers that list
     only what they hold in memory (vLLM, Jan, KoboldCpp)."""
     def read(a: Answers) -> list[SeenModel]:
-        return [SeenModel(mid, capabilities_from_name(mid), loaded)
-                for mid, _ in _ids(answer(a, path).items())]
+        return [SeenModel(mid, capabilities_from_name(mid), loaded,
+                          context=_positive(item.get("max_model_len")))  # vLLM says it
+                for mid, item in _ids(answer(a, path).items())]
     return Reader(frozenset({Probe(path)}), read)
 
 
@@ -82,18 +84,35 @@ def props_supports_tools(props: dict[str, Any]) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
+
+
+def props_context(props: dict[str, Any]) -> int | None:
+    """A llama.cpp server's slot context (``default_generation_settings.n_ctx`` of /props):
+    what one request may span, prompt and answer."""
+    settings = props.get("default_generation_settings")
+    return _positive(settings.get("n_ctx")) if isinstance(settings, dict) else None
+
+
 def _llamacpp(a: Answers) -> list[SeenModel]:
     # The same answer also carries an Ollama-style "models" array; "data" is the OpenAI
     # list and the only one read here. In router mode each entry has status.value.
     seen = []
     tools = template_tools(a)
-    for listed, item in _ids(answer(a, "/v1/models").items()):
+    listed_models = _ids(answer(a, "/v1/models").items())
+    # /props speaks for the one model a server started with -m; a router's models each
+    # have their own context, which its /props does not give.
+    context = props_context(answer(a, "/props").obj()) if len(listed_models) == 1 else None
+    for listed, item in listed_models:
         mid, names = clean_id(listed)
         status = item.get("status")
         loaded = status.get("value") == "loaded" if isinstance(status, dict) else True
         aliases = tuple(dict.fromkeys(
             x for x in (*names, *(item.get("aliases") or ())) if isinstance(x, str) and x != mid))
-        seen.append(SeenModel(mid, capabilities_from_name(mid), loaded, aliases, tools))
+        seen.append(SeenModel(mid, capabilities_from_name(mid), loaded, aliases, tools,
+                              context))
     return seen
 
 

@@ -174,7 +174,8 @@ def _server_info(row: Fingerprint, base_url: str, answers: Answers,
                         version=row.version(answers))
     server.models = [ModelInfo(id=m.id, backend=server.name, tier="local",
                                capabilities=list(m.capabilities), loaded=m.loaded,
-                               aliases=list(m.aliases), tools=m.tools)
+                               aliases=list(m.aliases), tools=m.tools,
+                               context=m.context)
                      for m in row.models(answers)]
     server.latency_ms = round((time.perf_counter() - started) * 1000, 2)
     return server
