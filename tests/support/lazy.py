@@ -19,7 +19,9 @@ class LazyModule:
         self._module: ModuleType | None = None
 
     def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__"):  # copy, pickle and inspect probe dunders: not the module's
+        if attr.startswith("_"):
+            # Not the module's API but a probe: pytest's collection asks every module-level
+            # object for _mock_name and dunders, copy and inspect ask for dunders.
             raise AttributeError(attr)
         if self._module is None:
             self._module = pytest.importorskip(self._name)
