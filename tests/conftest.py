@@ -18,11 +18,14 @@ from starlette.types import ASGIApp
 
 from tests.fakes.serve import AppServer, free_port
 from tests.support.servers import REPO, SERVER_THREADS, RunApp, serve
+from tests.support.tls import share_default_context
 
 # ONNX Runtime's telemetry off in this process too (tests and benches import onnxruntime
 # directly, not only through localinfer's backends/onnx/runtime.py); the egress tests
 # remove it for the processes they check.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+# httpx builds a TLS context per client (~30 ms); the suite's hundreds of clients share one.
+share_default_context()
 
 LAYERS = ("integration", "browser", "slow", "hostile")
 # Fixtures that bring up a real engine or server: a test using one is integration.
