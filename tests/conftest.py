@@ -12,6 +12,7 @@ import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.types import ASGIApp
@@ -42,6 +43,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         if not any(item.get_closest_marker(layer) for layer in LAYERS):
             item.add_marker(pytest.mark.unit)
+
+
+# With xdist's --dist loadfile (./dev test -m unit) each file runs in one worker, and the
+# files that import the same slow client library (litellm alone takes 3 s) share one,
+# so only one worker pays for the import.
+SHARED_WORKER = dict.fromkeys(["tests/compat/test_clients.py", "tests/compat/test_matrix_cells.py",
+                               "tests/compat/test_langchain_openai.py"], "client-libraries")
+
+
+class _SharedImportsScheduling:
+    """xdist's scheduler hook: loadfile, with SHARED_WORKER's files as one unit."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getvalue("dist") != "loadfile":
+            return None
+        from xdist.scheduler import LoadFileScheduling
+
+        class SharedImports(LoadFileScheduling):  # type: ignore[misc]  # xdist is untyped
+            def _split_scope(self, nodeid: str) -> str:
+                where = str(super()._split_scope(nodeid))
+                return SHARED_WORKER.get(where, where)
+
+        return SharedImports(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_SharedImportsScheduling(), "localinfer-xdist-groups")
 
 
 @pytest.fixture(autouse=True)
