@@ -149,6 +149,7 @@ class AiohttpTransport:
         if self._session is None or self._session.closed or self._loop is not loop:
             import aiohttp
 
+            _drop(self._session)
             self._loop = loop
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_limit),
@@ -182,3 +183,18 @@ class AiohttpTransport:
         session, self._session = self._session, None
         if session is not None and self._loop is asyncio.get_running_loop():
             await session.close()
+        else:
+            _drop(session)
+
+
+def _drop(session: Any) -> None:
+    """Let go of a session made on another event loop (e.g. an earlier ``asyncio.run``):
+    it cannot be awaited from here, so its connections are closed without waiting
+    (aiohttp's synchronous half of ``close()``, pinned version) and it is detached, which
+    spares the user aiohttp's "Unclosed client session" warning at exit."""
+    if session is None or session.closed:
+        return
+    connector = session.connector
+    session.detach()
+    if connector is not None:
+        connector._close()
