@@ -50,6 +50,7 @@ class HostPool:
         self._by_key = {s.key: s for s in self.specs}
         self._health: dict[str, Health] = {}
         self._backends: dict[str, HostBackend] = {}
+        self._retired: list[HostBackend] = []  # replaced backends, closed on aclose
         self._seen: dict[tuple[str, str, int] | None, ServerInfo] = {}
         # Per-request fast paths, keyed by the identity of the sweep's (shared) objects.
         self._by_source: dict[int, HostBackend] = {}
@@ -89,6 +90,8 @@ class HostPool:
         name = spec.name or server.name
         backend = self._backends.get(name)
         if backend is None or backend.api_base != server.api_base.rstrip("/"):
+            if backend is not None:  # moved: its connections are closed with the pool's
+                self._retired.append(backend)
             backend = HostBackend(spec, server, self.health(name), self._settings,
                                   self._policy)
             self._backends[name] = backend
@@ -178,6 +181,7 @@ class HostPool:
         return rows
 
     async def aclose(self) -> None:
-        for backend in self._backends.values():
+        for backend in [*self._backends.values(), *self._retired]:
             await backend.aclose()
+        self._retired.clear()
 
