@@ -267,10 +267,11 @@ async def test_kinds_sharing_port_8080(answers: dict[str, Reply], kind: str) -> 
 async def test_default_ports_are_all_probed() -> None:
     network = FakeNetwork({})
     assert await sweep(network, scan_default_ports=True) == []
-    ports = {url.port for url in network.seen}
+    ports = {port for _, port in network.checked}
     assert ports == {11434, 8080, 9931, 1234, 8000, 1337, 5001, 5000, 4891, 12434, 13305,
                      18181}
-    assert {url.host for url in network.seen} == {"127.0.0.1"}
+    assert {host for host, _ in network.checked} == {"127.0.0.1"}
+    assert network.seen == []  # nothing answered the TCP check: no HTTP request
 
 
 async def test_llama_server_ollama_style_list_is_not_ollama() -> None:

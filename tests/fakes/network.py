@@ -36,7 +36,13 @@ class FakeNetwork:
         self._open = asyncio.Event()
         if not held:
             self._open.set()
-        self.transport = mock_transport(self.handle)
+        # A port with no server refuses the TCP check too, as on a real machine.
+        self.checked: list[tuple[str, int]] = []  # the TCP checks, in order
+        self.transport = mock_transport(self.handle, self._reachable)
+
+    def _reachable(self, host: str, port: int) -> bool:
+        self.checked.append((host, port))
+        return (host, port) in self.servers
 
     def release(self) -> None:
         self._open.set()

@@ -55,11 +55,22 @@ class _Answer:
         await self._response.aclose()
 
 
-class HttpxTransport:
-    """Any ``httpx.AsyncBaseTransport`` as a localinfer ``Transport``."""
+# Whether a (host, port) accepts a TCP connection, for discovery's port check.
+Reachable = Callable[[str, int], bool]
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+
+class HttpxTransport:
+    """Any ``httpx.AsyncBaseTransport`` as a localinfer ``Transport``. ``reachable``
+    answers discovery's TCP check (default: every port answers; the handler then
+    refuses or serves the HTTP probe)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport,
+                 reachable: Reachable | None = None) -> None:
         self.inner = inner
+        self.reachable = reachable
+
+    async def connectable(self, host: str, port: int, timeout: float) -> bool:
+        return self.reachable is None or self.reachable(host, port)
 
     async def send(self, request: Request) -> Answer:
         sent = httpx.Request(request.method, str(request.url), headers=dict(request.headers),
@@ -81,6 +92,6 @@ Handler = Callable[[httpx.Request], httpx.Response] | Callable[
     [httpx.Request], Coroutine[None, None, httpx.Response]]
 
 
-def mock_transport(handler: Handler) -> HttpxTransport:
+def mock_transport(handler: Handler, reachable: Reachable | None = None) -> HttpxTransport:
     """``httpx.MockTransport(handler)`` under localinfer's client."""
-    return HttpxTransport(httpx.MockTransport(handler))
+    return HttpxTransport(httpx.MockTransport(handler), reachable)

@@ -18,7 +18,6 @@ A server that refuses the probes for want of a key is listed as such (locked.py)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -27,6 +26,7 @@ from typing import Any
 
 from ..errors import EgressBlocked
 from ..http import (
+    AiohttpTransport,
     AuthHook,
     EgressPolicy,
     HttpClient,
@@ -111,17 +111,6 @@ def candidates(settings: Settings, table: Iterable[Fingerprint] = FINGERPRINTS,
                                   else None)
         found.setdefault(key, Candidate(base, host, port, order, hint))
     return list(found.values())
-
-
-async def _port_open(host: str, port: int, timeout: float) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (TimeoutError, OSError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
 
 
 _ACCEPT_JSON = {"accept": "application/json"}
@@ -234,8 +223,9 @@ async def discover(settings: Settings, policy: EgressPolicy, *,
     """Find and identify inference servers. Loopback servers come before remote ones;
     within each, configured servers in the order given, then default ports.
 
-    With ``transport`` given every candidate is probed through it (no raw TCP check),
-    so tests can stand in for the network.
+    ``transport``: the network (http.Transport), for tests to stand in for it: the
+    loopback port checks and the probes go through it, the same path as production. The
+    machine's socket table is read only without one (it is this machine, not the network).
     """
     timeout = settings.discovery_timeout
     targets: list[Candidate] = []
@@ -244,7 +234,7 @@ async def discover(settings: Settings, policy: EgressPolicy, *,
     here = servers_here() if settings.scan_default_ports and transport is None else []
     for cand in candidates(settings, here=here):
         if cand.loopback:
-            (checks if transport is None else targets).append(cand)
+            checks.append(cand)
             continue
         try:
             policy.check(parse_url(cand.base_url))
@@ -252,14 +242,18 @@ async def discover(settings: Settings, policy: EgressPolicy, *,
             log.info("discovery: %s", exc.message)
             continue
         targets.append(cand)
+    # Loopback ports are looked at first (a TCP connect, no byte sent: nothing for the
+    # policy to ask or the ledger to record), through the same transport as the probes.
+    network = transport or AiohttpTransport()
     if checks:
-        opened = await asyncio.gather(*(_port_open(c.host, c.port, timeout) for c in checks))
+        opened = await asyncio.gather(*(network.connectable(c.host, c.port, timeout)
+                                        for c in checks))
         targets += [c for c, is_open in zip(checks, opened, strict=True) if is_open]
     if not targets:
-        return []
+        return []  # no HTTP client built (the idle sweep's cost)
     async with make_client(policy, tier="local", purpose="discovery",
                            connect_timeout=timeout, read_timeout=timeout,
-                           auth=_host_tokens(settings), transport=transport) as client:
+                           auth=_host_tokens(settings), transport=network) as client:
         found = await asyncio.gather(*(probe_server(client, c.base_url, timeout, hint=c.hint)
                                        for c in targets))
     ranked = sorted(zip(targets, found, strict=True),

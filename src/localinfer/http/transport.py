@@ -6,6 +6,7 @@ egress checks and records, its limits and its error table run unchanged above it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -66,6 +67,11 @@ class Answer(Protocol):
 class Transport(Protocol):
     async def send(self, request: Request) -> Answer:
         """Send; failures before an answer raise HTTPError."""
+        ...
+
+    async def connectable(self, host: str, port: int, timeout: float) -> bool:
+        """Whether something accepts a TCP connection there (discovery's first, cheapest
+        look at a loopback port, before any HTTP): no bytes are sent."""
         ...
 
     async def aclose(self) -> None: ...
@@ -165,6 +171,16 @@ class AiohttpTransport:
             timeout = self._timeouts[(connect, read)] = aiohttp.ClientTimeout(
                 total=None, sock_connect=connect, sock_read=read)
         return timeout
+
+    async def connectable(self, host: str, port: int, timeout: float) -> bool:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except (TimeoutError, OSError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
     async def send(self, request: Request) -> Answer:
         try:
