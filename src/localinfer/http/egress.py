@@ -99,7 +99,7 @@ class EgressPolicy:
 
     def check(self, url: URLLike, network: NetworkClass | None = None) -> None:
         """Refuse a destination before any connection is made; ``network``: its class,
-        when the caller has it already (the direct client computes it once)."""
+        when the caller has it already (the client computes it once per URL)."""
         if (network or network_class(url.host or "")) == "loopback":
             return
         if self.offline:
