@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from tests.test_rag_index import QUESTIONS  # noqa: E402
+from tests.support.rag import QUESTIONS  # noqa: E402
 
 from bench_embeddings import cpu_model  # noqa: E402
 from localinfer.client import Client  # noqa: E402

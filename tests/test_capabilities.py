@@ -20,7 +20,7 @@ from localinfer.settings import Settings
 from localinfer.types import ChatRequest, ModelInfo
 from tests.fake_backend import FakeBackend
 from tests.gateway_harness import RunApp, client_over, gateway_settings, serve_gateway
-from tests.test_router import StubRouter
+from tests.support.stub_router import StubRouter
 
 TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
 HI = [{"role": "user", "content": "hi"}]
@@ -189,7 +189,7 @@ async def test_a_local_servers_own_context_bounds_max_tokens(tmp_path: Path) -> 
     # sent, in the same words and error as the embedded engine's.
     from localinfer import AsyncClient
     from tests.fakes.network import FakeNetwork
-    from tests.test_discovery_fingerprints import LLAMA_SERVER, VLLM
+    from tests.support.discovery_answers import LLAMA_SERVER, VLLM
 
     network = FakeNetwork({("127.0.0.1", 7301): LLAMA_SERVER, ("127.0.0.1", 7302): VLLM})
     settings = Settings(home=tmp_path, scan_default_ports=False, embedded=False,

@@ -16,13 +16,7 @@ from localinfer.http import EgressPolicy, EgressRecord
 from localinfer.settings import Settings
 from localinfer.types import ServerInfo
 from tests.fakes.network import FakeNetwork, Reply, Routes, ok
-
-
-def openai_list(*ids: str, owned_by: str = "me", **extra: Any) -> dict[str, Any]:
-    return {"object": "list",
-            "data": [{"id": i, "object": "model", "created": 1, "owned_by": owned_by, **extra}
-                     for i in ids]}
-
+from tests.support.discovery_answers import LLAMA_SERVER, VLLM, openai_list
 
 OLLAMA: dict[str, Reply] = {
     "/": ok("Ollama is running"),
@@ -41,23 +35,6 @@ OLLAMA: dict[str, Reply] = {
                                  "mxbai-embed-large:335m", owned_by="library")),
 }
 
-# llama-server (tools/server/server-context.cpp): /v1/models carries an Ollama-style
-# "models" array next to the OpenAI "data" list.
-LLAMA_SERVER: dict[str, Reply] = {
-    "/health": ok({"status": "ok"}, server="llama.cpp"),
-    "/props": ok({"default_generation_settings": {"n_ctx": 2048}, "total_slots": 1,
-                  "model_path": "/models/smollm2.gguf", "build_info": "b7100-1a2b3c4"},
-                 server="llama.cpp"),
-    "/v1/models": ok({
-        "models": [{"name": "smollm2", "model": "smollm2", "modified_at": "", "size": "",
-                    "digest": "", "type": "model", "capabilities": ["completion"],
-                    "details": {"format": "gguf", "family": ""}}],
-        "object": "list",
-        "data": [{"id": "smollm2", "aliases": ["smol"], "tags": [], "object": "model",
-                  "created": 1, "owned_by": "llamacpp", "meta": {"n_ctx_train": 8192}}],
-    }, server="llama.cpp"),
-}
-
 LMSTUDIO: dict[str, Reply] = {
     "/api/v0/models": ok({"object": "list", "data": [
         {"id": "qwen2-vl-7b-instruct", "object": "model", "type": "vlm",
@@ -71,13 +48,6 @@ LMSTUDIO: dict[str, Reply] = {
     "/v1/models": ok(openai_list("qwen2-vl-7b-instruct", "meta-llama-3.1-8b-instruct",
                                  "text-embedding-nomic-embed-text-v1.5",
                                  owned_by="organization_owner")),
-}
-
-VLLM: dict[str, Reply] = {
-    "/version": ok({"version": "0.6.3.post1"}),
-    "/health": ok(""),
-    "/v1/models": ok(openai_list("Qwen/Qwen2.5-7B-Instruct", owned_by="vllm",
-                                 root="Qwen/Qwen2.5-7B-Instruct", max_model_len=32768)),
 }
 
 # LocalAI also serves Ollama's routes, "/" heartbeat included (routes/ollama.go).

@@ -1,6 +1,6 @@
 """`localinfer doctor`: one line per part, exit 0 only when every part holds.
 
-The browser files are a small stand-in vendor/ (tests/test_packaging.py); the engine is
+The browser files are a small stand-in vendor/ (tests/support/fake_vendor.py); the engine is
 the installed xllamacpp (only asked what it is, never started); the model is the bundled
 GGUF ./dev installs; the one server is a protocol fake on loopback.
 """
@@ -17,8 +17,8 @@ from localinfer.assets.cache import ModelCache
 from localinfer.cli.doctor import EXIT_UNHEALTHY
 from localinfer.cli.main import main
 from tests.fakes.ollama import OllamaFake
+from tests.support.fake_vendor import vendor_dir
 from tests.support.servers import RunApp
-from tests.test_packaging import vendor_dir
 
 __all__ = ["vendor_dir"]  # the fixture, shared
 

@@ -22,8 +22,8 @@ from localinfer.errors import BackendError, BadModelFile
 from localinfer.rag import OnnxEmbedder
 from localinfer.settings import Settings
 from localinfer.types import ChatMessage, ChatRequest, EmbeddingRequest
-from tests import test_rag_support as support
-from tests.test_rag_support import cli, cli_env
+from tests.support import rag as support
+from tests.support.rag import cli, cli_env
 
 pytestmark = pytest.mark.integration  # the real ONNX embedder and the CLI
 

@@ -21,7 +21,7 @@ from localinfer.backends.onnx.calibration import CALIBRATION_TEXTS
 from localinfer.backends.onnx.embedder import MODEL_ASSET, TOKENIZER_ASSET, OnnxEmbedder
 from localinfer.backends.onnx.original import ORIGINAL_ASSET, original_model
 from localinfer.settings import Settings
-from tests import test_rag_support as support
+from tests.support import rag as support
 
 pytestmark = pytest.mark.integration  # the real model files and ONNX Runtime
 

@@ -5,8 +5,6 @@ that leaves mid-stream frees its slot in the engine."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import ollama
@@ -14,26 +12,12 @@ import openai
 import pytest
 
 from localinfer.backends.embedded import EmbeddedBackend
-from tests.gateway_harness import RunApp, client_over, gateway_settings
+from tests.support.embedded_gateway import engine, url
 from tests.support.engine import busy_slots, wait_all_slots_free
 
 pytestmark = pytest.mark.integration
 
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EmbeddedBackend]:
-    backend = EmbeddedBackend(gateway_settings(tmp_path, embedded_threads=2))
-    yield backend
-    asyncio.run(backend.stop_engine())
-
-
-@pytest.fixture
-def url(run_app: RunApp, tmp_path: Path, engine: EmbeddedBackend) -> str:
-    from localinfer.gateway import create_app
-
-    settings = gateway_settings(tmp_path, embedded_threads=2)
-    return run_app(create_app(settings, client_over(settings, [engine])))
+__all__ = ["engine", "url"]  # the fixtures, used by name
 
 
 def test_openai_sdk_chats_with_the_embedded_engine(url: str) -> None:

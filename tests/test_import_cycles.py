@@ -1,7 +1,8 @@
 """Import cycles that issue 25 removed stay removed: the import graph of src/localinfer,
 built from the source (every ``import`` and ``from … import`` of a localinfer module, at
 module level, inside functions or under ``TYPE_CHECKING``), has no path back between
-the modules of each pair. And no test imports a conftest: helpers live in tests/support."""
+the modules of each pair. And no test imports a conftest or another test module: helpers
+live in tests/support."""
 
 from __future__ import annotations
 
@@ -121,5 +122,52 @@ def test_no_test_imports_a_conftest() -> None:
             else:
                 continue
             if any("conftest" in name.split(".") for name in names):
+                offenders.append(f"{path.relative_to(TESTS)}:{node.lineno}")
+    assert offenders == []
+
+
+def _is_test_module(name: str) -> bool:
+    """``tests.test_x`` or ``tests.<dir>.test_x``: a module pytest collects tests from."""
+    parts = name.split(".")
+    return parts[0] == "tests" and len(parts) > 1 and parts[-1].startswith("test_")
+
+
+def _imported_names(node: ast.AST, path: Path) -> list[str]:
+    """The dotted names one import statement in ``path`` (under tests/) may load: the
+    module and, for ``from M import x``, ``M.x``; relative imports resolved."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    base = node.module or ""
+    if node.level:
+        package = list(path.relative_to(TESTS.parent).parent.parts)
+        base = ".".join(package[: len(package) - (node.level - 1)] + ([base] if base else []))
+    return [base, *(f"{base}.{alias.name}" for alias in node.names)]
+
+
+def test_the_check_sees_test_modules_however_imported() -> None:
+    here = TESTS / "compat" / "test_x.py"
+    found = [name for source in ("import tests.test_a", "from tests import test_a",
+                                 "from tests.browser.test_b import f", "from . import test_c",
+                                 "from .test_d import f", "from ..hostile import test_e")
+             for node in ast.parse(source).body for name in _imported_names(node, here)
+             if _is_test_module(name)]
+    assert found == ["tests.test_a", "tests.test_a", "tests.browser.test_b",
+                     "tests.compat.test_c", "tests.compat.test_d", "tests.hostile.test_e"]
+    assert not [name for source in ("from tests.support import rag", "import localinfer.test")
+                for node in ast.parse(source).body for name in _imported_names(node, here)
+                if _is_test_module(name)]
+
+
+def test_no_test_imports_another_test_module() -> None:
+    """A test module is pytest's to collect, not a library: what tests share (helpers,
+    fakes, fixtures) is imported from tests/support."""
+    offenders = []
+    for path in sorted(TESTS.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if (isinstance(node, (ast.Import, ast.ImportFrom))
+                    and any(_is_test_module(name) for name in _imported_names(node, path))):
                 offenders.append(f"{path.relative_to(TESTS)}:{node.lineno}")
     assert offenders == []

@@ -27,9 +27,9 @@ from mcp.client.stdio import stdio_client
 
 from localinfer.rag import Index, OnnxEmbedder
 from localinfer.settings import Settings
-from tests import test_rag_support as support
 from tests.fakes.openai_compatible import OpenAICompatibleFake
 from tests.fakes.serve import AppServer
+from tests.support import rag as support
 
 rag_home = support.rag_home
 embedder = support.embedder

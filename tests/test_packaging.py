@@ -29,10 +29,13 @@ from localinfer import __version__
 from localinfer.settings import Settings
 from localinfer.web import vendor
 from localinfer.web.assets import ui_manifest
+from tests.support.fake_vendor import vendor_dir
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT = 1800  # npm ci, two isolated builds and an install on 2 loaded cores
 VENDOR_IN_PACKAGE = "localinfer/web/static/vendor/"
+
+__all__ = ["vendor_dir"]  # the fixture, used by name
 
 
 def build_web_module(path: Path = REPO / "scripts" / "build_web.py") -> ModuleType:
@@ -169,30 +172,6 @@ def test_check_names_a_damaged_vendor_file(tmp_path: Path) -> None:
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert "wllama/index.js does not have its pinned sha256" in line
-
-
-def fake_vendor(root: Path) -> None:
-    """A small vendor/ with every file the page imports, listed with its sha256."""
-    files = []
-    for relative in vendor.REQUIRED:
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(f"// {relative}\n".encode())
-        files.append({"path": relative, "bytes": path.stat().st_size,
-                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
-    manifest = {"packages": [{"name": "@wllama/wllama", "version": "2.4.0", "license": "MIT",
-                              "files": files}]}
-    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-
-
-@pytest.fixture
-def vendor_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "vendor"
-    fake_vendor(root)
-    monkeypatch.setattr(vendor, "VENDOR_ROOT", root)
-    monkeypatch.setattr(vendor, "VENDOR_MANIFEST", root / "manifest.json")
-    monkeypatch.setattr(vendor, "_CHECKOUT_SCRIPT", tmp_path / "absent.py")  # installed
-    return root
 
 
 def test_a_damaged_file_at_run_time_is_one_line_in_the_page_and_serve_log(

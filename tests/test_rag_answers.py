@@ -1,6 +1,6 @@
 """Answers you can check: a sentence stays only with a citation whose span is found in
 the cited chunk (checked by code); otherwise the best passages, labelled extractive.
-The model is scripted (tests/test_rag_index.py's ScriptedChat); retrieval is real."""
+The model is scripted (tests/support/scripted.py's ScriptedChat); retrieval is real."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from localinfer.rag import Index
 from localinfer.rag.answer_model import answering_settings, larger_pulled_model
 from localinfer.rag.ask import check
 from localinfer.settings import Settings
-from tests import test_rag_support as support
-from tests.test_rag_index import ScriptedChat
+from tests.support import rag as support
+from tests.support.scripted import ScriptedChat
 
 embedder = support.embedder
 rag_home = support.rag_home

@@ -18,8 +18,8 @@ from localinfer.rag import Index
 from localinfer.rag.chunking import chunk_blocks
 from localinfer.rag.loaders import iter_files, load
 from localinfer.settings import Settings
-from tests import test_rag_support as support
-from tests.test_rag_support import assert_consistent, cli, cli_env
+from tests.support import rag as support
+from tests.support.rag import assert_consistent, cli, cli_env
 
 embedder = support.embedder
 rag_home = support.rag_home

@@ -16,9 +16,9 @@ from localinfer.rag import Index
 from localinfer.rag.blocks import DocumentError
 from localinfer.rag.search import fts_query, reciprocal_rank_fusion
 from localinfer.settings import Settings
-from localinfer.types import ChatMessage, ChatResponse, Choice
-from tests import test_rag_support as support
-from tests.test_rag_support import assert_consistent, cli, cli_env
+from tests.support import rag as support
+from tests.support.rag import QUESTIONS, assert_consistent, cli, cli_env
+from tests.support.scripted import ScriptedChat
 
 pytestmark = pytest.mark.integration  # the real embedder, the index and the CLI
 
@@ -26,36 +26,6 @@ embedder = support.embedder
 rag_home = support.rag_home
 corpus = support.corpus
 index = support.index
-
-# Paraphrased questions: the answer is in the named file, in the chunk holding the
-# phrase; the questions avoid that phrase's words where the language allows.
-QUESTIONS = [
-    ("How much money can I put towards a new computer or screen?", "handbook.md",
-     "900 euros"),
-    ("My work notebook computer was taken from my bag, what now?", "handbook.md",
-     "lost or stolen"),
-    ("Which afternoon is kept free for concentrated work?", "handbook.md", "Fridays"),
-    ("How long can mothers and fathers stay home after a baby arrives?", "handbook.md",
-     "twenty weeks"),
-    ("Am I allowed to fly to a customer, or should I go by rail?", "handbook.md",
-     "Train travel"),
-    ("How often is limescale removed from the espresso maker?", "handbook.md", "descaled"),
-    ("How do we improve the sticky ground on our plot?", "garden.txt", "horse manure"),
-    ("Why should plants get their water at dawn and not at dusk?", "garden.txt",
-     "early morning"),
-    ("How frequently is the bread culture given flour?", "recipes.html", "twelve"),
-    ("Which loaves contain nuts and how can customers tell?", "recipes.html", "red sticker"),
-    ("What gives the French sticks a glossy crust?", "recipes.html", "boiling water"),
-    ("In what weather does the roof opening of the observatory get shut?",
-     "observatory-manual.pdf", "wind speed"),
-    ("What sort of lamp may I use inside at night?", "observatory-manual.pdf", "red torches"),
-    ("What extra charge applies when a customer settles a bill after the due date?",
-     "billing.py", "two percent"),
-    ("Do customers outside Europe pay sales tax?", "billing.py", "outside the EU"),
-    ("How far ahead do I have to reserve an evening of stargazing?", "observatory.rst",
-     "a week in"),
-    ("What happens to the telescope on freezing nights?", "observatory.rst", "grease"),
-]
 
 
 def _found(hits: list[Any], name: str, phrase: str) -> bool:
@@ -220,25 +190,6 @@ def test_cli_errors_are_one_line(tmp_path: Path, rag_home: Path) -> None:
 
 
 # ask -----------------------------------------------------------------------------------
-
-class ScriptedChat:
-    """Stands in for the Client: records the request, answers with a set text."""
-
-    def __init__(self, answer: str | None = None, error: Exception | None = None) -> None:
-        self.answer = answer
-        self.error = error
-        self.calls: list[dict[str, Any]] = []
-
-    def chat(self, *, messages: Any, model: str | None = None, sensitive: bool = False,
-             **options: Any) -> ChatResponse:
-        self.calls.append({"messages": messages, "model": model, "sensitive": sensitive,
-                           **options})
-        if self.error:
-            raise self.error
-        response = ChatResponse(model="scripted", choices=[Choice(
-            message=ChatMessage(role="assistant", content=self.answer))])
-        return response.served_by("scripted", "embedded")
-
 
 def test_ask_is_sensitive_and_numbers_its_sources(index: Index, corpus: Path) -> None:
     index.add([corpus])

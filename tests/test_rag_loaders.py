@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from localinfer.rag.blocks import DocumentError
 from localinfer.rag.chunking import chunk_blocks
 from localinfer.rag.loaders import FORMATS, iter_files, load
-from tests.test_rag_support import CORPUS
+from tests.support.rag import CORPUS
 
 PAGES = [
     [

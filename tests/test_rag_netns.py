@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import test_rag_support as support
 from tests.netns import needs_netns, run_in_netns
-from tests.test_rag_support import cli, cli_env
+from tests.support import rag as support
+from tests.support.rag import cli, cli_env
 
 embedder = support.embedder
 rag_home = support.rag_home

@@ -31,7 +31,7 @@ from localinfer.settings import Settings
 from localinfer.types import ChatResponse
 from tests.fake_backend import FakeBackend, Script
 from tests.support.clock import ManualClock
-from tests.test_remote_fake import KEY, KEY_ENV, MODEL, FakeRemoteProvider, remote_provider
+from tests.support.remote_provider import KEY, KEY_ENV, MODEL, FakeRemoteProvider, remote_provider
 
 __all__ = ["remote_provider"]  # the fixture, used by name
 

@@ -16,8 +16,8 @@ import pytest
 
 from localinfer.http import EgressRecord
 from localinfer.ledger import EgressLedger
+from tests.support.remote_provider import KEY, KEY_ENV, MODEL, FakeRemoteProvider, remote_provider
 from tests.terminal import Terminal
-from tests.test_remote_fake import KEY, KEY_ENV, MODEL, FakeRemoteProvider, remote_provider
 
 pytestmark = pytest.mark.integration  # runs the real CLI in subprocesses
 

@@ -6,28 +6,11 @@ from typing import Any
 
 import pytest
 
-from localinfer.backends.base import Backend
 from localinfer.errors import BackendError, ModelNotFound, NoBackend, SensitiveDataBlocked
-from localinfer.http import EgressPolicy
-from localinfer.router import Candidate, RemoteTier, Router
-from localinfer.settings import Settings
+from localinfer.router import Candidate, RemoteTier
 from localinfer.types import ChatRequest, EmbeddingRequest, ModelInfo
-from tests.fake_backend import FakeBackend, Script, StaticDiscovery
-
-
-class StubRouter(Router):
-    def __init__(self, local: list[Backend], embedded: list[Backend],
-                 remote: RemoteTier | None = None) -> None:
-        async def make(b: Backend) -> Backend:
-            return b
-
-        factories = [lambda b=b: make(b) for b in embedded]
-        super().__init__(Settings(home="/nonexistent-test-home"), EgressPolicy(),
-                         StaticDiscovery(), embedded=factories, remote=remote)  # type: ignore[arg-type]
-        self._local = local
-
-    async def local_backends(self, *, refresh: bool = False) -> list[Backend]:
-        return list(self._local)
+from tests.fake_backend import FakeBackend, Script
+from tests.support.stub_router import StubRouter
 
 
 class FakeRemote(RemoteTier):

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.gateway_harness import serve_gateway
-from tests.test_sandbox_tools import ToolCallingBackend, code_args
+from tests.support.scripted import ToolCallingBackend, code_args
 
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "2**10?"}]}
 

@@ -14,37 +14,7 @@ from localinfer import AsyncClient, Client, Settings
 from localinfer.backends.base import Backend
 from localinfer.errors import UsageError
 from localinfer.tools import Tool, arun_with_tools, run_python, run_with_tools, tool
-from localinfer.types import ChatChunk, ChatRequest, ChunkChoice, Delta
-from tests.fake_backend import FakeBackend
-
-Turn = tuple[str, Any]  # ("text", "…") or ("tools", [(name, arguments_json), …])
-
-
-class ToolCallingBackend(FakeBackend):
-    """Answers each request with the next scripted turn; a "tools" turn streams tool-call
-    deltas the way OpenAI-compatible servers do (id and name first, arguments in pieces)."""
-
-    def __init__(self, turns: list[Turn]) -> None:
-        super().__init__("embedded", tier="embedded")
-        self.turns = list(turns)
-        self.requests: list[ChatRequest] = []
-
-    async def stream_chat(self, request: ChatRequest, model: str):  # type: ignore[no-untyped-def,override]
-        self.requests.append(request.model_copy(deep=True))
-        kind, payload = self.turns.pop(0) if self.turns else ("text", "(script ended)")
-        if kind == "text":
-            yield ChatChunk(model=model, choices=[ChunkChoice(delta=Delta(content=payload))])
-            yield ChatChunk(model=model, choices=[ChunkChoice(finish_reason="stop")])
-            return
-        for index, (name, arguments) in enumerate(payload):
-            yield ChatChunk(model=model, choices=[ChunkChoice(delta=Delta(tool_calls=[{
-                "index": index, "id": f"call_{len(self.requests)}_{index}", "type": "function",
-                "function": {"name": name, "arguments": ""}}]))])
-            half = len(arguments) // 2
-            for piece in (arguments[:half], arguments[half:]):
-                yield ChatChunk(model=model, choices=[ChunkChoice(delta=Delta(tool_calls=[{
-                    "index": index, "function": {"arguments": piece}}]))])
-        yield ChatChunk(model=model, choices=[ChunkChoice(finish_reason="tool_calls")])
+from tests.support.scripted import ToolCallingBackend, code_args
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -55,10 +25,6 @@ def factory(backend: Backend) -> Callable[[], Any]:
     async def make() -> Backend:
         return backend
     return make
-
-
-def code_args(code: str, **extra: Any) -> str:
-    return json.dumps({"code": code, **extra})
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,10 @@ import pytest
 from localinfer.rag import OnnxEmbedder
 from localinfer.rag.chunking import chunk_blocks
 from localinfer.rag.loaders import load
-from tests import test_rag_support as support
 from tests.browser.harness import NewPage, Recorder, static_site
 from tests.gateway_harness import RunApp
-from tests.test_rag_index import QUESTIONS
+from tests.support import rag as support
+from tests.support.rag import QUESTIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 

@@ -13,7 +13,6 @@ import json
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -22,35 +21,9 @@ from localinfer.web.assets import ENGINE_SINGLE_THREAD, engine_files
 from tests.browser.harness import FakeRemote, NewPage, Recorder, static_site, throttled
 from tests.fake_backend import FakeBackend, Script
 from tests.gateway_harness import RunApp, client_over, gateway_app, gateway_settings
+from tests.support.browser_page import MODEL, app_state, app_url, ask, wait_answers
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-MODEL = "smollm2-135m-instruct"
-
-
-def app_url(origin: str, path: str = "/", **query: Any) -> str:
-    return f"{origin}{path}?{urlencode(query)}" if query else f"{origin}{path}"
-
-
-def ask(page: Any, text: str, *, sensitive: bool = False) -> None:
-    page.wait_for_selector("body[data-state=idle]")
-    page.set_checked("#sensitive", sensitive)
-    page.fill("#prompt", text)
-    page.click("#send")
-
-
-def wait_answers(page: Any, n: int) -> None:
-    """Until ``n`` answers (or errors) are in the log."""
-    page.wait_for_function(
-        "n => document.querySelectorAll('.msg.assistant[data-done=true]').length >= n", arg=n)
-    page.wait_for_selector("body[data-state=idle]")
-
-
-def app_state(page: Any) -> dict[str, Any]:
-    state: dict[str, Any] = page.evaluate(
-        "JSON.parse(JSON.stringify({replies: localinferApp.replies, errors: localinferApp.errors,"
-        " progress: localinferApp.progress}))")
-    return state
 
 
 def origins(page: Any) -> list[dict[str, Any]]:

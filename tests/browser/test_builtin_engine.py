@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tests.browser.harness import NewPage, Recorder
-from tests.browser.test_browser_tier import app_state, ask, wait_answers
+from tests.support.browser_page import app_state, ask, wait_answers
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -22,9 +22,9 @@ import pytest
 
 from localinfer.types import ModelInfo
 from tests.browser.harness import FakeRemote, NewPage, Recorder, static_site
-from tests.browser.test_browser_tier import app_state, ask
 from tests.fake_backend import FakeBackend, Script
 from tests.gateway_harness import RunApp, gateway_app
+from tests.support.browser_page import app_state, ask
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

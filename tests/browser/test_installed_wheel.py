@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from tests.browser.harness import NewPage
-from tests.browser.test_browser_tier import MODEL, app_state, app_url, ask, wait_answers
 from tests.fakes.serve import ServerProcess, free_port
+from tests.support.browser_page import MODEL, app_state, app_url, ask, wait_answers
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -14,10 +14,10 @@ import pytest
 from localinfer import AsyncClient, Settings
 from localinfer.gateway import create_app
 from tests.gateway_harness import RunApp
+from tests.support.embedded_gateway import engine, url
 from tests.support.lazy import LazyModule
-from tests.test_gateway_embedded import engine, url
 
-__all__ = ["engine", "url"]  # the fixtures, shared with test_gateway_embedded, used by name
+__all__ = ["engine", "url"]  # the fixtures (tests/support/embedded_gateway.py), used by name
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download
 litellm = LazyModule("litellm")

@@ -12,7 +12,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-import pytest
+from tests.support.compat_matrix import declared
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "compatibility.md"
@@ -25,20 +25,6 @@ def generator() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def declared() -> set[tuple[str, str, str]]:
-    cells: set[tuple[str, str, str]] = set()
-    for path in sorted(Path(__file__).parent.glob("test_*.py")):
-        try:
-            module = importlib.import_module(f"tests.compat.{path.stem}")
-        except pytest.skip.Exception as exc:
-            pytest.skip(f"{path.name} cannot be imported here: {exc}")
-        for value in vars(module).values():
-            for mark in getattr(value, "pytestmark", []) if callable(value) else []:
-                if mark.name == "compat":
-                    cells.add(tuple(mark.args))  # type: ignore[arg-type]
-    return cells
 
 
 def test_the_committed_matrix_is_generated_and_current() -> None:

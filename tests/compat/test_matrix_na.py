@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.compat import test_matrix
+from tests.support.compat_matrix import declared
 
 # The route manages localinfer's own assets and never reaches a chat backend, so it is
 # the same whatever serves chat.
@@ -26,7 +26,7 @@ NOT_APPLICABLE: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {
 def _test(client: str, operation: str) -> Callable[[], None]:
     def test() -> None:
         backends = NOT_APPLICABLE[(client, operation)][0]
-        tested = {b for c, o, b in test_matrix.declared()
+        tested = {b for c, o, b in declared()
                   if (c, o) == (client, operation) and b not in backends}
         assert tested, f"{client} {operation}: n/a everywhere it is declared, tested nowhere"
     return test

@@ -15,7 +15,7 @@ import pytest
 
 from tests.hostile.egress_trace import egress_attempts, report, without_telemetry_silencers
 from tests.netns import needs_netns, run_in_netns
-from tests.test_rag_support import CORPUS, cli, cli_env
+from tests.support.rag import CORPUS, cli, cli_env
 
 pytestmark = [pytest.mark.hostile, pytest.mark.integration, pytest.mark.slow, needs_netns,
               pytest.mark.skipif(shutil.which("strace") is None,

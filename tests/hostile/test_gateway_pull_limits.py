@@ -17,10 +17,12 @@ import httpx
 import pytest
 
 from tests.gateway_harness import serve_gateway
-from tests.hostile.test_pull_cache import GGUF_HEAD, MB, Body, Server, server  # noqa: F401
+from tests.support.pull_server import GGUF_HEAD, MB, Body, Server, server
 from tests.support.servers import RunApp
 
 pytestmark = pytest.mark.hostile
+
+__all__ = ["server"]  # the fixture, used by name
 
 
 def entry(url: str, data: bytes) -> dict[str, Any]:
@@ -41,7 +43,7 @@ def pull(gateway: str, name: str, stream: bool) -> httpx.Response:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_pull_without_a_size_is_refused_after_the_headers(
-        run_app: RunApp, tmp_path: Path, server: Server, stream: bool) -> None:  # noqa: F811
+        run_app: RunApp, tmp_path: Path, server: Server, stream: bool) -> None:
     data = GGUF_HEAD + bytes(16 * MB)
     url = server.add("/nolength.bin", Body(data, length=False, delay=0.005))
     home = tmp_path / "home"
@@ -58,7 +60,7 @@ def test_a_pull_without_a_size_is_refused_after_the_headers(
 
 
 def test_a_pull_announced_above_download_confirm_bytes_is_refused_before_the_body(
-        run_app: RunApp, tmp_path: Path, server: Server) -> None:  # noqa: F811
+        run_app: RunApp, tmp_path: Path, server: Server) -> None:
     data = GGUF_HEAD + bytes(4 * MB)
     # The HEAD the disclosure makes does not say the size (so it cannot refuse it
     # first); the GET does.
@@ -75,7 +77,7 @@ def test_a_pull_announced_above_download_confirm_bytes_is_refused_before_the_bod
 
 
 def test_a_damaged_manifest_is_503_naming_it_and_cache_repair(
-        run_app: RunApp, tmp_path: Path, server: Server) -> None:  # noqa: F811
+        run_app: RunApp, tmp_path: Path, server: Server) -> None:
     """Before: /api/pull answered 400 (as if the request were wrong) and /api/delete 404
     ('not found; available: none'). The listings do not read the manifest (they list what
     the backends serve) and keep answering."""

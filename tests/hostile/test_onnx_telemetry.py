@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from localinfer.backends.onnx import runtime
-from tests import test_rag_support as support
 from tests.hostile.egress_trace import egress_attempts, report, without_telemetry_silencers
 from tests.netns import needs_netns, run_in_netns
+from tests.support import rag as support
 
 pytestmark = pytest.mark.hostile
 

@@ -19,7 +19,7 @@ from localinfer.redact import MASK, redact
 from localinfer.remote import ProviderStore, RemoteProvider
 from localinfer.settings import Settings
 from tests.fakes.base import FakeModel
-from tests.test_remote_fake import KEY, KEY_ENV, MODEL, FakeRemoteProvider, serve_remote
+from tests.support.remote_provider import KEY, KEY_ENV, MODEL, FakeRemoteProvider, serve_remote
 
 pytestmark = pytest.mark.hostile
 

