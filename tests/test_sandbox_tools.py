@@ -218,17 +218,21 @@ def test_usage_errors(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def tool_calling_server(llama_server_bin: Path, bundled_gguf: Path,
                         tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """llama.cpp's own llama-server on the bundled GGUF with ``--jinja``: its tool-calling
-    chat handling (the generic format, for templates without tools). The same llama.cpp
-    as the embedded tier. (llama-cpp-python's ``chatml-function-calling`` was tried first:
-    with the 135M model it generated tool arguments without end, ignoring max_tokens.)"""
+    """llama.cpp's own llama-server on the bundled GGUF with ``--jinja`` and the template
+    localinfer ships for it (``chatml-tools``, as ``embedded_chat_template`` gives the
+    engine): SmolLM2's own template drops ``tools`` (/props says so), and a local server
+    whose template drops them is refused tools by the router, as the gateway always did.
+    (llama-cpp-python's ``chatml-function-calling`` was tried first: with the 135M model
+    it generated tool arguments without end, ignoring max_tokens.)"""
+    from localinfer.backends.embedded.backend import TEMPLATES
     from tests.fakes.serve import free_port
     from tests.support.servers import SERVER_THREADS, serve
 
     port = free_port()
     log = tmp_path_factory.mktemp("llama-tools") / "server.log"
     cmd = [str(llama_server_bin), "-m", str(bundled_gguf), "--host", "127.0.0.1",
-           "--port", str(port), "-c", "2048", "-t", SERVER_THREADS, "--no-webui", "--jinja"]
+           "--port", str(port), "-c", "2048", "-t", SERVER_THREADS, "--no-webui", "--jinja",
+           "--chat-template-file", str(TEMPLATES / "chatml-tools.jinja")]
     yield from serve(cmd, "/health", port, log)
 
 
