@@ -29,7 +29,8 @@ def test_a_parsed_reply_keeps_its_bytes_and_refuses_changes() -> None:
                                 (chunk.choices[0].delta, "content", "bye"),
                                 (chunk.usage, "total_tokens", 9),
                                 (reply, "model", "other"),
-                                (reply.choices[0], "finish_reason", None)):
+                                (reply.choices[0], "finish_reason", None),
+                                (reply.choices[0].message, "content", "bye")):
         with pytest.raises(ValidationError, match="frozen"):
             setattr(target, name, value)
     assert wire_bytes(chunk) == CHUNK and wire_bytes(reply) == REPLY

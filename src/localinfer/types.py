@@ -37,18 +37,21 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
-class ToolCallFunction(_Open):
+class ToolCallFunction(_Frozen):
     name: str | None = None
     arguments: str | None = None
 
 
-class ToolCall(_Open):
+class ToolCall(_Frozen):
     id: str | None = None
     type: Literal["function"] = "function"
     function: ToolCallFunction
 
 
-class ChatMessage(_Open):
+class ChatMessage(_Frozen):
+    """One message: immutable, as it may sit in a reply that keeps its server's bytes
+    (messages in requests are values too: build a new one to change it)."""
+
     role: Role
     # Content can be a string or a list of typed parts (OpenAI's multimodal shape).
     content: str | list[dict[str, Any]] | None = None

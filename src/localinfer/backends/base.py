@@ -75,9 +75,8 @@ async def collect(chunks: AsyncIterator[ChatChunk], model: str) -> ChatResponse:
             finish = choice.finish_reason or finish
             for call in choice.delta.tool_calls or []:
                 _merge_tool_call(tool_calls, call)
-    message = ChatMessage(role="assistant", content="".join(text))
-    if tool_calls:
-        message.tool_calls = [ToolCall.model_validate(tool_calls[i]) for i in sorted(tool_calls)]
+    message = ChatMessage(role="assistant", content="".join(text), tool_calls=[
+        ToolCall.model_validate(tool_calls[i]) for i in sorted(tool_calls)] or None)
     ids = {"id": first.id} if first is not None else {}
     return ChatResponse(model=first.model if first else model,
                         choices=[Choice(message=message, finish_reason=finish)], usage=usage,

@@ -37,16 +37,13 @@ def openai_message(m: OllamaMessage, index: int) -> ChatMessage:
         parts += [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{img}"}}
                   for img in m.images]
         content = parts
-    message = ChatMessage(role=m.role, content=content)
-    if m.tool_calls:
-        message.tool_calls = [
-            {"id": f"call_{index}_{i}", "type": "function",  # type: ignore[misc]
-             "function": {"name": c.function.name,
-                          "arguments": json.dumps(c.function.arguments)}}
-            for i, c in enumerate(m.tool_calls)]
-    if m.role == "tool" and m.tool_name:
-        message.name = m.tool_name
-    return message
+    calls = [{"id": f"call_{index}_{i}", "type": "function",
+              "function": {"name": c.function.name,
+                           "arguments": json.dumps(c.function.arguments)}}
+             for i, c in enumerate(m.tool_calls or ())]
+    return ChatMessage.model_validate({
+        "role": m.role, "content": content, "tool_calls": calls or None,
+        "name": m.tool_name if m.role == "tool" and m.tool_name else None})
 
 
 def response_format(fmt: str | dict[str, Any] | None) -> dict[str, Any] | None:

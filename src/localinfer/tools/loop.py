@@ -102,9 +102,9 @@ class _Loop:
             self.handed_back = True  # the caller executes those: hand the reply back
             return []
         self.rounds += 1
-        for i, call in enumerate(calls):
-            if not call.id:
-                call.id = f"call_{self.rounds}_{i}"
+        # A call without an id gets one (a copy: the reply itself stays as it came).
+        calls = [call if call.id else call.model_copy(update={"id": f"call_{self.rounds}_{i}"})
+                 for i, call in enumerate(calls)]
         assert message is not None
         # content "" rather than null: some chat templates read it unconditionally.
         self.messages.append(ChatMessage(role="assistant", content=message.content or "",
