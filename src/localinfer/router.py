@@ -240,6 +240,14 @@ class Router:
             # The server may have stopped: the next request sweeps again.
             self._discovery.invalidate()
 
+    def _fail_over(self, backend: Backend, exc: BackendError, tried: Tried) -> None:
+        """Note a failure so the next candidate is tried; raise it instead when failing
+        over cannot help: mid-answer, or the request itself is wrong (the next backend
+        would get the same request)."""
+        if not exc.before_first_token or isinstance(exc, UpstreamRejected):
+            raise exc
+        self._failed(backend, exc, tried)
+
     def check(self, request: ChatRequest) -> ChatRequest:
         """The request-field table and bounds (request_fields.py), before any upstream:
         the request to send, without the documented drops (``store``, ``metadata``, …)."""
@@ -263,9 +271,7 @@ class Router:
                     continue
                 response = await cand.backend.chat(request, cand.model)
             except BackendError as exc:
-                if not exc.before_first_token or isinstance(exc, UpstreamRejected):
-                    raise  # mid-answer, or the request itself is wrong: no failover
-                self._failed(cand.backend, exc, tried)
+                self._fail_over(cand.backend, exc, tried)
                 continue
             return response.served_by(cand.backend.name, cand.backend.tier)
         raise tried.error()
@@ -276,25 +282,17 @@ class Router:
         tried = Tried(needs(request))
         for cand in await self.candidates(request.model, "chat", sensitive=sensitive,
                                           names=names):
+            stream: ChatStream | None = None
             try:
                 if await tried.refuses(cand, request):
                     continue
-            except BackendError as exc:
-                if not exc.before_first_token or isinstance(exc, UpstreamRejected):
-                    raise
-                self._failed(cand.backend, exc, tried)
-                continue
-            stream = cand.backend.stream_chat(request, cand.model)
-            try:
+                stream = cand.backend.stream_chat(request, cand.model)
                 # Peek: a failure before the first chunk fails over to the next candidate.
-                first = await anext(aiter(stream))
-            except StopAsyncIteration:
-                first = None
+                first = await anext(aiter(stream), None)
             except BackendError as exc:
-                await stream.aclose()
-                if not exc.before_first_token or isinstance(exc, UpstreamRejected):
-                    raise  # mid-answer, or the request itself is wrong: no failover
-                self._failed(cand.backend, exc, tried)
+                if stream is not None:
+                    await stream.aclose()
+                self._fail_over(cand.backend, exc, tried)
                 continue
             try:
                 if first is not None:

@@ -111,14 +111,14 @@ class _Served(_Frozen):
     # The inference host that served it (hosts/); None for the embedded engine and remote.
     host: str | None = Field(default=None, exclude=True)
 
-    def served_by(self, backend: str | None, tier: Tier | None, *,
+    def served_by(self, backend: str | None = None, tier: Tier | None = None, *,
                   host: str | None = None) -> Self:
-        """Say where this reply came from: the one change a parsed reply takes, as none of
-        it is serialised (its kept server bytes stay true). Returns the reply."""
-        _set(self, "backend", backend)
-        _set(self, "tier", tier)
-        if host is not None:
-            _set(self, "host", host)
+        """Say where this reply came from (what is given; None keeps what it says): the
+        one change a parsed reply takes, as none of it is serialised (its kept server
+        bytes stay true). Returns the reply."""
+        for name, value in (("backend", backend), ("tier", tier), ("host", host)):
+            if value is not None:
+                _set(self, name, value)
         return self
 
 

@@ -76,7 +76,7 @@ class HostBackend(OpenAIHTTPBackend):
         finally:
             self.health.end()
         self.health.succeeded(time.perf_counter() - started)
-        response.served_by(response.backend, response.tier, host=self.name)
+        response.served_by(host=self.name)
         trace.served_by(self.name)
         return response
 
@@ -90,7 +90,7 @@ class HostBackend(OpenAIHTTPBackend):
                     first = False
                     self.health.succeeded(time.perf_counter() - started)
                     trace.served_by(self.name)
-                chunk.served_by(chunk.backend, chunk.tier, host=self.name)
+                chunk.served_by(host=self.name)
                 yield chunk
         except BackendError as exc:
             self._failed(exc)
