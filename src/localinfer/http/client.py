@@ -93,14 +93,7 @@ class Response:
 
     async def aread(self) -> bytes:
         if self._content is None:
-            # aiter_bytes inlined: every non-streamed answer comes this way.
-            cap, parts = self._client.max_response_bytes, []
-            async for data in self._answer.chunks():
-                self.received += len(data)
-                if cap is not None and self.received > cap:
-                    raise _too_large(cap)
-                parts.append(data)
-            self._content = b"".join(parts)
+            self._content = b"".join([data async for data in self.aiter_bytes()])
         return self._content
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
@@ -108,7 +101,10 @@ class Response:
         async for data in self._answer.chunks():
             self.received += len(data)
             if cap is not None and self.received > cap:
-                raise _too_large(cap)
+                # Raised inside the read: closing the answer closes the connection,
+                # which is what stops the server generating.
+                raise HTTPError("too_large", f"the answer passed {cap} bytes "
+                                "(max_response_bytes) and was cut off")
             yield data
 
     async def aiter_lines(self) -> AsyncIterator[bytes]:
@@ -234,17 +230,9 @@ class HttpClient:
                       timeout: float | None = _UNSET,
                       read_timeout: float | None = _UNSET) -> Response:
         """The whole answer (``content``), whatever its status."""
-        # ``stream`` without its context-manager machinery: the hot path's shape.
-        response = await self.open(method, url, content=content, json=json, headers=headers,
-                                   timeout=timeout, read_timeout=read_timeout)
-        error: BaseException | None = None
-        try:
+        async with self.stream(method, url, content=content, json=json, headers=headers,
+                               timeout=timeout, read_timeout=read_timeout) as response:
             await response.aread()
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            await response.aclose(error)
         return response
 
     async def get(self, url: str, **kwargs: Any) -> Response:
@@ -266,13 +254,6 @@ class HttpClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _too_large(cap: int) -> HTTPError:
-    # Raised inside the read: closing the answer closes the connection, which is what
-    # stops the server generating.
-    return HTTPError("too_large", f"the answer passed {cap} bytes (max_response_bytes) "
-                     "and was cut off")
 
 
 def _wire_error(exc: BaseException | None) -> str | None:
