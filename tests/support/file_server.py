@@ -17,10 +17,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
+from tests.support.servers import http_server
 
 
 @dataclass
@@ -160,16 +162,8 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
 def serve() -> Iterator[FileServer]:
     """Run a FileServer on 127.0.0.1 until the generator is closed (fixture body)."""
     fs = FileServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fs))
-    httpd.daemon_threads = True
-    fs.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    # shutdown() waits for serve_forever's next poll: 10 ms, not the default half second.
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                              daemon=True)
-    thread.start()
-    yield fs
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(_handler(fs)) as fs.base_url:
+        yield fs
 
 
 def blob(size: int, seed: int = 1) -> bytes:

@@ -4,13 +4,14 @@ it counts the body bytes it wrote per path."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from tests.support.servers import http_server
 
 MB = 1 << 20
 GGUF_HEAD = b"GGUF" + (3).to_bytes(4, "little") + bytes(16)  # v3, no tensors, no keys
@@ -79,13 +80,5 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def server() -> Iterator[Server]:
     srv = Server()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(srv))
-    httpd.daemon_threads = True
-    srv.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    # shutdown() waits for serve_forever's next poll: 10 ms, not the default half second.
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                              daemon=True)
-    thread.start()
-    yield srv
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(_handler(srv)) as srv.base_url:
+        yield srv

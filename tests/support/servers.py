@@ -4,8 +4,11 @@ length of a fixture). The fixtures themselves live in tests/conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -34,3 +37,19 @@ def serve(cmd: list[str], ready_path: str, port: int, log: Path) -> Iterator[str
         yield base_url
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """The standard library's threading HTTP server on 127.0.0.1 (a free port) for the
+    ``with`` block: its base URL. Stopped at once on leaving (a 10 ms poll, not 0.5 s)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
