@@ -5,6 +5,9 @@ SSE reading, the backend's parsing — is the production path."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -132,3 +135,43 @@ async def test_a_model_list_the_backend_asks_itself_is_reused_then_asked_again()
     fail = False
     assert [m.id for m in await srv.models()] == ["m1"]  # a failure is not kept
     assert asked == ["/v1/models"] * 3
+
+
+def test_a_downed_loopback_is_named_not_taken_for_a_stopped_server() -> None:
+    import errno
+    from types import SimpleNamespace
+
+    import aiohttp
+
+    from localinfer.http import backend_error
+    from localinfer.http.transport import converted
+
+    key = SimpleNamespace(host="127.0.0.1", port=9, ssl=False)
+    down = aiohttp.ClientConnectorError(key, OSError(errno.ENETUNREACH, "unreachable"))  # type: ignore[arg-type]
+    refused = aiohttp.ClientConnectorError(key, OSError(errno.ECONNREFUSED, "refused"))  # type: ignore[arg-type]
+    said = [backend_error(converted(e), "embedded", "http://127.0.0.1:9/v1").message  # type: ignore[arg-type]
+            for e in (down, refused)]
+    assert "loopback interface is down" in said[0] and "ip link set lo up" in said[0]
+    assert "is the server running?" in said[1]
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare (util-linux)")
+def test_inside_plain_unshare_n_the_error_says_to_bring_loopback_up() -> None:
+    # A namespace made with plain `unshare -n` has its loopback down: the engine on
+    # 127.0.0.1 cannot be reached, and the error has to say why.
+    script = ("import asyncio\n"
+              "from localinfer.http import EgressPolicy, backend_error, make_client\n"
+              "async def main():\n"
+              "    client = make_client(EgressPolicy(), tier='embedded')\n"
+              "    try:\n"
+              "        await client.get('http://127.0.0.1:9/v1/models')\n"
+              "    except Exception as exc:\n"
+              "        print(backend_error(exc, 'embedded', 'http://127.0.0.1:9/v1').message)\n"
+              "    finally:\n"
+              "        await client.aclose()\n"
+              "asyncio.run(main())\n")
+    done = subprocess.run(["unshare", "-n", sys.executable, "-c", script],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and "unshare" in done.stderr:
+        pytest.skip(f"cannot create a network namespace here: {done.stderr.strip()[:200]}")
+    assert "ip link set lo up" in done.stdout, done.stdout + done.stderr

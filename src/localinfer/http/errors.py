@@ -100,6 +100,9 @@ def backend_error(exc: Exception, backend: str, base_url: str) -> BackendError:
 
 _WIRE_MESSAGES = {
     "connect": "cannot connect to {backend} at {base_url}: is the server running?",
+    "loopback_down": "cannot reach {backend} at {base_url}: the loopback interface is down "
+                     "in this network namespace (plain `unshare -n` leaves it down: run "
+                     "`ip link set lo up` in it)",
     "closed": "{backend} at {base_url} closed the connection mid-response: "
               "the answer is incomplete",
 }

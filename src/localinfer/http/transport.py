@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from .egress import network_class
 
 if TYPE_CHECKING:
     import yarl  # imported when a request is made: aiohttp's own URL type
 
 
 # What went wrong on the wire, for one error table (http/errors.py).
-WireKind = Literal["connect", "timeout", "closed", "status", "too_large", "other"]
+WireKind = Literal["connect", "loopback_down", "timeout", "closed", "status", "too_large",
+                   "other"]
 
 
 class HTTPError(Exception):
@@ -105,10 +109,21 @@ def converted(exc: BaseException) -> BaseException:
     kind = _wire_kind(exc)
     if kind is None:
         return exc
+    if kind == "connect" and _loopback_down(exc):
+        kind = "loopback_down"
     detail = type(exc).__name__ if kind == "timeout" else f"{type(exc).__name__}: {exc}"
     error = HTTPError(kind, detail)
     error.__cause__ = exc
     return error
+
+
+def _loopback_down(exc: BaseException) -> bool:
+    """A loopback address answering "network unreachable": its interface is down, as in a
+    namespace made with plain ``unshare -n`` — not a server that is not running."""
+    os_error = getattr(exc, "os_error", None)
+    host = getattr(exc, "host", None)
+    return (getattr(os_error, "errno", None) == errno.ENETUNREACH
+            and isinstance(host, str) and network_class(host) == "loopback")
 
 
 class _AiohttpAnswer:
