@@ -399,12 +399,15 @@ class ConsentedRemoteTier(RemoteTier):
         self.on_consent = on_consent
         self._transport = transport
         self._backends: dict[str, GatedRemoteBackend] = {}
+        self._retired: list[GatedRemoteBackend] = []  # replaced, closed on aclose
         self._warned: str | None = None
         self._listed: tuple[tuple[RemoteProvider, ...], list[ModelInfo]] | None = None
 
     def _gated(self, provider: RemoteProvider) -> GatedRemoteBackend:
         backend = self._backends.get(provider.name)
         if backend is None or backend.provider != provider:
+            if backend is not None:  # changed: its connections are closed with the tier's
+                self._retired.append(backend)
             backend = GatedRemoteBackend(
                 provider, settings=self._settings, policy=self._policy, consent=self.consent,
                 on_consent=self.on_consent, transport=self._transport)
@@ -449,6 +452,7 @@ class ConsentedRemoteTier(RemoteTier):
         return granted + others
 
     async def aclose(self) -> None:
-        for backend in self._backends.values():
+        for backend in [*self._backends.values(), *self._retired]:
             await backend.aclose()
         self._backends.clear()
+        self._retired.clear()
