@@ -101,6 +101,7 @@ class Store:
     def __init__(self, path: Path, *, embedder_id: str, dim: int,
                  timeout: float = BUSY_TIMEOUT_S) -> None:
         self.path = path
+        self.timeout = timeout
         self.dim = dim
         self.embedder_id = embedder_id
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,8 +130,7 @@ class Store:
 
     def _init_schema(self) -> None:
         try:
-            # WAL: readers never wait for the writer; set once, it is stored in the file.
-            self.db.execute("PRAGMA journal_mode = WAL")
+            self._use_wal()
             self.db.execute("PRAGMA synchronous = NORMAL")
             with self.write():
                 for statement in _SCHEMA:
@@ -157,6 +157,22 @@ class Store:
             raise IndexUnusable(
                 f"index {self.path} was built with embedder {meta.get('embedder')!r}, not "
                 f"{self.embedder_id!r}: use the same embedder or start a new index file")
+
+    def _use_wal(self) -> None:
+        """WAL: readers never wait for the writer; set once, it is stored in the file.
+        Switching a new file to it takes a lock SQLite's busy handler does not wait for,
+        so two processes creating one index at once (two ``index add``) would see
+        "database is locked": the switch is retried within the busy timeout instead."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self.db.execute("PRAGMA journal_mode = WAL")
+                return
+            except self.errors as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _drop_vec0(self) -> None:
         """Drop the ``vec0`` copy of the sign bits that files from before issue 25 kept
